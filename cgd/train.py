@@ -1,5 +1,7 @@
 """One TRL SFTTrainer wrapper for every method: only the dataset differs between methods.
 
+The step is cgd/fast_sft.py's: TRL's batches and loss, computed without padding or prompt logits.
+
 Matched budget: every method of a run gets the same problems, the same number of optimizer steps
 (`max_steps`, never epochs: the datasets' lengths differ in tokens), learning rate, schedule, batch,
 max length and seed. The loss is on the completion only (TRL builds labels -100 on the prompt).
@@ -15,14 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from trl import SFTTrainer
 
 from harness.errors import HarnessError
-from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
+from harness.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
 from harness.run import RunDir
 
 from cgd import methods, prompts
 from cgd.build import dataset_path
+from cgd.fast_sft import FastSFTTrainer
 from cgd.teachers.base import meta_path
 
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -95,8 +97,8 @@ def lora_config(cfg: TrainConfig):
                       target_modules=targets, task_type="CAUSAL_LM")
 
 
-class CountingTrainer(SFTTrainer):
-    """SFTTrainer that counts the tokens each optimizer step really saw and keeps the per-step log."""
+class CountingTrainer(FastSFTTrainer):
+    """The project's trainer (TRL's SFTTrainer, fast CPU step) that counts the tokens each optimizer step really saw and keeps the per-step log."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -188,7 +190,11 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
     checkpoint = run.path(train_dir(label), "checkpoint")
     trainer = make_trainer(model, tokenizer, examples, cfg, checkpoint)
     trainer.train()
-    trainer.save_model(str(checkpoint))  # a PEFT model saves its adapter only
+    # A PEFT model saves its adapter only. Every rank calls save_model; only rank 0 writes.
+    if trainer.is_world_process_zero():
+        atomic_write_dir(checkpoint, lambda tmp: trainer.save_model(str(tmp)))
+    else:
+        trainer.save_model(str(checkpoint))
     losses = [e["loss"] for e in trainer.steps_log]
     summary = {
         "method": method,

@@ -11,12 +11,11 @@ import json
 import logging
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import atomic_write_json, sha256_file, stable_hash
+from harness.io import atomic_write_dir, atomic_write_json, sha256_file, stable_hash
 from harness.paths import harness_home
 
 log = logging.getLogger(__name__)
@@ -116,17 +115,10 @@ def _tiny_dir() -> Path:
 
 
 def _materialise(target: Path, build) -> Path:
-    """Build a model dir once; build into a temp sibling and rename so a crash never leaves half of one."""
+    """Build a model dir once, atomically: a crash never leaves half of one."""
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    build(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process finished the same build first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return atomic_write_dir(target, build)
 
 
 def _hub_dir(repo_id: str) -> Path:

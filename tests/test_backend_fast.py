@@ -200,10 +200,12 @@ def test_loglikelihood_shares_contexts_and_matches_manual_sum(varied_model):
 
 
 # --- training fast path (cgd/fast_sft.py) -----------------------------------------------------------
-def test_fast_sft_trainer_reproduces_trl_losses(varied_model, tmp_path):
-    """Same examples, seed and batches: per-step losses and token counts equal TRL's padded SFTTrainer."""
+@pytest.mark.parametrize("batch_size,grad_accum", [(4, 1), (2, 2)])
+def test_fast_sft_trainer_reproduces_trl(varied_model, tmp_path, batch_size, grad_accum):
+    """Same examples, seed and batches: per-step losses, token counts and final weights equal TRL's."""
     import warnings
 
+    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -213,20 +215,25 @@ def test_fast_sft_trainer_reproduces_trl_losses(varied_model, tmp_path):
     rows = [{"prompt": [{"role": "user", "content": p * (i + 1)}],
              "completion": [{"role": "assistant", "content": "The answer is " + "four " * (3 * i + 1)}]}
             for i, p in enumerate(SHORT * 2)]
-    runs = {}
+    runs, weights = {}, {}
     for name, cls in [("trl", SFTTrainer), ("fast", FastSFTTrainer)]:
         model, tok = resolve_model(str(varied_model)).load()
         model.train()
-        config = SFTConfig(output_dir=str(tmp_path / name), use_cpu=True, bf16=False, per_device_train_batch_size=4,
+        config = SFTConfig(output_dir=str(tmp_path / name), use_cpu=True, bf16=False,
+                           per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
                            max_steps=3, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-                           max_length=40, seed=0)
+                           max_length=40, seed=0, learning_rate=1e-3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer = cls(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tok)
             trainer.train()
-        runs[name] = [(e["loss"], e["num_tokens"]) for e in trainer.state.log_history if "loss" in e]
-        assert model.config._attn_implementation == "sdpa"  # the varlen attention is for training only
+        runs[name] = [(e["loss"], e["num_tokens"], e["mean_token_accuracy"])
+                      for e in trainer.state.log_history if "loss" in e]
+        weights[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     assert len(runs["fast"]) == 3
-    for (a, n), (b, m) in zip(runs["trl"], runs["fast"]):
-        assert n == m  # max_length truncation applied alike
+    for (a, n, acc), (b, m, acc2) in zip(runs["trl"], runs["fast"]):
+        assert n == m  # same batches, max_length truncation applied alike
         assert abs(a - b) < 1e-4
+        assert abs(acc - acc2) < 1e-6
+    moved = max((weights["trl"][k] - weights["fast"][k]).abs().max().item() for k in weights["trl"])
+    assert moved < 1e-4

@@ -76,3 +76,70 @@ def test_empty_data_file_is_named(tmp_path, tiny_model):
     proc = run_cli("eval", "--model", str(tiny_model), "--benchmarks", "amc23", "--limit", "1",
                    "-o", str(tmp_path / "run"), env_extra={"HARNESS_DATA_DIR": str(tmp_path / "data")})
     assert_one_line_error(proc, "has no rows")
+
+
+# --- the run directory becomes unwritable: disk full, read-only ------------------------------------
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    import errno
+
+    from harness.errors import HarnessError
+    from harness.io import atomic_write_json
+
+    target = tmp_path / "results.json"
+    atomic_write_json(target, {"score": 1})
+
+    def disk_full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(HarnessError, match="cannot write .*results.json: No space left on device"):
+        atomic_write_json(target, {"score": 2})
+    assert json.loads(target.read_text()) == {"score": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def _in_mount_namespace(script: str) -> subprocess.CompletedProcess:
+    """Run `script` as root in a private mount namespace, where tmpfs and read-only binds are allowed."""
+    if shutil.which("unshare") is None or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        pytest.skip("needs root and unshare(1) for a private mount namespace")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
+    return subprocess.run(["unshare", "-m", "sh", "-ec", script], capture_output=True, text=True, timeout=600,
+                          env=os.environ)
+
+
+def _tree(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _eval_cmd(model, run, benchmark: str) -> str:
+    return (f"{sys.executable} -m harness eval --model {model} --benchmarks {benchmark} --limit 2 "
+            f"--max-new-tokens 8 -o {run}")
+
+
+def test_read_only_run_dir_is_one_clear_error_and_changes_nothing(tmp_path, tiny_model):
+    run = tmp_path / "run"
+    assert run_cli(*_eval_cmd(tiny_model, run, "math500").split()[3:]).returncode == 0
+    before = _tree(run)
+    proc = _in_mount_namespace(f"mount --bind {run} {run}; mount -o remount,ro,bind {run}; "
+                               f"{_eval_cmd(tiny_model, run, 'amc23')}")
+    assert_one_line_error(proc, "cannot write", "Read-only file system")
+    assert _tree(run) == before
+
+
+def test_full_disk_is_one_clear_error_and_the_rerun_completes(tmp_path, tiny_model):
+    reference, run = tmp_path / "reference", tmp_path / "full"
+    assert run_cli(*_eval_cmd(tiny_model, reference, "math500").split()[3:]).returncode == 0
+    run.mkdir()
+    # A 1 MiB tmpfs filled to the last block: the first artefact written hits ENOSPC.
+    proc = _in_mount_namespace(f"mount -t tmpfs -o size=1m tmpfs {run}; "
+                               f"dd if=/dev/zero of={run}/filler bs=4k 2>/dev/null || true; "
+                               f"{_eval_cmd(tiny_model, run, 'math500')}")
+    assert_one_line_error(proc, "cannot write", "No space left on device")
+    # The namespace (and its full tmpfs) is gone: the same command on the freed disk completes,
+    # and its per-sample records equal the uninterrupted run's.
+    assert run_cli(*_eval_cmd(tiny_model, run, "math500").split()[3:]).returncode == 0
+    name = "eval/" + next(p.name for p in (reference / "eval").iterdir()) + "/samples_math500.jsonl"
+    assert (run / name).read_bytes() == (reference / name).read_bytes()

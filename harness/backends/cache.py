@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from contextlib import contextmanager
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.backends.base import GenRequest, GenResult
+from harness.errors import HarnessError
 from harness.io import stable_hash
 from harness.paths import harness_home
 
@@ -21,12 +23,22 @@ from harness.paths import harness_home
 class ResultCache:
     def __init__(self, path: Path | None = None):
         self.path = path or harness_home() / "cache" / "generations.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.commit()
+        with self._writing():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.commit()
+
+    @contextmanager
+    def _writing(self):
+        """A full disk or a read-only cache is one clear error; SQLite rolls the transaction back."""
+        try:
+            yield
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise HarnessError(f"cannot write the generation cache {self.path}: {exc}; finished results "
+                               "are kept, re-run the same command once it is writable") from exc
 
     def get_many(self, keys: Sequence[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}
@@ -39,7 +51,7 @@ class ResultCache:
         return found
 
     def put_many(self, items: dict[str, dict]) -> None:
-        with self._lock, self._db:
+        with self._lock, self._writing(), self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)",
                 [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()],
