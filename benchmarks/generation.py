@@ -26,7 +26,7 @@ from pathlib import Path
 
 ENGINES = {
     "project": "HFBackend default engine (continuous batching), batch_size slots",
-    "lm-eval-hf": "lm_eval.models.huggingface.HFLM, stock settings (batch_size=1)",
+    "lm-eval-hf": "lm_eval.models.huggingface.HFLM, stock settings (batch_size=1 unless --lm-eval-batch-size)",
     "generate": "HFBackend engine=generate (transformers generate, padded batches of batch_size)",
     "project-int8": "HFBackend continuous engine with quantize='int8' (opt-in, numerics change)",
 }
@@ -42,7 +42,7 @@ def main() -> None:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
     engines = args.engines.split(",")
     print(f"prompts={args.n_prompts} max_new_tokens={args.max_new_tokens} repeats={args.repeats} "
-          f"batch_size={args.batch_size} threads={args.threads or len(os.sched_getaffinity(0))} "
+          f"batch_size={args.batch_size} lm_eval_batch_size={args.lm_eval_batch_size} threads={args.threads or len(os.sched_getaffinity(0))} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
     runs: dict[str, list[dict]] = {e: [] for e in engines}
     peaks = [_matmul_rate(args.threads)]
@@ -63,6 +63,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64, help="project slots / generate batch size")
+    p.add_argument("--lm-eval-batch-size", type=int, default=1,
+                   help="HFLM's batch_size (lm-eval's --batch_size); 1 is its default")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--engines", default="project,lm-eval-hf", help=f"comma list of {', '.join(ENGINES)}")
     p.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"],
@@ -84,7 +86,7 @@ def _run_child(engine: str, args) -> dict:
         out = Path(tmp) / "out.json"
         cmd = [sys.executable, __file__, "--child", engine, "--out", str(out), "--model", args.model,
                "--n-prompts", str(args.n_prompts), "--max-new-tokens", str(args.max_new_tokens),
-               "--batch-size", str(args.batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
+               "--batch-size", str(args.batch_size), "--lm-eval-batch-size", str(args.lm_eval_batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
 
@@ -181,7 +183,8 @@ def _lm_eval(args, resolved, prompts):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    lm = CountingHFLM(pretrained=str(resolved.path), device="cpu")  # stock: batch_size=1, dtype auto (fp32)
+    # Stock settings (dtype auto = fp32 here) apart from the batch size the user may pass.
+    lm = CountingHFLM(pretrained=str(resolved.path), device="cpu", batch_size=args.lm_eval_batch_size)
     eos = lm.model.generation_config.eos_token_id
     eos_ids.update(eos if isinstance(eos, list) else [eos])
 

@@ -305,3 +305,24 @@ def test_openai_spec_goes_through_make_backend():
     assert isinstance(backend, OpenAIBackend) and backend.model == "some-model"
     assert backend.url("chat/completions") == "http://127.0.0.1:1/v1/chat/completions"
     assert OpenAIBackend("http://h:1", "m").url("completions") == "http://h:1/v1/completions"
+
+
+def test_eval_through_an_openai_server_sends_chat_messages(tmp_path):
+    """A remote backend has no tokenizer: chat benchmarks go out as messages, MC ones are refused."""
+    from harness.evaluate import run_eval
+
+    def boxed(n, body):
+        status, headers, payload = ok_reply(body)
+        payload["choices"][0]["message"]["content"] = "So the answer is \\boxed{10}."
+        return status, headers, payload
+
+    with serve(boxed) as (fake, url):
+        run_eval(f"openai:{url}#student", "math500", 2, tmp_path / "run", backend=f"openai:{url}#student")
+        with pytest.raises(HarnessError, match="log-likelihood benchmarks"):
+            run_eval(f"openai:{url}#student", "truthfulqa_mc1", 1, tmp_path / "mc", backend=f"openai:{url}#student")
+    assert [r["path"] for r in fake.requests] == ["/v1/chat/completions"] * 2
+    assert all(r["messages"][-1]["role"] == "user" and "\\boxed" in r["messages"][-1]["content"]
+               for r in fake.requests)
+    rows = [json.loads(line) for line in next((tmp_path / "run" / "eval").glob("*/samples_math500.jsonl")).open()]
+    assert [r["response"] for r in rows] == ["So the answer is \\boxed{10}."] * 2
+    assert [r["completion_tokens"] for r in rows] == [7, 7]
