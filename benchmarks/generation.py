@@ -18,11 +18,11 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import add_common_args, alternate, run_child, set_up_parent  # benchmarks/ is the script's dir
 
 ENGINES = {
     "project": "HFBackend default engine (continuous batching), batch_size slots",
@@ -36,42 +36,37 @@ def main() -> None:
     args = _parse()
     if args.child:
         return _child(args)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.omp_wait_policy != "default":
-        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    set_up_parent(args)
     engines = args.engines.split(",")
     print(f"prompts={args.n_prompts} max_new_tokens={args.max_new_tokens} repeats={args.repeats} "
-          f"batch_size={args.batch_size} lm_eval_batch_size={args.lm_eval_batch_size} threads={args.threads or len(os.sched_getaffinity(0))} "
+          f"batch_size={args.batch_size} lm_eval_batch_size={args.lm_eval_batch_size} "
+          f"threads={args.threads or len(os.sched_getaffinity(0))} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
-    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    argv = ["--model", args.model, "--n-prompts", str(args.n_prompts), "--max-new-tokens", str(args.max_new_tokens),
+            "--batch-size", str(args.batch_size), "--lm-eval-batch-size", str(args.lm_eval_batch_size)]
+    argv += ["--threads", str(args.threads)] if args.threads else []
     peaks = [_matmul_rate(args.threads)]
-    for rep in range(args.repeats):
-        for engine in (engines if rep % 2 == 0 else engines[::-1]):
-            out = _run_child(engine, args)
-            runs[engine].append(out)
-            print(f"run {rep + 1} {engine:13s} useful_tokens={out['useful_tokens']:6d} seconds={out['seconds']:8.1f} "
-                  f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
-            peaks.append(_matmul_rate(args.threads))
+
+    def show(rep: int, engine: str, out: dict) -> None:
+        print(f"run {rep} {engine:13s} useful_tokens={out['useful_tokens']:6d} seconds={out['seconds']:8.1f} "
+              f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
+        peaks.append(_matmul_rate(args.threads))
+
+    runs = alternate(engines, args.repeats, lambda engine: run_child(__file__, engine, argv), show)
     _summary(args, engines, runs, peaks)
 
 
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
+    add_common_args(p)
     p.add_argument("--n-prompts", type=int, default=64)
     p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64, help="project slots / generate batch size")
     p.add_argument("--lm-eval-batch-size", type=int, default=1,
                    help="HFLM's batch_size (lm-eval's --batch_size); 1 is its default")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--engines", default="project,lm-eval-hf", help=f"comma list of {', '.join(ENGINES)}")
-    p.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"],
-                   help="libgomp waiting; passive avoids spinning threads stalling a shared machine")
     p.add_argument("--quick", action="store_true", help="16 prompts, 128 tokens, 1 repeat")
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick:
         args.n_prompts, args.max_new_tokens, args.repeats = 16, 128, 1
@@ -79,16 +74,6 @@ def _parse() -> argparse.Namespace:
     if unknown:
         p.error(f"unknown engines {sorted(unknown)}; choose from {', '.join(ENGINES)}")
     return args
-
-
-def _run_child(engine: str, args) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "out.json"
-        cmd = [sys.executable, __file__, "--child", engine, "--out", str(out), "--model", args.model,
-               "--n-prompts", str(args.n_prompts), "--max-new-tokens", str(args.max_new_tokens),
-               "--batch-size", str(args.batch_size), "--lm-eval-batch-size", str(args.lm_eval_batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
-        subprocess.run(cmd, check=True)
-        return json.loads(out.read_text())
 
 
 def _matmul_rate(threads: int | None, n: int = 1024, reps: int = 12) -> tuple[float, float]:

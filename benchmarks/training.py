@@ -6,6 +6,7 @@ differs. Each run is its own child process; the order alternates between repeats
 
     .venv/bin/python benchmarks/training.py            # batch 8 (TRL's default), 6 steps, 2 repeats
     .venv/bin/python benchmarks/training.py --quick    # batch 4, 3 steps, 1 repeat
+    .venv/bin/python benchmarks/training.py --trainers trl-nockpt,fast   # TRL without checkpointing too
 
 Tokens/s: non-padding tokens of the timed steps / their wall time; the first step (warm-up) is
 not timed. "CPU-safe defaults": SFTConfig() with use_cpu=True and bf16=False (TRL would pick bf16,
@@ -19,60 +20,53 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-TRAINERS = {"trl": "trl.SFTTrainer", "fast": "cgd.fast_sft.FastSFTTrainer"}
+from common import add_common_args, alternate, run_child, set_up_parent  # benchmarks/ is the script's dir
+
+TRAINERS = {
+    "trl": "trl.SFTTrainer, CPU-safe defaults (activation checkpointing on, TRL's default)",
+    "trl-nockpt": "trl.SFTTrainer, CPU-safe defaults and activation_checkpointing=False",
+    "fast": "cgd.fast_sft.FastSFTTrainer, CPU-safe defaults (it never checkpoints)",
+}
 
 
 def main() -> None:
     args = _parse()
     if args.child:
         return _child(args)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.omp_wait_policy != "default":
-        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    set_up_parent(args)
+    names = args.trainers.split(",")
     print(f"examples={args.examples} batch_size={args.batch_size} steps={args.steps} repeats={args.repeats} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
-    runs: dict[str, list[dict]] = {t: [] for t in TRAINERS}
-    names = list(TRAINERS)
-    for rep in range(args.repeats):
-        for name in (names if rep % 2 == 0 else names[::-1]):
-            out = _run_child(name, args)
-            runs[name].append(out)
-            print(f"run {rep + 1} {name:5s} tokens/s={out['tok_s']:7.1f} timed_tokens={out['tokens']:6d} "
-                  f"seconds={out['seconds']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
-    _summary(runs)
+    argv = ["--model", args.model, "--examples", str(args.examples), "--batch-size", str(args.batch_size),
+            "--steps", str(args.steps)]
+
+    def show(rep: int, name: str, out: dict) -> None:
+        print(f"run {rep} {name:10s} tokens/s={out['tok_s']:7.1f} timed_tokens={out['tokens']:6d} "
+              f"seconds={out['seconds']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
+
+    _summary(alternate(names, args.repeats, lambda name: run_child(__file__, name, argv), show))
 
 
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
+    add_common_args(p)
     p.add_argument("--examples", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=8, help="TRL's default per-device batch")
     p.add_argument("--steps", type=int, default=6)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"])
+    p.add_argument("--trainers", default="trl,fast", help=f"comma list of {', '.join(TRAINERS)}")
     p.add_argument("--quick", action="store_true", help="batch 4, 3 steps, 1 repeat")
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick:
         args.batch_size, args.steps, args.repeats = 4, 3, 1
+    unknown = set(args.trainers.split(",")) - set(TRAINERS)
+    if unknown or "fast" not in args.trainers.split(","):
+        p.error(f"--trainers: a comma list of {', '.join(TRAINERS)} that includes fast")
     return args
-
-
-def _run_child(name: str, args) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "out.json"
-        subprocess.run([sys.executable, __file__, "--child", name, "--out", str(out), "--model", args.model,
-                        "--examples", str(args.examples), "--batch-size", str(args.batch_size),
-                        "--steps", str(args.steps)], check=True)
-        return json.loads(out.read_text())
 
 
 def _examples(n: int) -> list[dict]:
@@ -110,9 +104,10 @@ def _child(args) -> None:
             steps.append(time.perf_counter() - self.started)
 
     with tempfile.TemporaryDirectory() as tmp:
+        no_checkpointing = {"activation_checkpointing": False} if args.child == "trl-nockpt" else {}
         config = SFTConfig(output_dir=tmp, use_cpu=True, bf16=False, per_device_train_batch_size=args.batch_size,
                            max_steps=args.steps, logging_steps=1, save_strategy="no", report_to="none",
-                           disable_tqdm=True, seed=0)
+                           disable_tqdm=True, seed=0, **no_checkpointing)
         cls = FastSFTTrainer if args.child == "fast" else SFTTrainer
         trainer = cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                       callbacks=[StepTimer()])
@@ -132,17 +127,18 @@ def _summary(runs: dict[str, list[dict]]) -> None:
     print()
     for n in runs:
         each = ", ".join(f"{r['tok_s']:.1f}" for r in runs[n])
-        print(f"{n:5s} ({TRAINERS[n]}): median tokens/s {medians[n]:.1f} (runs: {each})")
-    ratios = [f["tok_s"] / t["tok_s"] for f, t in zip(runs["fast"], runs["trl"])]
-    print(f"ratio fast / trl: {medians['fast'] / medians['trl']:.2f}x of medians; per repeat "
-          f"{', '.join(f'{r:.2f}x' for r in ratios)}")
-    trl, fast = runs["trl"][0], runs["fast"][0]
-    print("step  tokens  loss(trl)  loss(fast)  diff")
-    for i, (a, b, n) in enumerate(zip(trl["loss"], fast["loss"], trl["step_tokens"]), 1):
-        print(f"{i:4d}  {n:6d}  {a:9.5f}  {b:10.5f}  {b - a:+.2e}")
-    same_tokens = trl["step_tokens"] == fast["step_tokens"]
-    print(f"same tokens per step: {same_tokens}; max |loss diff| "
-          f"{max(abs(a - b) for a, b in zip(trl['loss'], fast['loss'])):.2e}")
+        print(f"{n:10s} ({TRAINERS[n]}): median tokens/s {medians[n]:.1f} (runs: {each})")
+    fast = runs["fast"][0]
+    for ref in (n for n in runs if n != "fast"):
+        ratios = [f["tok_s"] / t["tok_s"] for f, t in zip(runs["fast"], runs[ref])]
+        print(f"ratio fast / {ref}: {medians['fast'] / medians[ref]:.2f}x of medians; per repeat "
+              f"{', '.join(f'{r:.2f}x' for r in ratios)}")
+        other = runs[ref][0]
+        print(f"step  tokens  loss({ref})  loss(fast)  diff")
+        for i, (a, b, n) in enumerate(zip(other["loss"], fast["loss"], other["step_tokens"]), 1):
+            print(f"{i:4d}  {n:6d}  {a:9.5f}  {b:10.5f}  {b - a:+.2e}")
+        print(f"same tokens per step: {other['step_tokens'] == fast['step_tokens']}; max |loss diff| "
+              f"{max(abs(a - b) for a, b in zip(other['loss'], fast['loss'])):.2e}")
 
 
 if __name__ == "__main__":

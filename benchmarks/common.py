@@ -1,0 +1,46 @@
+"""What both benchmark scripts share: environment set-up, alternating repeats, one child per run."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def add_common_args(p) -> None:
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--repeats", type=int, default=2)
+    # With more runnable threads than cores, spinning OpenMP workers stall each other (measured up
+    # to 5x on a decode step here); passive waiting is what a shared CI box needs.
+    p.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"])
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+
+
+def set_up_parent(args) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.omp_wait_policy != "default":
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+
+
+def alternate(names: list[str], repeats: int, run: Callable[[str], dict], show: Callable[[int, str, dict], None]):
+    """Run every name once per repeat, reversing the order on odd repeats (the machine drifts)."""
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    for rep in range(repeats):
+        for name in (names if rep % 2 == 0 else names[::-1]):
+            runs[name].append(run(name))
+            show(rep + 1, name, runs[name][-1])
+    return runs
+
+
+def run_child(script: str, name: str, argv: list[str]) -> dict:
+    """`script --child name --out <tmp> argv...` in a fresh process (clean peak memory); its JSON result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        subprocess.run([sys.executable, script, "--child", name, "--out", str(out), *argv], check=True)
+        return json.loads(out.read_text())
