@@ -2,6 +2,7 @@ import json
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,21 @@ def test_pathological_inputs_return_a_verdict():
     for name, verdict in zip(responses, verdicts):
         assert verdict.status in {"timeout", "ok", "no_answer"}, name
         assert verdict.correct is False, name
+
+
+def test_each_pathological_verdict_comes_back_within_its_timeout_plus_a_margin():
+    """Hang-proofness, not speed: a stuck worker is killed and replaced, so each verdict has a bound.
+
+    The margin covers killing and respawning a worker on a loaded CI box; prints the times (-s).
+    """
+    timeout_s, margin_s = 1.0, 10.0
+    for name, response in _pathological_responses().items():
+        started = time.perf_counter()
+        verdict = check_math("5", response, timeout_s=timeout_s)
+        elapsed = time.perf_counter() - started
+        print(f"{name}: {verdict.status} in {elapsed:.2f} s")
+        assert verdict.correct is False, name
+        assert elapsed < timeout_s + margin_s, (name, elapsed)
 
 
 def test_check_math_sends_pathological_input_to_a_worker():
