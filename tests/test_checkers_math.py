@@ -110,15 +110,17 @@ def test_check_many_empty():
 def test_overdue_worker_is_killed_and_replaced(monkeypatch):
     # A negative margin makes the parent give up long before the worker's own timer would
     # report: that is the path a worker stuck in C code takes.
-    monkeypatch.setattr(math_checker, "_KILL_MARGIN_S", -4.0)
+    from harness.checkers import workers
+
+    monkeypatch.setattr(workers, "_KILL_MARGIN_S", -4.0)
     started = []
-    original_init = math_checker._Worker.__init__
+    original_init = workers._Worker.__init__
 
-    def counting_init(self):
+    def counting_init(self, *args):
         started.append(self)
-        original_init(self)
+        original_init(self, *args)
 
-    monkeypatch.setattr(math_checker._Worker, "__init__", counting_init)
+    monkeypatch.setattr(workers._Worker, "__init__", counting_init)
     items = [("5", r"\boxed{9^{9^{9^{9^{9}}}}}"), ("7", r"\boxed{7}")]
     verdicts = check_many(items, timeout_s=6.0, workers=1)
     assert verdicts == [MathVerdict(False, "timeout", None), MathVerdict(True, "ok", "7")]

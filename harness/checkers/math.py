@@ -22,23 +22,18 @@ safe (main thread, a small input without explosive arithmetic); otherwise it too
 from __future__ import annotations
 
 import logging
-import os
 import re
-import resource
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections import deque
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.connection import wait as wait_for_messages
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+from harness.checkers.workers import run_in_workers
 
 OK = "ok"
 NO_ANSWER = "no_answer"
@@ -55,11 +50,6 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 _LATEX_ONLY = (LatexExtractionConfig(),)
 _LATEX_OR_EXPR = (LatexExtractionConfig(), ExprExtractionConfig())
 
-# A killed worker has had timeout_s to report a timeout itself; the margin covers a loaded machine.
-_KILL_MARGIN_S = 1.0
-_WORKER_START_LIMIT_S = 120.0
-_WORKER_MEMORY_BYTES = 4 * 1024**3
-_MAX_DEFAULT_WORKERS = 4
 # Batches this small are not worth starting processes for, when every item is tame.
 _IN_PROCESS_BATCH = 16
 # Verdicts end up in sample files; a runaway "answer" must not bloat them.
@@ -298,154 +288,15 @@ def check_many(
 # ---------------------------------------------------------------- worker processes
 
 
-def _default_worker_count() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return max(1, min(_MAX_DEFAULT_WORKERS, cpus))
-
-
-class _Worker:
-    """One scoring process, spoken to over two private pipes with multiprocessing's framing.
-
-    A plain `python -c` child rather than multiprocessing.Process: spawn would re-import the
-    caller's main module (the whole CLI, torch included) in every worker, and fork is unsafe
-    once the caller runs threads.
-    """
-
-    def __init__(self) -> None:
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        repo_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
-        command = f"from harness.checkers.math import _serve; _serve({to_child_r}, {from_child_w})"
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", command],
-                pass_fds=(to_child_r, from_child_w),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=env,
-            )
-        except BaseException:
-            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
-                os.close(fd)
-            raise
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self.outbox = Connection(to_child_w, readable=False)
-        self.inbox = Connection(from_child_r, writable=False)
-        self.ready = False
-        self.job: int | None = None
-        self.deadline = time.monotonic() + _WORKER_START_LIMIT_S
-
-    def assign(self, index: int, item: tuple[Any, str | None], timeout_s: float) -> None:
-        self.job = index
-        self.deadline = time.monotonic() + timeout_s + _KILL_MARGIN_S
-        self.outbox.send((index, item[0], item[1], timeout_s))
-
-    def idle(self) -> None:
-        self.job = None
-        self.deadline = float("inf")
-
-    def stop(self) -> None:
-        self.outbox.close()
-        self.inbox.close()
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-
-
-def _limit_memory(limit: int) -> None:
-    """A runaway big-integer computation should fail in its worker, not swap the whole machine."""
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-
-
-def _serve(inbox_fd: int, outbox_fd: int) -> None:
-    """Worker loop: (index, gold, response, timeout_s) in, (index, correct, status, pred) out."""
-    _limit_memory(_WORKER_MEMORY_BYTES)
-    inbox = Connection(inbox_fd, writable=False)
-    outbox = Connection(outbox_fd, readable=False)
-    # The first parse builds math-verify's parser and regexes; no item's deadline should pay that.
-    _score("1", "\\boxed{1}")
-    outbox.send("ready")
-    while True:
-        try:
-            index, gold, response, timeout_s = inbox.recv()
-        except EOFError:
-            return
-        try:
-            verdict = _score_with_deadline(gold, response, timeout_s)
-        except MemoryError:
-            verdict = MathVerdict(False, TIMEOUT, None)
-        outbox.send((index, verdict.correct, verdict.status, verdict.pred))
-
-
 def _score_in_workers(
     items: list[tuple[Any, str | None]], timeout_s: float, workers: int | None
 ) -> list[MathVerdict]:
-    verdicts: list[MathVerdict | None] = [None] * len(items)
-    queue = deque(range(len(items)))
-    pool: list[_Worker] = []
-    try:
-        pool = [_Worker() for _ in range(min(len(items), workers or _default_worker_count()))]
-        while queue or any(w.job is not None for w in pool):
-            for worker in pool:
-                if worker.ready and worker.job is None and queue:
-                    _dispatch(worker, queue, items, timeout_s)
-            wait_s = max(0.0, min(w.deadline for w in pool) - time.monotonic())
-            readable = wait_for_messages([w.inbox for w in pool], timeout=wait_s)
-            for worker in list(pool):
-                alive = worker.inbox not in readable or _receive(worker, verdicts)
-                if alive and time.monotonic() <= worker.deadline:
-                    continue
-                _retire(worker, verdicts)
-                pool.remove(worker)
-                if queue:
-                    pool.append(_Worker())
-    finally:
-        for worker in pool:
-            worker.stop()
-    return [v if v is not None else MathVerdict(False, TIMEOUT, None) for v in verdicts]
+    results = run_in_workers(items, "harness.checkers.math:_worker_score", timeout_s, workers,
+                             warmup=("1", "\\boxed{1}", timeout_s))
+    return [MathVerdict(*r) if r is not None else MathVerdict(False, TIMEOUT, None) for r in results]
 
 
-def _dispatch(worker: _Worker, queue: deque[int], items: list, timeout_s: float) -> None:
-    index = queue.popleft()
-    try:
-        worker.assign(index, items[index], timeout_s)
-    except OSError:
-        # The worker died between jobs: the item is not to blame, so it goes back in line.
-        queue.appendleft(index)
-        worker.job = None
-        worker.deadline = 0.0
-
-
-def _receive(worker: _Worker, verdicts: list[MathVerdict | None]) -> bool:
-    """Take one message from the worker; False if it has died."""
-    try:
-        message = worker.inbox.recv()
-    except (EOFError, OSError):
-        return False
-    if message != "ready":
-        index, correct, status, pred = message
-        verdicts[index] = MathVerdict(correct, status, pred)
-    worker.ready = True
-    worker.idle()
-    return True
-
-
-def _retire(worker: _Worker, verdicts: list[MathVerdict | None]) -> None:
-    """Stop a dead or overdue worker; its item, if any, timed out (or crashed it)."""
-    worker.stop()
-    if not worker.ready:
-        raise RuntimeError(
-            f"math checker worker did not start (exit code {worker.process.returncode}); "
-            f"try: {sys.executable} -c 'import harness.checkers.math'"
-        )
-    if worker.job is not None:
-        verdicts[worker.job] = MathVerdict(False, TIMEOUT, None)
+def _worker_score(gold: Any, response: str | None, timeout_s: float) -> tuple:
+    """In a worker: the verdict as plain data."""
+    verdict = _score_with_deadline(gold, response, timeout_s)
+    return verdict.correct, verdict.status, verdict.pred
