@@ -28,17 +28,19 @@ def set_up_parent(args) -> None:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
 
 
-def alternate(names: list[str], repeats: int, run: Callable[[str], dict], show: Callable[[int, str, dict], None]):
-    """Run every name once per repeat, reversing the order on odd repeats (the machine drifts)."""
+def measure(script: str, names: list[str], repeats: int, argv: list[str],
+            show: Callable[[int, str, dict], None]) -> dict[str, list[dict]]:
+    """Each name once per repeat, each in its own child of `script`; the order reverses on odd
+    repeats (the machine drifts). `show(repeat, name, result)` after every run."""
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for rep in range(repeats):
         for name in (names if rep % 2 == 0 else names[::-1]):
-            runs[name].append(run(name))
+            runs[name].append(_run_child(script, name, argv))
             show(rep + 1, name, runs[name][-1])
     return runs
 
 
-def run_child(script: str, name: str, argv: list[str]) -> dict:
+def _run_child(script: str, name: str, argv: list[str]) -> dict:
     """`script --child name --out <tmp> argv...` in a fresh process (clean peak memory); its JSON result."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"

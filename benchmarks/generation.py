@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import add_common_args, alternate, run_child, set_up_parent  # benchmarks/ is the script's dir
+from common import add_common_args, measure, set_up_parent  # benchmarks/ is the script's dir
 
 ENGINES = {
     "project": "HFBackend default engine (continuous batching), batch_size slots",
@@ -52,7 +52,7 @@ def main() -> None:
               f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
         peaks.append(_matmul_rate(args.threads))
 
-    runs = alternate(engines, args.repeats, lambda engine: run_child(__file__, engine, argv), show)
+    runs = measure(__file__, engines, args.repeats, argv, show)
     _summary(args, engines, runs, peaks)
 
 

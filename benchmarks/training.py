@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import add_common_args, alternate, run_child, set_up_parent  # benchmarks/ is the script's dir
+from common import add_common_args, measure, set_up_parent  # benchmarks/ is the script's dir
 
 TRAINERS = {
     "trl": "trl.SFTTrainer, CPU-safe defaults (activation checkpointing on, TRL's default)",
@@ -49,7 +49,7 @@ def main() -> None:
         print(f"run {rep} {name:10s} tokens/s={out['tok_s']:7.1f} timed_tokens={out['tokens']:6d} "
               f"seconds={out['seconds']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
 
-    _summary(alternate(names, args.repeats, lambda name: run_child(__file__, name, argv), show))
+    _summary(measure(__file__, names, args.repeats, argv, show))
 
 
 def _parse() -> argparse.Namespace:

@@ -44,7 +44,8 @@ class FastSFTTrainer(SFTTrainer):
             mask = torch.ones_like(inputs["input_ids"])
         if num_items_in_batch is None:
             num_items_in_batch = (labels[:, 1:] != -100).sum()
-        denominator = torch.as_tensor(num_items_in_batch).clamp(min=1)
+        divisor = self._accumulation_divisor(num_items_in_batch)
+        denominator = torch.as_tensor(num_items_in_batch).clamp(min=1) * divisor
         total = torch.zeros((), device=labels.device)
         lm = _causal_lm(model)
         rows = labels.size(0)
@@ -57,7 +58,6 @@ class FastSFTTrainer(SFTTrainer):
                 sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
                 with sync, self.compute_loss_context_manager():
                     loss = self._row_loss(lm, inputs["input_ids"][row][keep], labels[row][keep], stats) / denominator
-                    loss = self._scale_for_accumulation(loss, num_items_in_batch)
                 self.accelerator.backward(loss)
                 total += loss.detach()
         self._log_step_metrics(mask, stats)
@@ -86,13 +86,13 @@ class FastSFTTrainer(SFTTrainer):
                                   torch.tensor(float(wanted.numel()))])
         return F.cross_entropy(logits, wanted, reduction="sum")
 
-    def _scale_for_accumulation(self, loss: torch.Tensor, num_items_in_batch) -> torch.Tensor:
-        """Trainer.training_step's rule: divide by the accumulation steps unless the loss is already token-normalised."""
+    def _accumulation_divisor(self, num_items_in_batch) -> int:
+        """Trainer.training_step's rule: divide by the accumulation steps unless the loss is token-normalised."""
         scaled = self.loss_is_scaled_for_ga
         if scaled is None:
             scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) \
                 or self.compute_loss_func is not None
-        return loss if scaled else loss / self.current_gradient_accumulation_steps
+        return 1 if scaled else self.current_gradient_accumulation_steps
 
     def _log_step_metrics(self, mask: torch.Tensor, stats: torch.Tensor) -> None:
         """The metrics TRL logs per step, computed on the scored positions only."""

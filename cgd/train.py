@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError
-from harness.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
+from harness.io import (atomic_write_dir, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file,
+                        stable_hash)
 from harness.run import RunDir
 
 from cgd import methods, prompts
@@ -98,21 +99,21 @@ def lora_config(cfg: TrainConfig):
 
 
 class CountingTrainer(FastSFTTrainer):
-    """The project's trainer (TRL's SFTTrainer, fast CPU step) that counts the tokens each optimizer step really saw and keeps the per-step log."""
+    """The project's trainer (fast CPU step) that also counts the tokens in the loss and keeps a per-step log."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.tokens_seen = 0             # non-padding prompt + completion tokens
         self.completion_tokens_seen = 0  # tokens with a label, i.e. in the loss
         self.steps_log: list[dict] = []
 
+    @property
+    def tokens_seen(self) -> int:
+        """Non-padding prompt + completion tokens, all ranks: TRL's own `num_tokens` count."""
+        return self._total_train_tokens
+
     def training_step(self, model, inputs, num_items_in_batch=None):
-        labels = inputs["labels"]
-        mask = inputs.get("attention_mask")
-        seen = mask.sum() if mask is not None else torch.tensor(labels.numel(), device=labels.device)
-        counts = self.accelerator.reduce(torch.stack([seen, (labels != -100).sum()]), reduction="sum")
-        self.tokens_seen += int(counts[0])
-        self.completion_tokens_seen += int(counts[1])
+        scored = self.accelerator.reduce((inputs["labels"] != -100).sum(), reduction="sum")
+        self.completion_tokens_seen += int(scored)
         return super().training_step(model, inputs, num_items_in_batch)
 
     def log(self, logs, start_time=None):

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,44 +25,51 @@ os.umask(_UMASK)
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
-    try:
+    with _failed_write_is_one_error(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise write_error(path, exc) from exc
-    try:
+    with _failed_write_is_one_error(path, cleanup=lambda: Path(tmp).unlink(missing_ok=True)):
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise write_error(path, exc) from exc
-        raise
     return path
 
 
-def atomic_write_dir(target: str | Path, build: Callable[[Path], Any]) -> Path:
-    """`build` fills a temp sibling of `target`, which then replaces it: a crash leaves the old dir or none."""
+def atomic_write_dir(target: str | Path, build: Callable[[Path], Any], keep_existing: bool = False) -> Path:
+    """`build` fills a temp sibling of `target`, which then replaces it: a crash leaves the old dir or none.
+
+    `keep_existing`: when another process puts its own `target` in place between the removal and
+    the rename, that one stays and this build is dropped (a shared cache built by whoever is first).
+    """
     target = Path(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with _failed_write_is_one_error(target, cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
         build(tmp)
         shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise write_error(target, exc) from exc
-        raise
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (keep_existing and target.exists()):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextmanager
+def _failed_write_is_one_error(path: Path, cleanup: Callable[[], Any] | None = None):
+    """On any failure remove the partial output; an OSError (disk full, read-only) becomes one HarnessError."""
+    try:
+        yield
+    except BaseException as exc:
+        if cleanup is not None:
+            cleanup()
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from exc
+        raise
 
 
 def write_error(path: str | Path, exc: OSError) -> HarnessError:

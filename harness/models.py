@@ -118,7 +118,7 @@ def _materialise(target: Path, build) -> Path:
     """Build a model dir once, atomically: a crash never leaves half of one."""
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    return atomic_write_dir(target, build)
+    return atomic_write_dir(target, build, keep_existing=True)
 
 
 def _hub_dir(repo_id: str) -> Path:
@@ -130,7 +130,8 @@ def _hub_dir(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]))
+        files = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]
+        return Path(snapshot_download(repo_id, allow_patterns=files))
     except Exception as exc:  # the hub client raises many types; the user needs one line
         raise HarnessError(f"could not fetch {repo_id!r} from the Hugging Face Hub: {exc}") from None
 

@@ -114,14 +114,19 @@ def _tree(root) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _eval_args(model, run, benchmark: str) -> list[str]:
+    return ["eval", "--model", str(model), "--benchmarks", benchmark, "--limit", "2", "--max-new-tokens", "8",
+            "-o", str(run)]
+
+
 def _eval_cmd(model, run, benchmark: str) -> str:
-    return (f"{sys.executable} -m harness eval --model {model} --benchmarks {benchmark} --limit 2 "
-            f"--max-new-tokens 8 -o {run}")
+    """The same command as shell text, for the mount-namespace script."""
+    return " ".join([sys.executable, "-m", "harness", *_eval_args(model, run, benchmark)])
 
 
 def test_read_only_run_dir_is_one_clear_error_and_changes_nothing(tmp_path, tiny_model):
     run = tmp_path / "run"
-    assert run_cli(*_eval_cmd(tiny_model, run, "math500").split()[3:]).returncode == 0
+    assert run_cli(*_eval_args(tiny_model, run, "math500")).returncode == 0
     before = _tree(run)
     proc = _in_mount_namespace(f"mount --bind {run} {run}; mount -o remount,ro,bind {run}; "
                                f"{_eval_cmd(tiny_model, run, 'amc23')}")
@@ -131,7 +136,7 @@ def test_read_only_run_dir_is_one_clear_error_and_changes_nothing(tmp_path, tiny
 
 def test_full_disk_is_one_clear_error_and_the_rerun_completes(tmp_path, tiny_model):
     reference, run = tmp_path / "reference", tmp_path / "full"
-    assert run_cli(*_eval_cmd(tiny_model, reference, "math500").split()[3:]).returncode == 0
+    assert run_cli(*_eval_args(tiny_model, reference, "math500")).returncode == 0
     run.mkdir()
     # A 1 MiB tmpfs filled to the last block: the first artefact written hits ENOSPC.
     proc = _in_mount_namespace(f"mount -t tmpfs -o size=1m tmpfs {run}; "
@@ -140,6 +145,6 @@ def test_full_disk_is_one_clear_error_and_the_rerun_completes(tmp_path, tiny_mod
     assert_one_line_error(proc, "cannot write", "No space left on device")
     # The namespace (and its full tmpfs) is gone: the same command on the freed disk completes,
     # and its per-sample records equal the uninterrupted run's.
-    assert run_cli(*_eval_cmd(tiny_model, run, "math500").split()[3:]).returncode == 0
+    assert run_cli(*_eval_args(tiny_model, run, "math500")).returncode == 0
     name = "eval/" + next(p.name for p in (reference / "eval").iterdir()) + "/samples_math500.jsonl"
     assert (run / name).read_bytes() == (reference / name).read_bytes()

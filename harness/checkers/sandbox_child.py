@@ -17,7 +17,7 @@ import signal
 import sys
 import traceback
 
-# ---------------------------------------------------------------- lock-down constants, and what the parent reads of them
+# ---------------------------------------------------------- lock-down constants; what the parent reads
 
 # Landlock ABI v6 added scoping, v4 TCP rules, v3 truncate, v2 cross-directory links.
 _LANDLOCK_MIN_ABI_FOR_NET = 4
