@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from harness.backends.base import truncate_at_stop
+from harness.backends.draft import NgramIndex
 from harness.backends.llama_fast import FastForward, KVSlots
 
 
@@ -31,6 +32,7 @@ class Sequence:
     finish: str | None = None
     seconds: float = 0.0
     generator: torch.Generator | None = None
+    ngrams: NgramIndex | None = None
 
     @property
     def length(self) -> int:
@@ -40,9 +42,10 @@ class Sequence:
 
 class Scheduler:
     def __init__(self, fwd: FastForward, tokenizer, eos_ids: Iterable[int], slots: int = 64,
-                 prefill_tokens: int = 4096, span_rows: int = 16):
+                 prefill_tokens: int = 4096, span_rows: int = 16, draft_len: int = 8, step_tokens: int = 32):
         self.fwd, self.tokenizer, self.eos = fwd, tokenizer, set(eos_ids)
         self.slots, self.prefill_tokens, self.span_rows = slots, prefill_tokens, span_rows
+        self.draft_len, self.step_tokens = draft_len, step_tokens
 
     def run(self, seqs: list[Sequence], on_finish: Callable[[Sequence], None]) -> None:
         for s in seqs:
@@ -50,6 +53,7 @@ class Scheduler:
                 raise ValueError(f"request {s.index}: empty prompt")
             if s.temperature > 0:
                 s.generator = torch.Generator(device=self.fwd.device).manual_seed(s.seed)
+            s.ngrams = NgramIndex(s.prompt)
         # Longest prompts first: rows admitted together then have similar lengths (less attention padding).
         pending = deque(sorted((s for s in seqs if s.max_new > 0), key=lambda s: -len(s.prompt)))
         for s in seqs:
@@ -72,14 +76,18 @@ class Scheduler:
                 for s in rows:
                     s.seconds += elapsed * len(s.prompt) / total
             else:
-                pos = [s.length for s in active]
-                cache.ensure(max(pos) + 1)
-                logits = self.fwd.decode(torch.tensor([s.tokens[-1] for s in active], device=self.fwd.device),
-                                         torch.tensor(pos, device=self.fwd.device), cache, self._spans(pos))
-                self._advance(active, logits)
-                share = (time.perf_counter() - started) / len(active)
-                for s in active:
-                    s.seconds += share
+                drafts = self._drafts(active)
+                counts = [1 + len(d) for d in drafts]
+                starts = [s.length for s in active]
+                ends = [p + n for p, n in zip(starts, counts)]
+                cache.ensure(max(ends))
+                tokens = [t for s, d in zip(active, drafts) for t in (s.tokens[-1], *d)]
+                logits = self.fwd.decode(torch.tensor(tokens, device=self.fwd.device), counts, starts, cache,
+                                         self._spans(ends))
+                kept = self._verify(active, drafts, logits, counts)
+                share = (time.perf_counter() - started) / sum(kept)
+                for s, n in zip(active, kept):
+                    s.seconds += share * n
             self._retire(active, cache, on_finish)
 
     def _admit(self, pending: deque, free: int) -> list[Sequence]:
@@ -90,9 +98,45 @@ class Scheduler:
             rows.append(pending.popleft())
         return rows
 
-    def _spans(self, pos: list[int]) -> list[tuple[int, int, int]]:
+    def _spans(self, ends: list[int]) -> list[tuple[int, int, int]]:
         step = self.span_rows
-        return [(a, min(a + step, len(pos)), max(pos[a : a + step]) + 1) for a in range(0, len(pos), step)]
+        return [(a, min(a + step, len(ends)), max(ends[a : a + step])) for a in range(0, len(ends), step)]
+
+    def _drafts(self, active: list[Sequence]) -> list[list[int]]:
+        """Prompt-lookup guesses for greedy rows (see draft.py), shared evenly within the step's token budget.
+
+        Rows advance in lockstep, so the run ends with its slowest row: drafting for a few rows of
+        many shortens nothing. Drafts therefore run only when every row with a guess can get at least
+        two tokens of it, which on this CPU means a small batch, where a step costs about the same
+        for a few more tokens (reading the weights dominates).
+        """
+        guesses = [s.ngrams.draft(min(self.draft_len, s.max_new - len(s.tokens) - 1)) if s.temperature == 0 else []
+                   for s in active]
+        wanted = sum(1 for g in guesses if g)
+        each = (self.step_tokens - len(active)) // wanted if wanted else 0
+        if each < 2:
+            return [[] for _ in active]
+        return [g[:each] for g in guesses]
+
+    def _verify(self, rows: list[Sequence], drafts: list[list[int]], logits: torch.Tensor,
+                counts: list[int]) -> list[int]:
+        """Each row keeps its model picks while they confirm its draft; how many tokens each row gained."""
+        picks = logits.argmax(-1).tolist()
+        kept, at = [], 0
+        for s, guess, n in zip(rows, drafts, counts):
+            if s.temperature > 0:
+                self._advance([s], logits[at : at + 1])
+                kept.append(1)
+            else:
+                gained = 0
+                for j in range(n):
+                    self._take(s, picks[at + j])
+                    gained += 1
+                    if s.finish or j == len(guess) or picks[at + j] != guess[j]:
+                        break
+                kept.append(gained)
+            at += n
+        return kept
 
     def _advance(self, rows: list[Sequence], logits: torch.Tensor) -> None:
         picks = logits.argmax(-1).tolist()
@@ -100,12 +144,15 @@ class Scheduler:
             if s.temperature > 0:
                 probs = torch.softmax(logits[j].float() / s.temperature, dim=-1)
                 picks[j] = int(torch.multinomial(probs, 1, generator=s.generator))
-            token = picks[j]
-            s.tokens.append(token)
-            if token in self.eos or (s.stop and self._stopped(s)):
-                s.finish = "stop"
-            elif len(s.tokens) >= s.max_new:
-                s.finish = "length"
+            self._take(s, picks[j])
+
+    def _take(self, s: Sequence, token: int) -> None:
+        s.tokens.append(token)
+        s.ngrams.extend([token])
+        if token in self.eos or (s.stop and self._stopped(s)):
+            s.finish = "stop"
+        elif len(s.tokens) >= s.max_new:
+            s.finish = "length"
 
     def _stopped(self, s: Sequence) -> bool:
         # A cheap look at the tail first; the full decode decides (token boundaries do not follow text).

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from harness.backends import native
+
 _FAMILIES = {"llama", "mistral", "qwen2"}
 
 
@@ -227,35 +229,83 @@ class FastForward:
         return self.logits(x[rows])
 
     @torch.inference_mode()
-    def decode(self, tokens: torch.Tensor, pos: torch.Tensor, cache, spans: list[tuple[int, int, int]]) -> torch.Tensor:
-        """One token for each of the first len(tokens) slots, at positions `pos`.
+    def decode(self, tokens: torch.Tensor, counts: list[int], starts: list[int], cache,
+               spans: list[tuple[int, int, int]]) -> torch.Tensor:
+        """The next counts[j] tokens of the row in slot j, at positions starts[j], starts[j] + 1, ...
 
-        `spans` splits the rows into (start, end, width) runs that attend to cache columns [0, width):
-        rows of similar length share a run, so short rows do not read the long rows' padding.
+        `tokens` holds each row's tokens in slot order. One token per row is plain decoding; more
+        are a row's newest token followed by draft tokens to verify, each attending to the cache and
+        the row's earlier tokens of this step. Returns the logits of every token, in order.
+        `spans` splits the rows into (start, end, width) runs that attend to cache columns [0, width)
+        when torch's SDPA does the attention (see native.py): short rows skip the long rows' padding.
         """
-        b, d = tokens.shape[0], self.head_dim
+        b, d, total = len(counts), self.head_dim, tokens.shape[0]
+        step = _Step(counts, starts, self.heads // self.kv_heads, self.device)
         self._rope_table(max(w for _, _, w in spans))
-        cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]
-        rows = torch.arange(b, device=self.device)
-        masks = [(torch.arange(w, device=self.device)[None] <= pos[s:e, None])[:, None, None] for s, e, w in spans]
-        rep = self.heads // self.kv_heads
+        cos, sin = self.cos[step.pos][:, None], self.sin[step.pos][:, None]
+        kernel = native.kernel() if self.device.type == "cpu" and self.dtype == torch.float32 else None
+        if kernel is None:
+            masks = [torch.arange(w, device=self.device)[None, None, None] <= step.seen[s:e, None, :, None]
+                     for s, e, w in spans]
         x = F.embedding(tokens, self.embed)
-        o = torch.empty(b, self.kv_heads, rep, d, dtype=x.dtype, device=x.device)
         for i, lw in enumerate(self.layers):
             h = rms_norm(x, lw.ln1, lw.eps1)
             qkv = lw.qkv(h)
-            # Query heads that share a kv head become that head's query rows (HF's pack_gqa).
-            q = self._rope(qkv[:, : self.nq].view(b, self.heads, d), cos, sin).view(b, self.kv_heads, rep, d)
-            k = self._rope(qkv[:, self.nq : self.nq + self.nk].view(b, self.kv_heads, d), cos, sin)
+            qk = self._rope(qkv[:, : self.nq + self.nk].view(total, self.heads + self.kv_heads, d), cos, sin)
             kc, vc = cache.k[i], cache.v[i]
-            kc[rows, :, pos] = k
-            vc[rows, :, pos] = qkv[:, self.nq + self.nk :].view(b, self.kv_heads, d)
-            for (s, e, w), mask in zip(spans, masks):
-                o[s:e] = F.scaled_dot_product_attention(q[s:e], kc[s:e, :, :w], vc[s:e, :, :w], attn_mask=mask,
-                                                        scale=self.scaling)
-            x = x + lw.o(o.view(b, self.nq))
+            kc[step.slot, :, step.pos] = qk[:, self.heads :]
+            vc[step.slot, :, step.pos] = qkv[:, self.nq + self.nk :].view(total, self.kv_heads, d)
+            q = step.to_rows(qk[:, : self.heads].reshape(total, self.kv_heads, -1, d))
+            if kernel is not None:
+                o = native.attend(q, kc, vc, step.limit, self.scaling)
+            else:
+                o = torch.empty_like(q)
+                for (s, e, w), mask in zip(spans, masks):
+                    o[s:e] = F.scaled_dot_product_attention(q[s:e], kc[s:e, :, :w], vc[s:e, :, :w], attn_mask=mask,
+                                                            scale=self.scaling)
+            x = x + lw.o(step.to_tokens(o).reshape(total, self.nq))
             x = self._mlp(x, lw)
         return self.logits(x)
+
+
+class _Step:
+    """Index bookkeeping of one decode step: rows verify different numbers of tokens.
+
+    Attention runs on a padded [row, kv head, token x query head, d] layout (query heads sharing a
+    kv head become that head's query rows, as in HF's pack_gqa); a row's padding repeats its last
+    token and is skipped by the kernel (limit 0).
+    """
+
+    def __init__(self, counts: list[int], starts: list[int], rep: int, device):
+        n = torch.tensor(counts, device=device)
+        self.rows, self.width, self.rep = len(counts), max(counts), rep
+        step = torch.arange(self.width, device=device)[None]
+        real = step < n[:, None]
+        clamped = torch.minimum(step, n[:, None] - 1)
+        position = torch.tensor(starts, device=device)[:, None] + clamped
+        self.slot = torch.repeat_interleave(torch.arange(self.rows, device=device), n)
+        self.pos = position[real]
+        self.padded = ((torch.cumsum(n, 0) - n)[:, None] + clamped).flatten()
+        self.real = real.flatten()
+        # Query row (token t, head r) sees cache columns [0, position of t].
+        self.seen = position.repeat_interleave(rep, dim=1)
+        self.limit = torch.where(real.repeat_interleave(rep, dim=1), self.seen + 1, 0).contiguous()
+
+    def to_rows(self, q: torch.Tensor) -> torch.Tensor:
+        """[tokens, kv heads, rep, d] -> [rows, kv heads, width * rep, d], contiguous."""
+        if self.width == 1:
+            return q.contiguous()
+        kv, d = q.shape[1], q.shape[3]
+        return q[self.padded].view(self.rows, self.width, kv, self.rep, d).transpose(1, 2).reshape(
+            self.rows, kv, self.width * self.rep, d)
+
+    def to_tokens(self, o: torch.Tensor) -> torch.Tensor:
+        """The inverse of to_rows, dropping the padding: [tokens, kv heads, rep, d]."""
+        if self.width == 1:
+            return o
+        kv, d = o.shape[1], o.shape[3]
+        return o.view(self.rows, kv, self.width, self.rep, d).transpose(1, 2).reshape(
+            self.rows * self.width, kv, self.rep, d)[self.real]
 
 
 class KVSlots:
