@@ -46,13 +46,25 @@ def kernel():
     return fn
 
 
-def _build(compiler: str) -> Path:
-    from harness.io import atomic_write_bytes
+def describe() -> str:
+    """One line for `harness setup` and logs: which attention the decoder uses here."""
+    if kernel() is None:
+        return "torch SDPA (native kernel off or not buildable; HARNESS_NATIVE=0 turns it off)"
+    return f"native kernel {_target()}"
+
+
+def _target() -> Path:
     from harness.paths import harness_home
 
     # -march=native code is only valid on this CPU: the CPU's flags are part of the key.
     key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_flags().encode()).hexdigest()[:16]
-    target = harness_home() / "native" / f"attend-{platform.machine()}-{key}.so"
+    return harness_home() / "native" / f"attend-{platform.machine()}-{key}.so"
+
+
+def _build(compiler: str) -> Path:
+    from harness.io import atomic_write_bytes
+
+    target = _target()
     if target.exists():
         return target
     with tempfile.TemporaryDirectory() as tmp:

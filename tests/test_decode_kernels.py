@@ -1,0 +1,82 @@
+"""The decoder's attention kernel (attend.c) and prompt-lookup drafts, against torch and plain decoding.
+
+Correctness only: the kernel agrees with torch's SDPA to float rounding and gives each query row
+the same bits whatever shares its call. Drafted decoding end to end: tests/test_backend_fast.py.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harness.backends import native
+from harness.backends.draft import NgramIndex
+
+needs_kernel = pytest.mark.skipif(native.kernel() is None, reason="no C compiler: the SDPA fallback is used")
+
+
+def _case(rows=5, kv=2, rep=3, width=2, d=64, capacity=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    kc = torch.randn(rows + 2, kv, capacity, d, generator=g)
+    vc = torch.randn(rows + 2, kv, capacity, d, generator=g)
+    q = torch.randn(rows, kv, width * rep, d, generator=g)
+    # Row j's token t sits at position start_j + t; each of its rep query heads sees columns [0, position].
+    starts = torch.randint(0, capacity - width, (rows,), generator=g)
+    limit = (starts[:, None] + torch.arange(width)[None]).repeat_interleave(rep, dim=1) + 1
+    return q, kc, vc, limit.contiguous()
+
+
+def _sdpa(q, kc, vc, limit):
+    cols = torch.arange(kc.shape[2])
+    mask = (cols[None, None, None] < limit[:, None, :, None])
+    return F.scaled_dot_product_attention(q, kc[: q.shape[0]], vc[: q.shape[0]], attn_mask=mask,
+                                          scale=q.shape[-1] ** -0.5)
+
+
+@needs_kernel
+@pytest.mark.parametrize("d", [64, 48, 128])
+def test_kernel_matches_sdpa(d):
+    q, kc, vc, limit = _case(d=d)
+    out = native.attend(q, kc, vc, limit, d**-0.5)
+    torch.testing.assert_close(out, _sdpa(q, kc, vc, limit), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_kernel_rows_do_not_depend_on_what_shares_the_call():
+    q, kc, vc, limit = _case(rows=6, width=3)
+    together = native.attend(q, kc, vc, limit, 0.125)
+    # The first token's query heads alone, and row 4 alone in slot 0: bit for bit the same.
+    first = native.attend(q[:, :, :3].contiguous(), kc, vc, limit[:, :3].contiguous(), 0.125)
+    assert torch.equal(first, together[:, :, :3])
+    alone = native.attend(q[4:5].contiguous(), kc[4:5].contiguous(), vc[4:5].contiguous(), limit[4:5], 0.125)
+    assert torch.equal(alone, together[4:5])
+
+
+@needs_kernel
+def test_kernel_skips_padding_rows():
+    q, kc, vc, limit = _case(width=2)
+    limit[:, 3:] = 0
+    out = native.attend(q, kc, vc, limit, 0.125)
+    assert torch.equal(out[:, :, 3:], torch.zeros_like(out[:, :, 3:]))
+    torch.testing.assert_close(out[:, :, :3], _sdpa(q, kc, vc, limit.clamp(min=1))[:, :, :3], rtol=1e-5, atol=1e-5)
+
+
+def test_kernel_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("HARNESS_NATIVE", "0")
+    native.kernel.cache_clear()
+    try:
+        assert native.kernel() is None and "SDPA" in native.describe()
+    finally:
+        monkeypatch.delenv("HARNESS_NATIVE")
+        native.kernel.cache_clear()
+
+
+def test_ngram_index_proposes_what_followed_the_latest_match():
+    index = NgramIndex([1, 2, 3, 4, 9, 2, 3, 5, 7])
+    index.extend([2, 3])
+    assert index.draft(3) == [5, 7, 2]  # the latest earlier "2 3" was followed by 5 7 2
+    assert index.draft(0) == []
+    assert NgramIndex([1, 2, 3]).draft(4) == []  # nothing repeats
+    loop = NgramIndex([7, 8, 7, 8, 7])
+    assert loop.draft(4) == [8, 7]  # a loop proposes its continuation, up to the known tokens
+    assert NgramIndex([5, 6, 1, 6]).draft(2) == []  # unigram matches are too weak to propose
