@@ -29,6 +29,8 @@ ENGINES = {
     "lm-eval-hf": "lm_eval.models.huggingface.HFLM, stock settings (batch_size=1 unless --lm-eval-batch-size)",
     "generate": "HFBackend engine=generate (transformers generate, padded batches of batch_size)",
     "project-int8": "HFBackend continuous engine with quantize='int8' (opt-in, numerics change)",
+    "project-sdpa": "the default engine with torch SDPA instead of the native attention kernel (HARNESS_NATIVE=0)",
+    "project-nodraft": "the default engine without prompt-lookup drafts (draft=0)",
 }
 
 
@@ -48,7 +50,7 @@ def main() -> None:
     peaks = [_matmul_rate(args.threads)]
 
     def show(rep: int, engine: str, out: dict) -> None:
-        print(f"run {rep} {engine:13s} useful_tokens={out['useful_tokens']:6d} seconds={out['seconds']:8.1f} "
+        print(f"run {rep} {engine:15s} useful_tokens={out['useful_tokens']:6d} seconds={out['seconds']:8.1f} "
               f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
         peaks.append(_matmul_rate(args.threads))
 
@@ -100,11 +102,13 @@ def _child(args) -> None:
 
     resolved = resolve_model(args.model)
     prompts, tokenizer = _prompts(resolved, args.n_prompts)
-    run = {"project": _project, "generate": _project, "project-int8": _project, "lm-eval-hf": _lm_eval}[args.child]
-    texts, tokens, seconds, flop = run(args, resolved, prompts)
+    run = _lm_eval if args.child == "lm-eval-hf" else _project
+    texts, tokens, seconds, (flop, prompt_flop) = run(args, resolved, prompts)
     useful = sum(tokens)
+    prompt_tokens = sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     json.dump({"engine": args.child, "texts": texts, "tokens": tokens, "useful_tokens": useful,
                "seconds": seconds, "tok_s": useful / seconds, "gflop_per_token": flop,
+               "prompt_tokens": prompt_tokens, "gflop_per_prompt_token": prompt_flop,
                "threads": torch.get_num_threads(),
                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
               open(args.out, "w"))
@@ -123,19 +127,24 @@ def _prompts(resolved, n: int):
     return prompts, tokenizer
 
 
-def _flop_per_token(model) -> float:
-    """2 FLOP per weight of every matmul a generated token passes through (the embedding lookup is free)."""
+def _flop_per_token(model) -> tuple[float, float]:
+    """GFLOP of a generated token (2 per weight of every matmul; the embedding lookup is free) and of a
+    prompt token (the same without the vocabulary projection, which runs on a prompt's last token only)."""
     import torch
 
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    return 2 * linear / 1e9
+    head = model.get_output_embeddings().weight.numel()
+    return 2 * linear / 1e9, 2 * (linear - head) / 1e9
 
 
 def _project(args, resolved, prompts):
     from harness.backends.base import GenRequest
     from harness.backends.hf import HFBackend
 
-    options = {"generate": {"engine": "generate"}, "project-int8": {"quantize": "int8"}}.get(args.child, {})
+    if args.child == "project-sdpa":
+        os.environ["HARNESS_NATIVE"] = "0"
+    options = {"generate": {"engine": "generate"}, "project-int8": {"quantize": "int8"},
+               "project-nodraft": {"draft": 0}}.get(args.child, {})
     backend = HFBackend(resolved, batch_size=args.batch_size, threads=args.threads, progress=False, **options)
     backend.generate([GenRequest(prompt=prompts[0], max_new_tokens=8)])  # warm-up, not timed
     requests = [GenRequest(prompt=p, max_new_tokens=args.max_new_tokens) for p in prompts]
@@ -190,26 +199,27 @@ def _lm_eval(args, resolved, prompts):
 def _summary(args, engines, runs, peaks) -> None:
     best_rate = max(b for b, _ in peaks)
     median_rate = statistics.median(m for _, m in peaks)
-    flop = runs[engines[0]][0]["gflop_per_token"]
+    first = runs[engines[0]][0]
+    flop = first["gflop_per_token"]
     roof_best, roof_median = best_rate / flop, median_rate / flop
     print(f"\nmodel: {flop:.3f} GFLOP/token; fp32 matmul best {best_rate:.1f} GFLOP/s -> roofline "
           f"{roof_best:.0f} tok/s; matmul median during run {median_rate:.1f} GFLOP/s -> {roof_median:.0f} tok/s")
+    print(f"prompts: {first['prompt_tokens']} tokens at {first['gflop_per_prompt_token']:.3f} GFLOP each (prefill work "
+          f"that the useful-token rate does not count; 'all work' below counts it)")
     medians = {e: statistics.median(r["tok_s"] for r in runs[e]) for e in engines}
     for e in engines:
         rss = max(r["max_rss_mb"] for r in runs[e])
         each = ", ".join(f"{r['tok_s']:.1f}" for r in runs[e])
-        print(f"{e:13s} median useful tok/s {medians[e]:7.1f}  (runs: {each})"
-              f"  roofline fraction {medians[e] / roof_best:.1%} of best, {medians[e] / roof_median:.1%} of median"
-              f"  peak RSS {rss:.0f} MB")
-    base = "lm-eval-hf" if "lm-eval-hf" in engines else None
-    if base:
-        for e in engines:
-            if e == base:
-                continue
-            ratios = [a["tok_s"] / b["tok_s"] for a, b in zip(runs[e], runs[base])]
-            print(f"ratio {e} / {base}: {medians[e] / medians[base]:.2f}x of medians; per repeat "
+        work = statistics.median(_gflop(r) / r["seconds"] for r in runs[e])
+        print(f"{e:15s} median useful tok/s {medians[e]:7.1f}  (runs: {each})"
+              f"  roofline fraction {medians[e] / roof_best:.1%} of best, {medians[e] / roof_median:.1%} of median;"
+              f" all work {work:.1f} GFLOP/s = {work / best_rate:.1%} of best  peak RSS {rss:.0f} MB")
+    ref = "lm-eval-hf" if "lm-eval-hf" in engines else engines[0]
+    for e in engines:
+        if e != ref:
+            ratios = [a["tok_s"] / b["tok_s"] for a, b in zip(runs[e], runs[ref])]
+            print(f"ratio {e} / {ref}: {medians[e] / medians[ref]:.2f}x of medians; per repeat "
                   f"{', '.join(f'{r:.2f}x' for r in ratios)}")
-    ref = base or engines[0]
     for e in engines:
         if e != ref:
             _agreement(e, ref, runs[e][0], runs[ref][0])
@@ -218,6 +228,10 @@ def _summary(args, engines, runs, peaks) -> None:
         if len(texts) > 1:
             same = all(t == texts[0] for t in texts[1:])
             print(f"{e}: outputs identical across repeats: {same}")
+
+
+def _gflop(run: dict) -> float:
+    return run["useful_tokens"] * run["gflop_per_token"] + run["prompt_tokens"] * run["gflop_per_prompt_token"]
 
 
 def _agreement(name: str, ref: str, a: dict, b: dict) -> None:

@@ -7,6 +7,8 @@ Two engines behind the one interface (see docs/performance.md for the measuremen
 - "generate": transformers `generate` on length-sorted, left-padded batches (padded.py); the
   fallback for other architectures, and with batch_size=1 the exact batch-1 reference.
 `quantize="int8"` (opt-in, continuous engine only) changes numerics; see quant.py.
+In small batches the continuous engine also verifies prompt-lookup drafts (draft.py): fewer steps,
+the same tokens; `draft=0` turns it off.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def configure_threads(threads: int | None = None) -> int:
 
 class HFBackend:
     def __init__(self, resolved, batch_size: int = 64, device: str | None = None, threads: int | None = None,
-                 progress: bool = True, engine: str = "auto", quantize: str | None = None):
+                 progress: bool = True, engine: str = "auto", quantize: str | None = None, draft: int = 8):
         from harness.errors import HarnessError
 
         if engine not in ENGINES:
@@ -47,6 +49,7 @@ class HFBackend:
         self.resolved = resolved
         self.batch_size = batch_size
         self.progress = progress
+        self.draft = draft  # prompt-lookup draft tokens per row and step (decode.py); 0 turns drafting off
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         eos = self.model.generation_config.eos_token_id
@@ -108,7 +111,7 @@ class HFBackend:
         from harness.backends.decode import Scheduler, Sequence as Row
 
         results: list[GenResult | None] = [None] * len(requests)
-        scheduler = Scheduler(self.fast, self.tokenizer, self.eos_ids, slots=self.batch_size)
+        scheduler = Scheduler(self.fast, self.tokenizer, self.eos_ids, slots=self.batch_size, draft_len=self.draft)
 
         def finished(row: Row) -> None:
             text, stopped = truncate_at_stop(scheduler.text(row), row.stop)
