@@ -196,6 +196,21 @@ def test_drafted_steps_give_the_tokens_of_plain_decoding(varied_model, monkeypat
     _assert_matches_reference(backend, requests, drafted)
 
 
+def test_prompts_share_the_chat_preamble_cache(varied_model, monkeypatch):
+    from harness.backends.llama_fast import KVSlots
+
+    backend = _backend(varied_model, batch_size=3)
+    assert backend.tokenizer.decode(backend.preamble).endswith("user\n")
+    copies = []
+    copy_from = KVSlots.copy_from
+    monkeypatch.setattr(KVSlots, "copy_from", lambda self, *a: copies.append(a) or copy_from(self, *a))
+    requests = _requests(SHORT + [LONG], max_new=16)
+    results = backend.generate(requests)
+    # Every prompt starts with the preamble: each gets its cache copied, then runs only its own tokens.
+    assert len(copies) == len(requests) and all(n == len(backend.preamble) for *_, n in copies)
+    _assert_matches_reference(backend, requests, results)
+
+
 def test_sampling_is_reproducible_per_request(varied_model):
     backend = _backend(varied_model, batch_size=4)
     requests = _requests(SHORT, max_new=10, temperature=0.8, seed=3)

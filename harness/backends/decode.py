@@ -40,10 +40,23 @@ class Sequence:
         return len(self.prompt) + len(self.tokens) - 1
 
 
+@dataclass
+class SharedPrefix:
+    tokens: list[int]
+    cache: KVSlots
+
+
+def _starts_with(prompt: list[int], prefix) -> bool:
+    # Strictly longer: the rest of the prompt must still produce the first logits.
+    return len(prompt) > len(prefix) > 0 and tuple(prompt[: len(prefix)]) == tuple(prefix)
+
+
 class Scheduler:
     def __init__(self, fwd: FastForward, tokenizer, eos_ids: Iterable[int], slots: int = 64,
-                 prefill_tokens: int = 4096, span_rows: int = 16, draft_len: int = 8, step_tokens: int = 32):
+                 prefill_tokens: int = 4096, span_rows: int = 16, draft_len: int = 8, step_tokens: int = 32,
+                 preamble: Iterable[int] = ()):
         self.fwd, self.tokenizer, self.eos = fwd, tokenizer, set(eos_ids)
+        self.preamble = tuple(preamble)  # tokens most prompts start with (the chat template's opening)
         self.slots, self.prefill_tokens, self.span_rows = slots, prefill_tokens, span_rows
         self.draft_len, self.step_tokens = draft_len, step_tokens
 
@@ -61,40 +74,66 @@ class Scheduler:
                 s.finish = "length"
                 on_finish(s)
         cache = KVSlots(self.fwd, min(self.slots, max(len(pending), 1)))
+        shared = self._shared_prefix(pending)
         active: list[Sequence] = []
         while pending or active:
             started = time.perf_counter()
             if pending and len(active) < cache.shape[0]:
-                rows = self._admit(pending, cache.shape[0] - len(active))
-                cache.ensure(max(len(s.prompt) for s in rows) + 1)
-                logits = self.fwd.prefill([s.prompt for s in rows], list(range(len(active), len(active) + len(rows))),
-                                          cache)
+                rows = self._admit(pending, cache.shape[0] - len(active), len(shared.tokens) if shared else 0)
+                self._prefill(rows, len(active), cache, shared)
                 active.extend(rows)
-                self._advance(rows, logits)
                 total = sum(len(s.prompt) for s in rows)
-                elapsed = time.perf_counter() - started
                 for s in rows:
-                    s.seconds += elapsed * len(s.prompt) / total
+                    s.seconds += (time.perf_counter() - started) * len(s.prompt) / total
             else:
-                drafts = self._drafts(active)
-                counts = [1 + len(d) for d in drafts]
-                starts = [s.length for s in active]
-                ends = [p + n for p, n in zip(starts, counts)]
-                cache.ensure(max(ends))
-                tokens = [t for s, d in zip(active, drafts) for t in (s.tokens[-1], *d)]
-                logits = self.fwd.decode(torch.tensor(tokens, device=self.fwd.device), counts, starts, cache,
-                                         self._spans(ends))
-                kept = self._verify(active, drafts, logits, counts)
+                kept = self._step(active, cache)
                 share = (time.perf_counter() - started) / sum(kept)
                 for s, n in zip(active, kept):
                     s.seconds += share * n
             self._retire(active, cache, on_finish)
 
-    def _admit(self, pending: deque, free: int) -> list[Sequence]:
+    def _shared_prefix(self, pending) -> SharedPrefix | None:
+        """The preamble's cache, computed once, when at least two prompts start with it."""
+        n = len(self.preamble)
+        if n == 0 or sum(1 for s in pending if _starts_with(s.prompt, self.preamble)) < 2:
+            return None
+        cache = KVSlots(self.fwd, 1, n + 1)
+        self.fwd.prefill([list(self.preamble)], [0], cache)
+        return SharedPrefix(list(self.preamble), cache)
+
+    def _prefill(self, rows: list[Sequence], first: int, cache: KVSlots, shared: SharedPrefix | None) -> None:
+        """Prompts into slots first, first + 1, ...; a prompt that starts with the preamble gets its cache
+        copied and runs only the rest (whether it does depends on the prompt alone, not on its batch)."""
+        n = len(shared.tokens) if shared else 0
+        past = [n if shared and _starts_with(s.prompt, shared.tokens) else 0 for s in rows]
+        slots = list(range(first, first + len(rows)))
+        cache.ensure(max(len(s.prompt) for s in rows) + 1)
+        for slot, p in zip(slots, past):
+            if p:
+                cache.copy_from(shared.cache, 0, slot, p)
+        logits = self.fwd.extend([s.prompt[p:] for s, p in zip(rows, past)], slots, past, cache, [1] * len(rows))
+        self._advance(rows, logits)
+
+    def _step(self, active: list[Sequence], cache: KVSlots) -> list[int]:
+        """One decode step for every active row (with drafts to verify, see _drafts); tokens gained per row."""
+        drafts = self._drafts(active)
+        counts = [1 + len(d) for d in drafts]
+        starts = [s.length for s in active]
+        ends = [p + n for p, n in zip(starts, counts)]
+        cache.ensure(max(ends))
+        tokens = [t for s, d in zip(active, drafts) for t in (s.tokens[-1], *d)]
+        logits = self.fwd.decode(torch.tensor(tokens, device=self.fwd.device), counts, starts, cache,
+                                 self._spans(ends))
+        return self._verify(active, drafts, logits, counts)
+
+    def _admit(self, pending: deque, free: int, shared: int) -> list[Sequence]:
+        def cost(s: Sequence) -> int:
+            return len(s.prompt) - (shared if _starts_with(s.prompt, self.preamble) else 0)
+
         rows = [pending.popleft()]
-        budget = self.prefill_tokens - len(rows[0].prompt)
-        while pending and len(rows) < free and len(pending[0].prompt) <= budget:
-            budget -= len(pending[0].prompt)
+        budget = self.prefill_tokens - cost(rows[0])
+        while pending and len(rows) < free and cost(pending[0]) <= budget:
+            budget -= cost(pending[0])
             rows.append(pending.popleft())
         return rows
 

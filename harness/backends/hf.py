@@ -12,6 +12,7 @@ the same tokens; `draft=0` turns it off.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -86,6 +87,14 @@ class HFBackend:
             quantize_forward(fast, quantize)
         return "continuous", fast
 
+    @functools.cached_property
+    def preamble(self) -> list[int]:
+        """The tokens every chat prompt starts with (system prompt, role markers): two renders' common start."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return []
+        a, b = (self.encode(self.render([{"role": "user", "content": c}])) for c in ("1", "Z"))
+        return a[: next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
+
     def render(self, messages: Sequence[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
@@ -111,7 +120,8 @@ class HFBackend:
         from harness.backends.decode import Scheduler, Sequence as Row
 
         results: list[GenResult | None] = [None] * len(requests)
-        scheduler = Scheduler(self.fast, self.tokenizer, self.eos_ids, slots=self.batch_size, draft_len=self.draft)
+        scheduler = Scheduler(self.fast, self.tokenizer, self.eos_ids, slots=self.batch_size, draft_len=self.draft,
+                              preamble=self.preamble)
 
         def finished(row: Row) -> None:
             text, stopped = truncate_at_stop(scheduler.text(row), row.stop)

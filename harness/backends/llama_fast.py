@@ -336,6 +336,11 @@ class KVSlots:
             dst[:, :, :old] = src
         self.capacity = new
 
+    def copy_from(self, other: KVSlots, src: int, dst: int, length: int) -> None:
+        """Positions [0, length) of `other`'s slot src into this cache's slot dst."""
+        for mine, theirs in zip(self.k + self.v, other.k + other.v):
+            mine[dst, :, :length] = theirs[src, :, :length]
+
     def move(self, src: int, dst: int, length: int) -> None:
         for buf in (*self.k, *self.v):
             buf[dst, :, :length] = buf[src, :, :length]
