@@ -40,11 +40,12 @@ def main() -> None:
         return _child(args)
     set_up_parent(args)
     engines = args.engines.split(",")
-    print(f"prompts={args.n_prompts} max_new_tokens={args.max_new_tokens} repeats={args.repeats} "
+    print(f"prompts={args.prompts or args.n_prompts} max_new_tokens={args.max_new_tokens} repeats={args.repeats} "
           f"batch_size={args.batch_size} lm_eval_batch_size={args.lm_eval_batch_size} "
           f"threads={args.threads or len(os.sched_getaffinity(0))} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
     argv = ["--model", args.model, "--n-prompts", str(args.n_prompts), "--max-new-tokens", str(args.max_new_tokens),
+            *(["--prompts", args.prompts] if args.prompts else []),
             "--batch-size", str(args.batch_size), "--lm-eval-batch-size", str(args.lm_eval_batch_size)]
     argv += ["--threads", str(args.threads)] if args.threads else []
     peaks = [_matmul_rate(args.threads)]
@@ -62,6 +63,8 @@ def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
     p.add_argument("--n-prompts", type=int, default=64)
+    p.add_argument("--prompts", default=None,
+                   help="comma list of MATH-500 test indices instead of the first --n-prompts (e.g. a long tail)")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=64, help="project slots / generate batch size")
     p.add_argument("--lm-eval-batch-size", type=int, default=1,
@@ -101,7 +104,7 @@ def _child(args) -> None:
     from harness.models import resolve_model
 
     resolved = resolve_model(args.model)
-    prompts, tokenizer = _prompts(resolved, args.n_prompts)
+    prompts, tokenizer = _prompts(resolved, args.n_prompts, args.prompts)
     run = _lm_eval if args.child == "lm-eval-hf" else _project
     texts, tokens, seconds, (flop, prompt_flop) = run(args, resolved, prompts)
     useful = sum(tokens)
@@ -114,13 +117,14 @@ def _child(args) -> None:
               open(args.out, "w"))
 
 
-def _prompts(resolved, n: int):
+def _prompts(resolved, n: int, picks: str | None = None):
     from transformers import AutoTokenizer
 
     from harness.paths import data_dir
 
     root = data_dir() or Path(__file__).resolve().parents[2] / "shared" / "data"
-    rows = [json.loads(line) for line in (Path(root) / "math500" / "test.jsonl").open()][:n]
+    rows = [json.loads(line) for line in (Path(root) / "math500" / "test.jsonl").open()]
+    rows = [rows[int(i)] for i in picks.split(",")] if picks else rows[:n]
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["problem"]}], tokenize=False,
                                              add_generation_prompt=True) for r in rows]
