@@ -5,6 +5,11 @@ a CPU's work is spent on rows that already stopped. Here each step decodes only 
 rows are reported immediately (`on_finish`), and new prompts are prefilled into free slots.
 Each row's tokens depend only on its own prompt: greedy picks the argmax of the row's fp32 logits,
 sampling draws from the row's own generator seeded by its request.
+
+Two savings that keep those tokens: prompts that open with the chat template's preamble copy its
+cache instead of recomputing it, and in small batches (the tail of a run, where a step costs about
+the same for a few more tokens) each greedy row verifies prompt-lookup drafts (draft.py) in the
+same step, keeping only the tokens its own argmax confirms.
 """
 from __future__ import annotations
 
@@ -93,9 +98,11 @@ class Scheduler:
             self._retire(active, cache, on_finish)
 
     def _shared_prefix(self, pending) -> SharedPrefix | None:
-        """The preamble's cache, computed once, when at least two prompts start with it."""
+        """The preamble's cache, computed once, when some prompt starts with it.
+
+        Even a lone prompt takes this path: whether a prompt does must not depend on its batch."""
         n = len(self.preamble)
-        if n == 0 or sum(1 for s in pending if _starts_with(s.prompt, self.preamble)) < 2:
+        if n == 0 or not any(_starts_with(s.prompt, self.preamble) for s in pending):
             return None
         cache = KVSlots(self.fwd, 1, n + 1)
         self.fwd.prefill([list(self.preamble)], [0], cache)
