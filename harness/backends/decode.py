@@ -45,17 +45,6 @@ class Sequence:
         return len(self.prompt) + len(self.tokens) - 1
 
 
-@dataclass
-class SharedPrefix:
-    tokens: list[int]
-    cache: KVSlots
-
-
-def _starts_with(prompt: list[int], prefix) -> bool:
-    # Strictly longer: the rest of the prompt must still produce the first logits.
-    return len(prompt) > len(prefix) > 0 and tuple(prompt[: len(prefix)]) == tuple(prefix)
-
-
 class Scheduler:
     def __init__(self, fwd: FastForward, tokenizer, eos_ids: Iterable[int], slots: int = 64,
                  prefill_tokens: int = 4096, span_rows: int = 16, draft_len: int = 8, step_tokens: int = 32,
@@ -71,7 +60,8 @@ class Scheduler:
                 raise ValueError(f"request {s.index}: empty prompt")
             if s.temperature > 0:
                 s.generator = torch.Generator(device=self.fwd.device).manual_seed(s.seed)
-            s.ngrams = NgramIndex(s.prompt)
+            if self.draft_len > 0 and s.temperature == 0:
+                s.ngrams = NgramIndex(s.prompt)
         # Longest prompts first: rows admitted together then have similar lengths (less attention padding).
         pending = deque(sorted((s for s in seqs if s.max_new > 0), key=lambda s: -len(s.prompt)))
         for s in seqs:
@@ -79,12 +69,12 @@ class Scheduler:
                 s.finish = "length"
                 on_finish(s)
         cache = KVSlots(self.fwd, min(self.slots, max(len(pending), 1)))
-        shared = self._shared_prefix(pending)
+        shared = self._preamble_cache(pending)
         active: list[Sequence] = []
         while pending or active:
             started = time.perf_counter()
             if pending and len(active) < cache.shape[0]:
-                rows = self._admit(pending, cache.shape[0] - len(active), len(shared.tokens) if shared else 0)
+                rows = self._admit(pending, cache.shape[0] - len(active), shared is not None)
                 self._prefill(rows, len(active), cache, shared)
                 active.extend(rows)
                 total = sum(len(s.prompt) for s in rows)
@@ -97,27 +87,31 @@ class Scheduler:
                     s.seconds += share * n
             self._retire(active, cache, on_finish)
 
-    def _shared_prefix(self, pending) -> SharedPrefix | None:
+    def _preamble_cache(self, pending) -> KVSlots | None:
         """The preamble's cache, computed once, when some prompt starts with it.
 
         Even a lone prompt takes this path: whether a prompt does must not depend on its batch."""
-        n = len(self.preamble)
-        if n == 0 or not any(_starts_with(s.prompt, self.preamble) for s in pending):
+        if not any(self._cached_part(s, True) for s in pending):
             return None
-        cache = KVSlots(self.fwd, 1, n + 1)
+        cache = KVSlots(self.fwd, 1, len(self.preamble) + 1)
         self.fwd.prefill([list(self.preamble)], [0], cache)
-        return SharedPrefix(list(self.preamble), cache)
+        return cache
 
-    def _prefill(self, rows: list[Sequence], first: int, cache: KVSlots, shared: SharedPrefix | None) -> None:
+    def _cached_part(self, s: Sequence, shared: bool) -> int:
+        """How many of s's prompt tokens come from the preamble cache: all of the preamble, or none.
+        The prompt must be longer than the preamble: its rest still produces the first logits."""
+        n = len(self.preamble)
+        return n if shared and len(s.prompt) > n > 0 and tuple(s.prompt[:n]) == self.preamble else 0
+
+    def _prefill(self, rows: list[Sequence], first: int, cache: KVSlots, shared: KVSlots | None) -> None:
         """Prompts into slots first, first + 1, ...; a prompt that starts with the preamble gets its cache
-        copied and runs only the rest (whether it does depends on the prompt alone, not on its batch)."""
-        n = len(shared.tokens) if shared else 0
-        past = [n if shared and _starts_with(s.prompt, shared.tokens) else 0 for s in rows]
+        copied and runs only the rest."""
+        past = [self._cached_part(s, shared is not None) for s in rows]
         slots = list(range(first, first + len(rows)))
         cache.ensure(max(len(s.prompt) for s in rows) + 1)
         for slot, p in zip(slots, past):
             if p:
-                cache.copy_from(shared.cache, 0, slot, p)
+                cache.copy_from(shared, 0, slot, p)
         logits = self.fwd.extend([s.prompt[p:] for s, p in zip(rows, past)], slots, past, cache, [1] * len(rows))
         self._advance(rows, logits)
 
@@ -133,9 +127,9 @@ class Scheduler:
                                  self._spans(ends))
         return self._verify(active, drafts, logits, counts)
 
-    def _admit(self, pending: deque, free: int, shared: int) -> list[Sequence]:
+    def _admit(self, pending: deque, free: int, shared: bool) -> list[Sequence]:
         def cost(s: Sequence) -> int:
-            return len(s.prompt) - (shared if _starts_with(s.prompt, self.preamble) else 0)
+            return len(s.prompt) - self._cached_part(s, shared)
 
         rows = [pending.popleft()]
         budget = self.prefill_tokens - cost(rows[0])
@@ -156,7 +150,9 @@ class Scheduler:
         two tokens of it, which on this CPU means a small batch, where a step costs about the same
         for a few more tokens (reading the weights dominates).
         """
-        guesses = [s.ngrams.draft(min(self.draft_len, s.max_new - len(s.tokens) - 1)) if s.temperature == 0 else []
+        if self.step_tokens - len(active) < 2:  # a large batch: no room, so no lookups either
+            return [[] for _ in active]
+        guesses = [s.ngrams.draft(min(self.draft_len, s.max_new - len(s.tokens) - 1)) if s.ngrams else []
                    for s in active]
         wanted = sum(1 for g in guesses if g)
         each = (self.step_tokens - len(active)) // wanted if wanted else 0
@@ -194,7 +190,8 @@ class Scheduler:
 
     def _take(self, s: Sequence, token: int) -> None:
         s.tokens.append(token)
-        s.ngrams.extend([token])
+        if s.ngrams:
+            s.ngrams.extend([token])
         if token in self.eos or (s.stop and self._stopped(s)):
             s.finish = "stop"
         elif len(s.tokens) >= s.max_new:

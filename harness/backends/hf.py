@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from harness.backends import native
 from harness.backends.base import GenRequest, GenResult, truncate_at_stop
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class HFBackend:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos or self.tokenizer.eos_token_id])
         self.engine, self.fast = self._engine(engine, quantize)
         tag = "" if self.engine == "generate" else ":cb"
-        if self.engine == "continuous" and self.device == "cpu" and native.kernel() is not None:
+        if self.fast is not None and self.fast.attend is not None:
             tag += ":attn-native"  # the same tokens as SDPA so far, but not the same float rounding
         self.fingerprint = f"{resolved.fingerprint}:hf:{str(dtype).removeprefix('torch.')}{tag}"
         if quantize:

@@ -149,6 +149,9 @@ class FastForward:
                 Linear(wqkv, bqkv, packed), Linear(a.o_proj.weight.detach(), _bias(a.o_proj), packed),
                 Linear(wgu, None, packed), Linear(m.down_proj.weight.detach(), None, packed)))
         self._rotary = base.rotary_emb
+        # Decode attention: the native kernel (fp32 on CPU) where it is built, else torch SDPA.
+        cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
+        self.attend = native.attend if cpu_fp32 and native.kernel() is not None else None
         self.cos = self.sin = torch.empty(0)
 
     @property
@@ -243,8 +246,7 @@ class FastForward:
         step = _Step(counts, starts, self.heads // self.kv_heads, self.device)
         self._rope_table(max(w for _, _, w in spans))
         cos, sin = self.cos[step.pos][:, None], self.sin[step.pos][:, None]
-        kernel = native.kernel() if self.device.type == "cpu" and self.dtype == torch.float32 else None
-        if kernel is None:
+        if self.attend is None:
             masks = [torch.arange(w, device=self.device)[None, None, None] <= step.seen[s:e, None, :, None]
                      for s, e, w in spans]
         x = F.embedding(tokens, self.embed)
@@ -256,8 +258,8 @@ class FastForward:
             kc[step.slot, :, step.pos] = qk[:, self.heads :]
             vc[step.slot, :, step.pos] = qkv[:, self.nq + self.nk :].view(total, self.kv_heads, d)
             q = step.to_rows(qk[:, : self.heads].reshape(total, self.kv_heads, -1, d))
-            if kernel is not None:
-                o = native.attend(q, kc, vc, step.limit, self.scaling)
+            if self.attend is not None:
+                o = self.attend(q, kc, vc, step.limit, self.scaling)
             else:
                 o = torch.empty_like(q)
                 for (s, e, w), mask in zip(spans, masks):
@@ -338,9 +340,12 @@ class KVSlots:
 
     def copy_from(self, other: KVSlots, src: int, dst: int, length: int) -> None:
         """Positions [0, length) of `other`'s slot src into this cache's slot dst."""
-        for mine, theirs in zip(self.k + self.v, other.k + other.v):
-            mine[dst, :, :length] = theirs[src, :, :length]
+        _copy_slot(self, other, src, dst, length)
 
     def move(self, src: int, dst: int, length: int) -> None:
-        for buf in (*self.k, *self.v):
-            buf[dst, :, :length] = buf[src, :, :length]
+        _copy_slot(self, self, src, dst, length)
+
+
+def _copy_slot(into: KVSlots, source: KVSlots, src: int, dst: int, length: int) -> None:
+    for mine, theirs in zip(into.k + into.v, source.k + source.v):
+        mine[dst, :, :length] = theirs[src, :, :length]

@@ -2,7 +2,8 @@
 
 It links the OpenMP runtime torch already loaded (same soname), so its threads are torch's threads
 rather than a second pool spinning against them. Without a compiler, or with HARNESS_NATIVE=0, the
-decoder uses torch's SDPA instead: the same results to float rounding, at most a third slower per step.
+decoder uses torch's SDPA instead: the same results to float rounding; on the 64-prompt generation
+benchmark the whole run was about 15 % slower that way (docs/performance.md).
 """
 from __future__ import annotations
 
