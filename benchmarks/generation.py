@@ -8,8 +8,9 @@ engines alternate order between repeats because this shared machine drifts by up
     .venv/bin/python benchmarks/generation.py --quick         # 16 prompts, 128 tokens, 1 repeat
 
 Useful tokens: generated tokens up to and including each row's EOS (what an evaluation keeps).
-Roofline: FLOP/token (2 x the model's matmul weights) against the best fp32 matmul rate measured
-in this run on the same threads; the median matmul rate shows how loaded the machine was.
+Roofline: FLOP/token (2 x the model's matmul weights) against the best matmul rate in the run's dtype,
+measured in this run on the same threads (or GPU); the median matmul rate shows how loaded the machine was.
+On a GPU, --device cuda (the default where torch sees one) runs both engines there in the same dtype.
 """
 from __future__ import annotations
 
@@ -48,12 +49,14 @@ def main() -> None:
             *(["--prompts", args.prompts] if args.prompts else []),
             "--batch-size", str(args.batch_size), "--lm-eval-batch-size", str(args.lm_eval_batch_size)]
     argv += ["--threads", str(args.threads)] if args.threads else []
-    peaks = [_matmul_rate(args.threads)]
+    argv += ["--device", args.device, "--dtype", args.dtype]
+    peaks = [_matmul_rate(args.threads, args.device, args.dtype)]
 
     def show(rep: int, engine: str, out: dict) -> None:
+        gpu = f" peak_gpu={out['max_gpu_mb']:6.0f} MB" if out.get("max_gpu_mb") else ""
         print(f"run {rep} {engine:15s} useful_tokens={out['useful_tokens']:6d} seconds={out['seconds']:8.1f} "
-              f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
-        peaks.append(_matmul_rate(args.threads))
+              f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB{gpu}", flush=True)
+        peaks.append(_matmul_rate(args.threads, args.device, args.dtype))
 
     runs = measure(__file__, engines, args.repeats, argv, show)
     _summary(args, engines, runs, peaks)
@@ -70,9 +73,22 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--lm-eval-batch-size", type=int, default=1,
                    help="HFLM's batch_size (lm-eval's --batch_size); 1 is its default")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda where torch sees a GPU)")
+    p.add_argument("--dtype", default="auto",
+                   help="float32, bfloat16, float16, or auto (the project's default: fp32 on CPU, the checkpoint's dtype on GPU); "
+                        "lm-eval runs the same dtype")
     p.add_argument("--engines", default="project,lm-eval-hf", help=f"comma list of {', '.join(ENGINES)}")
     p.add_argument("--quick", action="store_true", help="16 prompts, 128 tokens, 1 repeat")
     args = p.parse_args()
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.dtype == "auto":  # what the project's backend picks for this model on this device
+        from harness.backends.hf import resolve_dtype
+        from harness.models import resolve_model
+
+        args.dtype = str(resolve_dtype(None, args.device, resolve_model(args.model).path)).removeprefix("torch.")
     if args.quick:
         args.n_prompts, args.max_new_tokens, args.repeats = 16, 128, 1
     unknown = set(args.engines.split(",")) - set(ENGINES)
@@ -81,17 +97,22 @@ def _parse() -> argparse.Namespace:
     return args
 
 
-def _matmul_rate(threads: int | None, n: int = 1024, reps: int = 12) -> tuple[float, float]:
-    """(best, median) fp32 GFLOP/s of an n x n x n matmul on the benchmark's threads."""
+def _matmul_rate(threads: int | None, device: str = "cpu", dtype: str = "float32", reps: int = 12) -> tuple[float, float]:
+    """(best, median) GFLOP/s of an n x n x n matmul in the run's dtype: on the benchmark's CPU threads
+    (n = 1024), or on the GPU (n = 8192, large enough to reach its peak)."""
     import torch
 
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    n = 1024 if device == "cpu" else 8192
+    a, b = (torch.randn(n, n, device=device, dtype=getattr(torch, dtype)) for _ in range(2))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     a @ b
+    sync()
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - start)
     flop = 2 * n**3 / 1e9
     return flop / min(times), flop / statistics.median(times)
@@ -113,6 +134,7 @@ def _child(args) -> None:
                "seconds": seconds, "tok_s": useful / seconds, "gflop_per_token": flop,
                "prompt_tokens": prompt_tokens, "gflop_per_prompt_token": prompt_flop,
                "threads": torch.get_num_threads(),
+               "max_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0,
                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
               open(args.out, "w"))
 
@@ -149,7 +171,8 @@ def _project(args, resolved, prompts):
         os.environ["HARNESS_NATIVE"] = "0"
     options = {"generate": {"engine": "generate"}, "project-int8": {"quantize": "int8"},
                "project-nodraft": {"draft": 0}}.get(args.child, {})
-    backend = HFBackend(resolved, batch_size=args.batch_size, threads=args.threads, progress=False, **options)
+    backend = HFBackend(resolved, batch_size=args.batch_size, threads=args.threads, progress=False,
+                        device=args.device, dtype=args.dtype, **options)
     backend.generate([GenRequest(prompt=prompts[0], max_new_tokens=8)])  # warm-up, not timed
     requests = [GenRequest(prompt=p, max_new_tokens=args.max_new_tokens) for p in prompts]
     start = time.perf_counter()
@@ -181,8 +204,9 @@ def _lm_eval(args, resolved, prompts):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    # Stock settings (dtype auto = fp32 here) apart from the batch size the user may pass.
-    lm = CountingHFLM(pretrained=str(resolved.path), device="cpu", batch_size=args.lm_eval_batch_size)
+    # Stock settings apart from the batch size the user may pass, on the project's device and dtype.
+    lm = CountingHFLM(pretrained=str(resolved.path), device=args.device, dtype=args.dtype,
+                      batch_size=args.lm_eval_batch_size)
     eos = lm.model.generation_config.eos_token_id
     eos_ids.update(eos if isinstance(eos, list) else [eos])
 
@@ -206,7 +230,7 @@ def _summary(args, engines, runs, peaks) -> None:
     first = runs[engines[0]][0]
     flop = first["gflop_per_token"]
     roof_best, roof_median = best_rate / flop, median_rate / flop
-    print(f"\nmodel: {flop:.3f} GFLOP/token; fp32 matmul best {best_rate:.1f} GFLOP/s -> roofline "
+    print(f"\nmodel: {flop:.3f} GFLOP/token; {args.device} {args.dtype} matmul best {best_rate:.1f} GFLOP/s -> roofline "
           f"{roof_best:.0f} tok/s; matmul median during run {median_rate:.1f} GFLOP/s -> {roof_median:.0f} tok/s")
     print(f"prompts: {first['prompt_tokens']} tokens at {first['gflop_per_prompt_token']:.3f} GFLOP each (prefill work "
           f"that the useful-token rate does not count; 'all work' below counts it)")

@@ -43,6 +43,10 @@ def varied_model(tmp_path_factory):
     return target
 
 
+# GPU variants run where torch sees one (the lent GPU machine); CI has none and skips them.
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
 def _backend(path, **options):
     return make_backend(str(path), cache=False, progress=False, **options)
 
@@ -55,6 +59,7 @@ def _reference(backend, request: GenRequest) -> tuple[list[int], int]:
     """Plain batch-1 `generate` for one request: (tokens up to and including EOS, prompt length)."""
     tok, model = backend.tokenizer, backend.model
     ids = tok(backend.render(request.messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids = ids.to(model.device)
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=request.max_new_tokens, do_sample=False,
                              pad_token_id=tok.pad_token_id)
@@ -211,6 +216,17 @@ def test_prompts_share_the_chat_preamble_cache(varied_model, monkeypatch):
     _assert_matches_reference(backend, requests, results)
 
 
+@CUDA
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_gpu_engine_matches_batch1_generate_on_the_gpu(varied_model, dtype):
+    backend = _backend(varied_model, batch_size=3, device="cuda", dtype=dtype)
+    assert backend.engine == "continuous" and backend.fast.attend is None
+    assert backend.fingerprint.endswith(f"{dtype}:cb:cuda")
+    # Slot reuse, a prompt past the first cache size, and a looping prompt that gets drafts.
+    requests = _requests(SHORT + [LONG, "x y z x y z x y z"], max_new=24)
+    _assert_matches_reference(backend, requests, backend.generate(requests))
+
+
 def test_sampling_is_reproducible_per_request(varied_model):
     backend = _backend(varied_model, batch_size=4)
     requests = _requests(SHORT, max_new=10, temperature=0.8, seed=3)
@@ -221,8 +237,9 @@ def test_sampling_is_reproducible_per_request(varied_model):
     assert [r.text for r in reseeded] != [r.text for r in first]
 
 
-def test_loglikelihood_shares_contexts_and_matches_manual_sum(varied_model):
-    backend = _backend(varied_model, batch_size=4)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_loglikelihood_shares_contexts_and_matches_manual_sum(varied_model, device):
+    backend = _backend(varied_model, batch_size=4, device=device, dtype="float32")
     tok = backend.tokenizer
     ctx = tok.encode("The capital of France is")
     pairs = [(ctx, tok.encode(c)) for c in [" Paris", " Lyon", " a city in Europe", " Paris"]]
@@ -230,7 +247,8 @@ def test_loglikelihood_shares_contexts_and_matches_manual_sum(varied_model):
     got = backend.loglikelihood(pairs)
     for (c, x), (ll, greedy) in zip(pairs, got):
         with torch.no_grad():
-            logprobs = torch.log_softmax(backend.model(torch.tensor([c + x])).logits[0, :-1].float(), -1)
+            logits = backend.model(torch.tensor([c + x], device=device)).logits
+            logprobs = torch.log_softmax(logits[0, :-1].float(), -1)
         positions = range(len(c) - 1, len(c) + len(x) - 1)
         assert abs(ll - sum(logprobs[p, t].item() for p, t in zip(positions, x))) < 1e-3
         assert greedy == all(logprobs[p].argmax().item() == t for p, t in zip(positions, x))

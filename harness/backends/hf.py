@@ -24,6 +24,7 @@ from harness.backends.base import GenRequest, GenResult, truncate_at_stop
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "continuous", "generate")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -36,15 +37,15 @@ def configure_threads(threads: int | None = None) -> int:
 
 class HFBackend:
     def __init__(self, resolved, batch_size: int = 64, device: str | None = None, threads: int | None = None,
-                 progress: bool = True, engine: str = "auto", quantize: str | None = None, draft: int = 8):
+                 progress: bool = True, engine: str = "auto", quantize: str | None = None, draft: int = 8,
+                 dtype: str | None = None):
         from harness.errors import HarnessError
 
         if engine not in ENGINES:
             raise HarnessError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
         configure_threads(threads)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        # fp32 on CPU: this machine has no bf16 units, bf16 measured 2-5x slower.
-        dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
+        dtype = resolve_dtype(dtype, self.device, resolved.path)
         self.model, self.tokenizer = resolved.load(dtype=dtype, device=self.device)
         self.resolved = resolved
         self.batch_size = batch_size
@@ -58,6 +59,8 @@ class HFBackend:
         tag = "" if self.engine == "generate" else ":cb"
         if self.fast is not None and self.fast.attend is not None:
             tag += ":attn-native"  # the same tokens as SDPA so far, but not the same float rounding
+        if self.device != "cpu":  # GPU kernels round differently from CPU ones; CPU keys stay as they were
+            tag += f":{torch.device(self.device).type}"
         self.fingerprint = f"{resolved.fingerprint}:hf:{str(dtype).removeprefix('torch.')}{tag}"
         if quantize:
             self.fingerprint += f":{quantize}"
@@ -150,6 +153,23 @@ class HFBackend:
             return loglikelihoods(self.fast, requests, max_len, slots=self.batch_size, progress=bar.update)
         finally:
             bar.close()
+
+
+def resolve_dtype(name: str | None, device: str, path) -> torch.dtype:
+    """auto: fp32 on CPU (no bf16 units here: bf16 measured 2-5x slower); on a GPU the checkpoint's own
+    dtype, as lm-eval's and transformers' "auto" (the embedded model is stored in fp32), bf16 if unknown."""
+    from harness.errors import HarnessError
+
+    if name in (None, "auto"):
+        if device == "cpu":
+            return torch.float32
+        from transformers import AutoConfig
+
+        stored = getattr(AutoConfig.from_pretrained(path), "dtype", None)
+        return stored if stored in DTYPES.values() else torch.bfloat16
+    if name not in DTYPES:
+        raise HarnessError(f"unknown dtype {name!r}: choose one of auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
 
 
 def _progress(total: int, desc: str, enabled: bool):
