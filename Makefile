@@ -29,8 +29,10 @@ test: setup
 
 # Opt-in, not in CI: a real vLLM CPU server (its own .venv-vllm, installed on first use; ~3 min to
 # start) serving SmolLM2-135M; the script sets HARNESS_VLLM_URL and stops the server afterwards.
+# Then `--backend vllm` (vLLM inside the project's process) runs in that venv, which has vllm.
 test-vllm: setup
 	bash scripts/vllm_cpu_server.sh run $(BIN)/pytest -m vllm $(PYTEST_ARGS)
+	PYTHONPATH=$(CURDIR) .venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_backend.py $(PYTEST_ARGS)
 
 # Re-record the CI gate's baseline after an intended change to checkers, prompts, tasks or training.
 baseline: setup

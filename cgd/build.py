@@ -93,7 +93,7 @@ def problems_stage(run: RunDir, cfg: BuildConfig) -> dict:
 
 
 def probe_stage(run: RunDir, cfg: BuildConfig) -> dict:
-    from harness.backends import make_backend
+    from harness.backends import open_backend
     from harness.models import resolve_model
 
     from cgd.probe import probe
@@ -103,8 +103,8 @@ def probe_stage(run: RunDir, cfg: BuildConfig) -> dict:
               "prompts": prompts.PROMPTS_VERSION}
 
     def run_it():
-        student = make_backend(cfg.model, backend=cfg.backend, cache=True)
-        attempts = probe(read_jsonl(run.path(TRAIN_PROBLEMS)), student, cfg.probe_max_new_tokens)
+        with open_backend(cfg.model, backend=cfg.backend, cache=True) as student:
+            attempts = probe(read_jsonl(run.path(TRAIN_PROBLEMS)), student, cfg.probe_max_new_tokens)
         atomic_write_jsonl(run.path(ATTEMPTS), attempts)
         return [ATTEMPTS], {"attempts": len(attempts), "student": student.fingerprint,
                             "completion_tokens": sum(a["completion_tokens"] for a in attempts),

