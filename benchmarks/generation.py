@@ -32,6 +32,7 @@ ENGINES = {
     "project-int8": "HFBackend continuous engine with quantize='int8' (opt-in, numerics change)",
     "project-sdpa": "the default engine with torch SDPA instead of the native attention kernel (HARNESS_NATIVE=0)",
     "project-nodraft": "the default engine without prompt-lookup drafts (draft=0)",
+    "project-onednn": "the default engine with oneDNN's matmul instead of the native one (HARNESS_NATIVE_GEMM=0)",
 }
 
 
@@ -169,6 +170,8 @@ def _project(args, resolved, prompts):
 
     if args.child == "project-sdpa":
         os.environ["HARNESS_NATIVE"] = "0"
+    if args.child == "project-onednn":
+        os.environ["HARNESS_NATIVE_GEMM"] = "0"
     options = {"generate": {"engine": "generate"}, "project-int8": {"quantize": "int8"},
                "project-nodraft": {"draft": 0}}.get(args.child, {})
     backend = HFBackend(resolved, batch_size=args.batch_size, threads=args.threads, progress=False,

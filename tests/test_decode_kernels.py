@@ -1,7 +1,8 @@
-"""The decoder's attention kernel (attend.c) and prompt-lookup drafts, against torch and plain decoding.
+"""The decoder's native kernels (attend.c, gemm.c) and prompt-lookup drafts, against torch and plain decoding.
 
-Correctness only: the kernel agrees with torch's SDPA to float rounding and gives each query row
-the same bits whatever shares its call. Drafted decoding end to end: tests/test_backend_fast.py.
+Correctness only: the kernels agree with torch's SDPA and matmul to float rounding and give each
+query row, or each matmul row, the same bits whatever shares its call. Drafted decoding end to end:
+tests/test_backend_fast.py.
 """
 from __future__ import annotations
 
@@ -61,14 +62,46 @@ def test_kernel_skips_padding_rows():
     torch.testing.assert_close(out[:, :, :3], _sdpa(q, kc, vc, limit.clamp(min=1))[:, :, :3], rtol=1e-5, atol=1e-5)
 
 
-def test_kernel_can_be_switched_off(monkeypatch):
+def test_kernels_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("HARNESS_NATIVE", "0")
-    native.kernel.cache_clear()
+    native.library.cache_clear()
     try:
-        assert native.kernel() is None and "SDPA" in native.describe()
+        assert native.kernel() is None and native.gemm_kernel() is None and "SDPA" in native.describe()
+        assert native.pack_panels(torch.randn(32, 8)) is None
     finally:
         monkeypatch.delenv("HARNESS_NATIVE")
-        native.kernel.cache_clear()
+        native.library.cache_clear()
+
+
+needs_gemm = pytest.mark.skipif(native.gemm_kernel() is None, reason="no AVX2/FMA build: oneDNN runs the matmuls")
+
+
+@needs_gemm
+@pytest.mark.parametrize("rows", [1, 2, 5, 6, 7, 13, 64, 200, 450])
+@pytest.mark.parametrize("n,k", [(960, 576), (48, 1536), (112, 64), (16, 3)])
+def test_gemm_matches_a_float64_matmul(rows, n, k):
+    # 112 columns = 7 panels: the one-row path's groups of 6 panels leave one over.
+    g = torch.Generator().manual_seed(rows * 7 + n)
+    w, x = torch.randn(n, k, generator=g) / k**0.5, torch.randn(rows, k, generator=g)
+    out = native.gemm(x, native.pack_panels(w))
+    torch.testing.assert_close(out.double(), x.double() @ w.double().T, rtol=1e-5, atol=2e-5)
+
+
+@needs_gemm
+def test_gemm_rows_do_not_depend_on_their_call():
+    g = torch.Generator().manual_seed(1)
+    w, x = torch.randn(96, 576, generator=g), torch.randn(400, 576, generator=g)
+    panels = native.pack_panels(w)
+    together = native.gemm(x, panels)
+    # Alone, in a small call, across the 192-row chunk boundary, and in a 3-d input.
+    for part in (slice(0, 1), slice(5, 9), slice(180, 200), slice(3, 400)):
+        assert torch.equal(native.gemm(x[part], panels), together[part])
+    assert torch.equal(native.gemm(x[:12].view(3, 4, 576), panels), together[:12].view(3, 4, 96))
+
+
+def test_gemm_leaves_what_it_cannot_take_to_onednn():
+    assert native.pack_panels(torch.randn(40, 8)) is None  # 40 columns are not whole panels
+    assert native.pack_panels(torch.randn(32, 8, dtype=torch.float64)) is None
 
 
 def test_ngram_index_proposes_what_followed_the_latest_match():

@@ -59,6 +59,8 @@ class HFBackend:
         tag = "" if self.engine == "generate" else ":cb"
         if self.fast is not None and self.fast.attend is not None:
             tag += ":attn-native"  # the same tokens as SDPA so far, but not the same float rounding
+        if self.fast is not None and self.fast.lm_head.panels is not None:
+            tag += ":gemm-native"  # likewise against oneDNN
         if self.device != "cpu":  # GPU kernels round differently from CPU ones; CPU keys stay as they were
             tag += f":{torch.device(self.device).type}"
         self.fingerprint = f"{resolved.fingerprint}:hf:{str(dtype).removeprefix('torch.')}{tag}"

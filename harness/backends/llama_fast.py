@@ -44,19 +44,25 @@ def unsupported_reason(model) -> str | None:
 
 
 class Linear:
-    """y = x W^T + b through oneDNN with the weight pre-packed once, where available.
+    """y = x W^T + b with the weight pre-packed once: the native matmul (gemm.c) where it is built,
+    else oneDNN.
 
-    Measured on this 2-core CPU at 34-64 rows: 1.2-2.4x the rate of MKL sgemm (F.linear), which
-    re-packs the weight on every call. Still fp32 with fp32 accumulation; only the summation
-    order differs (as it already does between batch sizes under MKL). Packed for >= 16 rows, each
-    output row is bitwise the same whatever the other rows of the batch are.
+    Measured on this 2-core CPU: oneDNN's packed kernel runs 1.2-2.4x MKL sgemm (F.linear, which
+    re-packs the weight on every call) at 34-64 rows, and the native one 1.2-1.5x oneDNN on a decode
+    step's cold weights at 1-100 rows. Still fp32 with fp32 accumulation; only the summation order
+    differs. With the native matmul each output row is bitwise the same whatever the other rows of
+    the call are (oneDNN: from 16 rows up).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, packed: bool = True):
         self.weight, self.bias = weight, bias
-        self.packed = _pack(weight) if packed else None
+        self.panels = native.pack_panels(weight) if packed else None
+        self.packed = _pack(weight) if packed and self.panels is None else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.panels is not None:
+            y = native.gemm(x, self.panels)
+            return y if self.bias is None else y + self.bias
         if self.packed is None:
             return F.linear(x, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")

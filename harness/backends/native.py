@@ -1,9 +1,10 @@
-"""The decode-attention kernel (attend.c): built once per machine with the system C compiler, loaded with ctypes.
+"""The decoder's native kernels, built once per machine with the system C compiler, loaded with ctypes:
+decode attention (attend.c) and the linear layers' matmul (gemm.c).
 
-It links the OpenMP runtime torch already loaded (same soname), so its threads are torch's threads
+They link the OpenMP runtime torch already loaded (same soname), so their threads are torch's threads
 rather than a second pool spinning against them. Without a compiler, or with HARNESS_NATIVE=0, the
-decoder uses torch's SDPA instead: the same results to float rounding; on the 64-prompt generation
-benchmark the whole run was about 15 % slower that way (docs/performance.md).
+decoder uses torch's SDPA and oneDNN instead: the same results to float rounding, slower (the
+measurements are in docs/performance.md).
 """
 from __future__ import annotations
 
@@ -21,45 +22,63 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-SOURCE = Path(__file__).with_name("attend.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("attend.c", "gemm.c")]
+PANEL = 16  # output columns per packed weight panel (gemm.c's NR)
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno"]
 
 
 @lru_cache(maxsize=1)
-def kernel():
-    """The loaded `attend` function, or None when it cannot be built or is switched off."""
+def library():
+    """The loaded kernel library, or None when it cannot be built or is switched off."""
     if os.environ.get("HARNESS_NATIVE", "1") == "0":
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        log.info("no C compiler: decode attention runs on torch SDPA")
+        log.info("no C compiler: the decoder runs on torch SDPA and oneDNN")
         return None
     from harness.errors import HarnessError
 
     try:
         lib = ctypes.CDLL(str(_build(compiler)))
     except (OSError, subprocess.CalledProcessError, HarnessError) as exc:
-        log.warning("could not build the attention kernel (%s): using torch SDPA", exc)
+        log.warning("could not build the native kernels (%s): using torch SDPA and oneDNN", exc)
         return None
-    fn = lib.attend
-    fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 5 + [ctypes.c_float]
-    return fn
+    lib.attend.restype = lib.gemm.restype = None
+    lib.attend.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 5 + [ctypes.c_float]
+    lib.gemm.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3
+    return lib
+
+
+def kernel():
+    """The `attend` function, or None."""
+    lib = library()
+    return None if lib is None else lib.attend
+
+
+def gemm_kernel():
+    """The `gemm` function, or None: it needs AVX2 and FMA, which the build checks; HARNESS_NATIVE_GEMM=0
+    leaves the matmuls alone to oneDNN."""
+    lib = library()
+    if lib is None or not lib.gemm_available() or os.environ.get("HARNESS_NATIVE_GEMM", "1") == "0":
+        return None
+    return lib.gemm
 
 
 def describe() -> str:
-    """One line for `harness setup` and logs: which attention the decoder uses here."""
+    """One line for `harness setup` and logs: which kernels the decoder uses here."""
     if kernel() is None:
-        return "torch SDPA (native kernel off or not buildable; HARNESS_NATIVE=0 turns it off)"
-    return f"native kernel {_target()}"
+        return "torch SDPA and oneDNN (native kernels off or not buildable; HARNESS_NATIVE=0 turns them off)"
+    matmul = "native" if gemm_kernel() is not None else "oneDNN (no AVX2/FMA)"
+    return f"native attention, {matmul} matmul: {_target()}"
 
 
 def _target() -> Path:
     from harness.paths import harness_home
 
     # -march=native code is only valid on this CPU: the CPU's flags are part of the key.
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_flags().encode()).hexdigest()[:16]
-    return harness_home() / "native" / f"attend-{platform.machine()}-{key}.so"
+    code = b"".join(p.read_bytes() for p in SOURCES)
+    key = hashlib.sha256(code + " ".join(FLAGS).encode() + _cpu_flags().encode()).hexdigest()[:16]
+    return harness_home() / "native" / f"kernels-{platform.machine()}-{key}.so"
 
 
 def _build(compiler: str) -> Path:
@@ -69,8 +88,8 @@ def _build(compiler: str) -> Path:
     if target.exists():
         return target
     with tempfile.TemporaryDirectory() as tmp:
-        built = Path(tmp) / "attend.so"
-        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built)], check=True, capture_output=True)
+        built = Path(tmp) / "kernels.so"
+        subprocess.run([compiler, *FLAGS, *map(str, SOURCES), "-o", str(built)], check=True, capture_output=True)
         atomic_write_bytes(target, built.read_bytes())
     return target
 
@@ -90,3 +109,21 @@ def attend(q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, limit: torch.Ten
     kernel()(q.data_ptr(), kc.data_ptr(), vc.data_ptr(), limit.data_ptr(), out.data_ptr(),
              rows, heads, nq, d, kc.shape[2], scale)
     return out
+
+
+def pack_panels(weight: torch.Tensor) -> torch.Tensor | None:
+    """weight [N, K] as gemm.c reads it, [N/16, K, 16]; None where the native matmul cannot take it."""
+    n = weight.shape[0]
+    if (weight.device.type != "cpu" or weight.dtype != torch.float32 or weight.dim() != 2 or n % PANEL
+            or gemm_kernel() is None):
+        return None
+    return weight.detach().reshape(n // PANEL, PANEL, -1).transpose(1, 2).contiguous()
+
+
+def gemm(x: torch.Tensor, panels: torch.Tensor) -> torch.Tensor:
+    """x [..., K] times the packed weight's transpose: [..., N]."""
+    k = panels.shape[1]
+    flat = x.reshape(-1, k).contiguous()
+    out = torch.empty(flat.shape[0], panels.shape[0] * PANEL, dtype=x.dtype)
+    gemm_kernel()(flat.data_ptr(), panels.data_ptr(), out.data_ptr(), flat.shape[0], out.shape[1], k)
+    return out.view(*x.shape[:-1], out.shape[1])
