@@ -201,32 +201,6 @@ def test_drafted_steps_give_the_tokens_of_plain_decoding(varied_model, monkeypat
     _assert_matches_reference(backend, requests, drafted)
 
 
-def test_rows_that_copy_draft_in_any_batch(varied_model, monkeypatch):
-    from harness.backends import decode
-
-    # No spare step budget: only the copy-rate rule can give a row drafts.
-    init = decode.Scheduler.__init__
-    monkeypatch.setattr(decode.Scheduler, "__init__", lambda self, *a, **k: init(self, *a, **{**k, "step_tokens": 1}))
-    drafted = []
-    verify = decode.Scheduler._verify
-    monkeypatch.setattr(decode.Scheduler, "_verify",
-                        lambda self, rows, drafts, *a: drafted.append(sum(map(len, drafts))) or verify(self, rows, drafts, *a))
-    backend = _backend(varied_model, batch_size=4)
-    prompts = ["one two three one two three one two three", "a b a b a b a b", "x y z x y z", "Hi"]
-    requests = [GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=60) for p in prompts]
-    results = backend.generate(requests)
-    assert drafted[0] == 0 and sum(drafted) > 0  # no history at first; the looping rows earn drafts
-    _assert_matches_reference(backend, requests, results)
-
-
-def test_draft_length_follows_the_copy_rate():
-    from harness.backends.decode import DRAFT_COST, worth_drafting
-
-    assert worth_drafting(0.0) == worth_drafting(DRAFT_COST) == 0
-    assert worth_drafting(0.9) == 4  # 0.9 ** 4 = 0.66 > 0.6 > 0.9 ** 5
-    assert worth_drafting(0.999) == 64 and worth_drafting(1.0, most=8) == 8
-
-
 def test_prompts_share_the_chat_preamble_cache(varied_model, monkeypatch):
     from harness.backends.llama_fast import KVSlots
 

@@ -7,14 +7,12 @@ Each row's tokens depend only on its own prompt: greedy picks the argmax of the 
 sampling draws from the row's own generator seeded by its request.
 
 Two savings that keep those tokens: prompts that open with the chat template's preamble copy its
-cache instead of recomputing it, and greedy rows verify prompt-lookup drafts (draft.py) in the
-same step, keeping only the tokens their own argmax confirms: every row in small batches (the tail
-of a run, where a step costs about the same for a few more tokens), and in any batch the rows whose
-recent tokens the lookup kept guessing (answers that loop run to the length cap).
+cache instead of recomputing it, and in small batches (the tail of a run, where a step costs about
+the same for a few more tokens) each greedy row verifies prompt-lookup drafts (draft.py) in the
+same step, keeping only the tokens its own argmax confirms.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -25,22 +23,6 @@ import torch
 from harness.backends.base import truncate_at_stop
 from harness.backends.draft import NgramIndex
 from harness.backends.llama_fast import FastForward, KVSlots
-
-
-# A verified draft token costs about 0.6 of a row's plain decode step on this CPU (measured at 18-40
-# rows, positions 400-600: both grow with the row count and the cache), so a draft token pays when
-# it survives with at least that chance; a guess's k-th token survives about copy_rate ** k.
-DRAFT_COST = 0.6
-COPY_DECAY = 0.9  # copy_rate follows about the last ten steps
-
-
-def worth_drafting(copy_rate: float, most: int = 64) -> int:
-    """Draft tokens whose chance of surviving verification (copy_rate ** k) beats their cost."""
-    if copy_rate <= DRAFT_COST:
-        return 0
-    if copy_rate >= 1.0:
-        return most
-    return min(most, int(math.log(DRAFT_COST) / math.log(copy_rate)))
 
 
 @dataclass
@@ -56,8 +38,6 @@ class Sequence:
     seconds: float = 0.0
     generator: torch.Generator | None = None
     ngrams: NgramIndex | None = None
-    guess: int | None = None  # the lookup's guess for this step's first token, drafted or not
-    copy_rate: float = 0.0    # recent share of steps whose first token the lookup guessed (see _drafts)
 
     @property
     def length(self) -> int:
@@ -163,23 +143,22 @@ class Scheduler:
         return [(a, min(a + step, len(ends)), max(ends[a : a + step])) for a in range(0, len(ends), step)]
 
     def _drafts(self, active: list[Sequence]) -> list[list[int]]:
-        """Prompt-lookup guesses for greedy rows (see draft.py): how many tokens of its guess each row verifies.
+        """Prompt-lookup guesses for greedy rows (see draft.py), shared evenly within the step's token budget.
 
-        Two rules. In a small batch, where a step costs about the same for a few more tokens, the
-        step's spare token budget is shared evenly when every row with a guess gets at least two.
-        In any batch, a row whose recent tokens the lookup kept guessing (its copy rate: answers
-        that loop, or copy the problem) verifies as many tokens as are likely enough to survive to
-        pay for themselves (`worth_drafting`). Every row's guess is scored, drafted or not, so
-        the rate is known before a row ever drafts.
+        Rows advance in lockstep, so the run ends with its slowest row: drafting for a few rows of
+        many shortens nothing. Drafts therefore run only when every row with a guess can get at least
+        two tokens of it, which on this CPU means a small batch, where a step costs about the same
+        for a few more tokens (reading the weights dominates).
         """
+        if self.step_tokens - len(active) < 2:  # a large batch: no room, so no lookups either
+            return [[] for _ in active]
         guesses = [s.ngrams.draft(min(self.draft_len, s.max_new - len(s.tokens) - 1)) if s.ngrams else []
                    for s in active]
-        for s, g in zip(active, guesses):
-            s.guess = g[0] if g else None
         wanted = sum(1 for g in guesses if g)
         each = (self.step_tokens - len(active)) // wanted if wanted else 0
-        each = each if each >= 2 else 0
-        return [g[: max(each, worth_drafting(s.copy_rate))] for s, g in zip(active, guesses)]
+        if each < 2:
+            return [[] for _ in active]
+        return [g[:each] for g in guesses]
 
     def _verify(self, rows: list[Sequence], drafts: list[list[int]], logits: torch.Tensor,
                 counts: list[int]) -> list[int]:
@@ -191,8 +170,6 @@ class Scheduler:
                 self._advance([s], logits[at : at + 1])
                 kept.append(1)
             else:
-                hit = s.guess is not None and picks[at] == s.guess
-                s.copy_rate = COPY_DECAY * s.copy_rate + (1 - COPY_DECAY) * hit
                 gained = 0
                 for j in range(n):
                     self._take(s, picks[at + j])

@@ -7,8 +7,8 @@ Two engines behind the one interface (see docs/performance.md for the measuremen
 - "generate": transformers `generate` on length-sorted, left-padded batches (padded.py); the
   fallback for other architectures, and with batch_size=1 the exact batch-1 reference.
 `quantize="int8"` (opt-in, continuous engine only) changes numerics; see quant.py.
-The continuous engine also verifies prompt-lookup drafts (draft.py) in small batches and for rows
-that copy or loop: fewer steps, the same tokens; `draft=0` turns it off.
+In small batches the continuous engine also verifies prompt-lookup drafts (draft.py): fewer steps,
+the same tokens; `draft=0` turns it off.
 """
 from __future__ import annotations
 
