@@ -61,6 +61,33 @@ class Backend(Protocol):
     def render(self, messages: Sequence[dict[str, str]]) -> str: ...
 
 
+class LocalPrompts:
+    """Prompts of a backend that tokenizes locally (hf, vllm): rendered chat text, encoded as is."""
+
+    tokenizer: Any
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str) -> list[int]:
+        # Rendered chat text already carries its special tokens; adding more would shift the prompt.
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt_ids(self, request: GenRequest) -> list[int]:
+        return self.encode(request.prompt if request.prompt is not None else self.render(request.messages))
+
+
+def loglikelihood_tokens(i: int, ctx: list[int], cont: list[int], limit: int) -> list[int]:
+    """Context + continuation, the context cut from the left (as lm-eval does) to at most `limit` tokens;
+    the whole continuation and at least one context token before it must fit."""
+    if not ctx or not cont:
+        raise ValueError(f"request {i}: loglikelihood needs a non-empty context and continuation")
+    ids = (list(ctx) + list(cont))[-limit:]
+    if len(ids) <= len(cont):
+        raise ValueError(f"request {i}: the continuation alone exceeds the model's {limit - 1} positions")
+    return ids
+
+
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest stop string; report whether one was found."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from harness.backends.base import GenRequest, GenResult, truncate_at_stop
+from harness.backends.base import GenRequest, GenResult, LocalPrompts, truncate_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def configure_threads(threads: int | None = None) -> int:
     return n
 
 
-class HFBackend:
+class HFBackend(LocalPrompts):
     def __init__(self, resolved, batch_size: int = 64, device: str | None = None, threads: int | None = None,
                  progress: bool = True, engine: str = "auto", quantize: str | None = None, draft: int = 8,
                  dtype: str | None = None):
@@ -57,10 +57,8 @@ class HFBackend:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos or self.tokenizer.eos_token_id])
         self.engine, self.fast = self._engine(engine, quantize)
         tag = "" if self.engine == "generate" else ":cb"
-        if self.fast is not None and self.fast.attend is not None:
-            tag += ":attn-native"  # the same tokens as SDPA so far, but not the same float rounding
-        if self.fast is not None and self.fast.lm_head.panels is not None:
-            tag += ":gemm-native"  # likewise against oneDNN
+        if self.fast is not None:
+            tag += self.fast.kernels_tag
         if self.device != "cpu":  # GPU kernels round differently from CPU ones; CPU keys stay as they were
             tag += f":{torch.device(self.device).type}"
         self.fingerprint = f"{resolved.fingerprint}:hf:{str(dtype).removeprefix('torch.')}{tag}"
@@ -99,17 +97,9 @@ class HFBackend:
         a, b = (self.encode(self.render([{"role": "user", "content": c}])) for c in ("1", "Z"))
         return a[: next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
 
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
-    def encode(self, text: str) -> list[int]:
-        # Rendered chat text already carries its special tokens; adding more would shift the prompt.
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
     # --- generation -------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenRequest], on_result: Callable | None = None) -> list[GenResult]:
-        prompts = [r.prompt if r.prompt is not None else self.render(r.messages) for r in requests]
-        encoded = [self.encode(p) for p in prompts]
+        encoded = [self.prompt_ids(r) for r in requests]
         bar = _progress(len(requests), "generate", self.progress)
         try:
             if self.fast is None:

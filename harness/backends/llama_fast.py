@@ -62,7 +62,7 @@ class Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.panels is not None:
             y = native.gemm(x, self.panels)
-            return y if self.bias is None else y + self.bias
+            return y if self.bias is None else y.add_(self.bias)
         if self.packed is None:
             return F.linear(x, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
@@ -176,6 +176,13 @@ class FastForward:
         self.attend = native.attend if cpu_fp32 and native.kernel() is not None else None
         self.cos = self.sin = torch.empty(0)
 
+
+    @property
+    def kernels_tag(self) -> str:
+        """Which native kernels run (fingerprint part): the same tokens as SDPA and oneDNN so far, but not
+        the same float rounding."""
+        return (":attn-native" if self.attend is not None else "") + (
+            ":gemm-native" if self.lm_head.panels is not None else "")
 
     @property
     def n_layers(self) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from harness.backends.base import loglikelihood_tokens
 from harness.backends.llama_fast import FastForward, KVSlots
 
 
@@ -19,13 +20,8 @@ def loglikelihoods(fwd: FastForward, requests: Sequence[tuple[list[int], list[in
     """(sum of log p(continuation | context), whether greedy decoding yields the continuation) per request."""
     groups: dict[tuple[int, ...], list[tuple[int, list[int], list[int]]]] = {}
     for i, (ctx, cont) in enumerate(requests):
-        if not ctx or not cont:
-            raise ValueError(f"request {i}: loglikelihood needs a non-empty context and continuation")
-        # Left-truncate like lm-eval: keep the continuation and as much context as fits.
-        inputs = (list(ctx) + list(cont))[-(max_len + 1):][:-1]
+        inputs = loglikelihood_tokens(i, ctx, cont, max_len + 1)[:-1]  # the last token predicts nothing
         cut = len(inputs) - len(cont) + 1  # the prefix ends with the token that predicts cont[0]
-        if cut < 1:
-            raise ValueError(f"request {i}: the continuation alone exceeds the model's {max_len} positions")
         groups.setdefault(tuple(inputs[:cut]), []).append((i, inputs[cut:], list(cont)))
     results: list[tuple[float, bool] | None] = [None] * len(requests)
     order = sorted(groups, key=len, reverse=True)

@@ -16,14 +16,14 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 
-from harness.backends.base import GenRequest, GenResult, truncate_at_stop
+from harness.backends.base import GenRequest, GenResult, LocalPrompts, loglikelihood_tokens, truncate_at_stop
 from harness.errors import HarnessError
 
 MISSING = ("the vllm backend needs the vllm package: pip install 'cgd-harness[vllm]' (GPU); on CPU, serve "
            "vLLM separately (scripts/vllm_cpu_server.sh) and use --backend openai:<base_url>#<model>")
 
 
-class VLLMBackend:
+class VLLMBackend(LocalPrompts):
     def __init__(self, resolved, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
                  max_model_len: int | None = None, chunk: int = 512, progress: bool = True, seed: int = 0,
                  **engine_args):
@@ -31,7 +31,7 @@ class VLLMBackend:
             import vllm
         except ImportError:
             raise HarnessError(MISSING) from None
-        self.resolved, self.chunk, self.progress = resolved, chunk, progress
+        self.chunk, self.progress = chunk, progress
         self._lora = None
         if resolved.adapter is not None:
             from vllm.lora.request import LoRARequest
@@ -47,12 +47,6 @@ class VLLMBackend:
         used = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
         self.fingerprint = f"{resolved.fingerprint}:vllm-{vllm.__version__}:{used}"
 
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
     def generate(self, requests: Sequence[GenRequest], on_result: Callable | None = None) -> list[GenResult]:
         """In chunks of `chunk` requests, so the cache in front stores each chunk as soon as it is done."""
         from vllm import SamplingParams
@@ -61,7 +55,7 @@ class VLLMBackend:
         todo = []
         for i, r in enumerate(requests):
             if r.max_new_tokens <= 0:  # vLLM wants at least one token; the hf backend answers nothing
-                results[i] = GenResult("", len(self._ids(r)), 0, "length", 0.0)
+                results[i] = GenResult("", len(self.prompt_ids(r)), 0, "length", 0.0)
                 if on_result:
                     on_result(i, results[i])
             else:
@@ -72,7 +66,7 @@ class VLLMBackend:
                                      seed=requests[i].seed if requests[i].temperature > 0 else None,
                                      stop=list(requests[i].stop) or None) for i in part]
             began = time.perf_counter()
-            outs = self.llm.generate([{"prompt_token_ids": self._ids(requests[i])} for i in part], params,
+            outs = self.llm.generate([{"prompt_token_ids": self.prompt_ids(requests[i])} for i in part], params,
                                      use_tqdm=self.progress, lora_request=self._lora)
             share = (time.perf_counter() - began) / max(len(part), 1)
             for i, out in zip(part, outs):
@@ -84,22 +78,12 @@ class VLLMBackend:
                     on_result(i, results[i])
         return results  # type: ignore[return-value]
 
-    def _ids(self, r: GenRequest) -> list[int]:
-        return self.encode(r.prompt if r.prompt is not None else self.render(r.messages))
-
     def loglikelihood(self, requests: Sequence[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
         """Sum of log p(continuation | context) and whether greedy decoding would produce it."""
         from vllm import SamplingParams
 
-        inputs = []
-        for i, (ctx, cont) in enumerate(requests):
-            if not ctx or not cont:
-                raise HarnessError(f"loglikelihood request {i}: needs a non-empty context and continuation")
-            ids = (list(ctx) + list(cont))[-(self.max_len - 1):]  # left-truncate like lm-eval; one generated token must fit
-            if len(ids) <= len(cont):
-                raise HarnessError(f"loglikelihood request {i}: the continuation alone exceeds the model's "
-                                   f"{self.max_len} positions")
-            inputs.append(ids)
+        # The whole sequence is vLLM's prompt, and the one token it must generate has to fit too.
+        inputs = [loglikelihood_tokens(i, ctx, cont, self.max_len - 1) for i, (ctx, cont) in enumerate(requests)]
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
         outs = self.llm.generate([{"prompt_token_ids": ids} for ids in inputs], params, use_tqdm=self.progress,
                                  lora_request=self._lora)
