@@ -83,7 +83,10 @@ class VLLMBackend(LocalPrompts):
         from vllm import SamplingParams
 
         # The whole sequence is vLLM's prompt, and the one token it must generate has to fit too.
-        inputs = [loglikelihood_tokens(i, ctx, cont, self.max_len - 1) for i, (ctx, cont) in enumerate(requests)]
+        try:
+            inputs = [loglikelihood_tokens(i, ctx, cont, self.max_len - 1) for i, (ctx, cont) in enumerate(requests)]
+        except ValueError as exc:  # bad input: one line for the user, as this backend always said
+            raise HarnessError(f"loglikelihood {exc}") from None
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
         outs = self.llm.generate([{"prompt_token_ids": ids} for ids in inputs], params, use_tqdm=self.progress,
                                  lora_request=self._lora)
