@@ -86,7 +86,7 @@ class VLLMBackend(LocalPrompts):
         try:
             inputs = [loglikelihood_tokens(i, ctx, cont, self.max_len - 1) for i, (ctx, cont) in enumerate(requests)]
         except ValueError as exc:  # bad input: one line for the user, as this backend always said
-            raise HarnessError(f"loglikelihood {exc}") from None
+            raise HarnessError(f"vllm backend, {exc}") from None
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
         outs = self.llm.generate([{"prompt_token_ids": ids} for ids in inputs], params, use_tqdm=self.progress,
                                  lora_request=self._lora)
