@@ -216,6 +216,21 @@ def test_prompts_share_the_chat_preamble_cache(varied_model, monkeypatch):
     _assert_matches_reference(backend, requests, results)
 
 
+def test_torch_path_without_native_kernels_matches_batch1_generate(varied_model, monkeypatch):
+    from harness.backends import native
+
+    monkeypatch.setenv("HARNESS_NATIVE", "0")
+    native.library.cache_clear()
+    try:
+        backend = _backend(varied_model, batch_size=3)
+        assert backend.fast.attend is None and not backend.fast.native
+        requests = _requests(SHORT + [LONG, "x y z x y z x y z"], max_new=24)
+        _assert_matches_reference(backend, requests, backend.generate(requests))
+    finally:
+        monkeypatch.delenv("HARNESS_NATIVE")
+        native.library.cache_clear()
+
+
 @CUDA
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_gpu_engine_matches_batch1_generate_on_the_gpu(varied_model, dtype):

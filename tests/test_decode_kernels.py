@@ -1,7 +1,9 @@
-"""The decoder's native kernels (attend.c, gemm.c) and prompt-lookup drafts, against torch and plain decoding.
+"""The decoder's native kernels (attend.c, gemm.c, elementwise.c) and prompt-lookup drafts, against torch and
+plain decoding.
 
-Correctness only: the kernels agree with torch's SDPA and matmul to float rounding and give each
-query row, or each matmul row, the same bits whatever shares its call. Drafted decoding end to end:
+Correctness only: the kernels agree with torch's SDPA, matmul, RMSNorm and SiLU to float rounding (RoPE and
+the residual add bit for bit) and give each query row, or each matmul row, the same bits whatever shares
+its call. Drafted decoding end to end:
 tests/test_backend_fast.py.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 
 from harness.backends import native
 from harness.backends.draft import NgramIndex
+from harness.backends.llama_fast import rms_norm
 
 needs_kernel = pytest.mark.skipif(native.kernel() is None, reason="no C compiler: the SDPA fallback is used")
 
@@ -51,6 +54,17 @@ def test_kernel_rows_do_not_depend_on_what_shares_the_call():
     assert torch.equal(first, together[:, :, :3])
     alone = native.attend(q[4:5].contiguous(), kc[4:5].contiguous(), vc[4:5].contiguous(), limit[4:5], 0.125)
     assert torch.equal(alone, together[4:5])
+
+
+@needs_kernel
+def test_kernel_query_heads_alone_match_their_group():
+    # The kernel passes over the keys once for the query heads that share a kv head; one head alone
+    # must still get the same bits.
+    q, kc, vc, limit = _case(rows=3, width=2)
+    together = native.attend(q, kc, vc, limit, 0.125)
+    for r in range(q.shape[2]):
+        alone = native.attend(q[:, :, r : r + 1].contiguous(), kc, vc, limit[:, r : r + 1].contiguous(), 0.125)
+        assert torch.equal(alone, together[:, :, r : r + 1])
 
 
 @needs_kernel
@@ -102,6 +116,53 @@ def test_gemm_rows_do_not_depend_on_their_call():
 def test_gemm_leaves_what_it_cannot_take_to_onednn():
     assert native.pack_panels(torch.randn(40, 8)) is None  # 40 columns are not whole panels
     assert native.pack_panels(torch.randn(32, 8, dtype=torch.float64)) is None
+
+
+@needs_kernel
+@pytest.mark.parametrize("dim", [576, 36])  # 36: the scalar sum of squares
+def test_residual_norm_adds_exactly_and_normalises_like_hf(dim):
+    g = torch.Generator().manual_seed(dim)
+    x, delta, w = torch.randn(9, dim, generator=g), torch.randn(9, dim, generator=g), torch.randn(dim, generator=g)
+    expected_x = x + delta
+    h = native.residual_norm(x, delta, w, 1e-5)
+    assert torch.equal(x, expected_x)  # in place, with torch's rounding
+    torch.testing.assert_close(h, rms_norm(expected_x, w, 1e-5), rtol=1e-6, atol=1e-6)
+    assert torch.equal(native.residual_norm(x[4:5].clone(), None, w, 1e-5), h[4:5])  # a row alone: same bits
+
+
+@needs_kernel
+@pytest.mark.parametrize("inter", [1536, 13])  # 13: the scalar tail
+def test_silu_mul_matches_torch(inter):
+    g = torch.Generator().manual_seed(inter)
+    gu = torch.randn(5, 2 * inter, generator=g) * 8
+    gu[0, :6] = torch.tensor([-100.0, -88.0, -20.0, 0.0, 30.0, 100.0])
+    expected = F.silu(gu[:, :inter]) * gu[:, inter:]
+    torch.testing.assert_close(native.silu_mul(gu), expected, rtol=2e-6, atol=1e-7)
+
+
+@needs_kernel
+@pytest.mark.parametrize("d", [64, 36])  # 36: the scalar rotation
+def test_rope_store_rotates_like_torch_and_fills_the_cache(d):
+    heads, kv, slots, capacity = 6, 2, 4, 32
+    g = torch.Generator().manual_seed(d)
+    qkv = torch.randn(5, (heads + 2 * kv) * d, generator=g)
+    angles = torch.arange(capacity)[:, None] * torch.rand(d // 2, generator=g)[None]
+    cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
+    slot, pos = torch.tensor([0, 3, 3, 1, 2]), torch.tensor([7, 0, 1, 31, 12])
+    kc, vc = torch.zeros(slots, kv, capacity, d), torch.zeros(slots, kv, capacity, d)
+    q = native.rope_store(qkv, cos, sin, slot, pos, kc, vc, heads)
+
+    def rope(x):  # HF's apply_rotary_pos_emb
+        c, s = cos[pos][:, None], sin[pos][:, None]
+        return x * c + torch.cat((-x[..., d // 2 :], x[..., : d // 2]), -1) * s
+
+    heads_of = qkv.view(5, heads + 2 * kv, d)
+    assert torch.equal(q, rope(heads_of[:, :heads]))
+    assert torch.equal(kc[slot, :, pos], rope(heads_of[:, heads : heads + kv]))
+    assert torch.equal(vc[slot, :, pos], heads_of[:, heads + kv :])
+    written = torch.zeros(slots, capacity, dtype=torch.bool)
+    written[slot, pos] = True
+    assert not kc.transpose(1, 2)[~written].any() and not vc.transpose(1, 2)[~written].any()
 
 
 def test_ngram_index_proposes_what_followed_the_latest_match():

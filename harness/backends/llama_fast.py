@@ -174,6 +174,8 @@ class FastForward:
         # Decode attention: the native kernel (fp32 on CPU) where it is built, else torch SDPA.
         cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
         self.attend = native.attend if cpu_fp32 and native.kernel() is not None else None
+        # The elementwise steps in C where the attention kernel runs (same build, same conditions).
+        self.native = self.attend is not None
         self.cos = self.sin = torch.empty(0)
 
 
@@ -181,7 +183,7 @@ class FastForward:
     def kernels_tag(self) -> str:
         """Which native kernels run (fingerprint part): the same tokens as SDPA and oneDNN so far, but not
         the same float rounding."""
-        return (":attn-native" if self.attend is not None else "") + (
+        return (":attn-native2:elementwise-native" if self.attend is not None else "") + (
             ":gemm-native" if self.lm_head.panels is not None else "")
 
     @property
@@ -200,13 +202,29 @@ class FastForward:
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         return (x * cos) + (_rotate_half(x) * sin)
 
-    def _mlp(self, x: torch.Tensor, lw: _Layer) -> torch.Tensor:
-        h = rms_norm(x, lw.ln2, lw.eps2)
-        gu = lw.gate_up(h)
-        return x + lw.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :])
+    def _norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float,
+              delta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The residual stream plus `delta` (the previous block's output), and its RMSNorm."""
+        if self.native:
+            return x, native.residual_norm(x, delta, weight, eps)  # x updated in place
+        x = x if delta is None else x + delta
+        return x, rms_norm(x, weight, eps)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(rms_norm(x, self.norm, self.norm_eps))
+    def _mlp(self, h: torch.Tensor, lw: _Layer) -> torch.Tensor:
+        gu = lw.gate_up(h)
+        if self.native:
+            return lw.down(native.silu_mul(gu))
+        return lw.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :])
+
+    def _layers(self, x: torch.Tensor, attention) -> torch.Tensor:
+        """The decoder stack over embeddings x; attention(i, h) is layer i's attention output for normed h.
+        Returns the final-normed hidden states."""
+        delta = None
+        for i, lw in enumerate(self.layers):
+            x, h = self._norm(x, lw.ln1, lw.eps1, delta)
+            x, h = self._norm(x, lw.ln2, lw.eps2, lw.o(attention(i, lw, h)))
+            delta = self._mlp(h, lw)
+        return self._norm(x, self.norm, self.norm_eps, delta)[1]
 
     @torch.inference_mode()
     def prefill(self, seqs: list[list[int]], slots: list[int], cache) -> torch.Tensor:
@@ -228,16 +246,15 @@ class FastForward:
         ids = torch.tensor([t for s in seqs for t in s], device=self.device)
         pos = torch.cat([torch.arange(p, p + n, device=self.device) for p, n in zip(past, lengths)])
         cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]
-        x = F.embedding(ids, self.embed)
         total, d = ids.shape[0], self.head_dim
         gqa = self.kv_heads != self.heads
-        for i, lw in enumerate(self.layers):
-            h = rms_norm(x, lw.ln1, lw.eps1)
+
+        def attention(i: int, lw: _Layer, h: torch.Tensor) -> torch.Tensor:
             qkv = lw.qkv(h)
             q = self._rope(qkv[:, : self.nq].view(total, self.heads, d), cos, sin)
             k = self._rope(qkv[:, self.nq : self.nq + self.nk].view(total, self.kv_heads, d), cos, sin)
             v = qkv[:, self.nq + self.nk :].view(total, self.kv_heads, d)
-            out = torch.empty(total, self.nq, dtype=x.dtype, device=x.device)
+            out = torch.empty(total, self.nq, dtype=h.dtype, device=h.device)
             start = 0
             for n, slot, p in zip(lengths, slots, past):
                 part = slice(start, start + n)
@@ -256,11 +273,12 @@ class FastForward:
                                                        scale=self.scaling, enable_gqa=gqa)
                 out[part] = o[0].transpose(0, 1).reshape(n, self.nq)
                 start += n
-            x = x + lw.o(out)
-            x = self._mlp(x, lw)
+            return out
+
+        h = self._layers(F.embedding(ids, self.embed), attention)
         ends = torch.tensor(lengths, device=self.device).cumsum(0)
         rows = torch.cat([torch.arange(e - k, e, device=self.device) for e, k in zip(ends.tolist(), keep)])
-        return self.logits(x[rows])
+        return self.lm_head(h[rows])
 
     @torch.inference_mode()
     @_no_cudnn_attention
@@ -274,22 +292,25 @@ class FastForward:
         `spans` splits the rows into (start, end, width) runs that attend to cache columns [0, width)
         when torch's SDPA does the attention (see native.py): short rows skip the long rows' padding.
         """
-        b, d, total = len(counts), self.head_dim, tokens.shape[0]
+        d, total = self.head_dim, tokens.shape[0]
         step = _Step(counts, starts, self.heads // self.kv_heads, self.device)
         self._rope_table(max(w for _, _, w in spans))
-        cos, sin = self.cos[step.pos][:, None], self.sin[step.pos][:, None]
         if self.attend is None:
             masks = [torch.arange(w, device=self.device)[None, None, None] <= step.seen[s:e, None, :, None]
                      for s, e, w in spans]
-        x = F.embedding(tokens, self.embed)
-        for i, lw in enumerate(self.layers):
-            h = rms_norm(x, lw.ln1, lw.eps1)
+            cos, sin = self.cos[step.pos][:, None], self.sin[step.pos][:, None]
+
+        def attention(i: int, lw: _Layer, h: torch.Tensor) -> torch.Tensor:
             qkv = lw.qkv(h)
-            qk = self._rope(qkv[:, : self.nq + self.nk].view(total, self.heads + self.kv_heads, d), cos, sin)
             kc, vc = cache.k[i], cache.v[i]
-            kc[step.slot, :, step.pos] = qk[:, self.heads :]
-            vc[step.slot, :, step.pos] = qkv[:, self.nq + self.nk :].view(total, self.kv_heads, d)
-            q = step.to_rows(qk[:, : self.heads].reshape(total, self.kv_heads, -1, d))
+            if self.native:
+                q = native.rope_store(qkv, self.cos, self.sin, step.slot, step.pos, kc, vc, self.heads)
+            else:
+                qk = self._rope(qkv[:, : self.nq + self.nk].view(total, self.heads + self.kv_heads, d), cos, sin)
+                kc[step.slot, :, step.pos] = qk[:, self.heads :]
+                vc[step.slot, :, step.pos] = qkv[:, self.nq + self.nk :].view(total, self.kv_heads, d)
+                q = qk[:, : self.heads]
+            q = step.to_rows(q.reshape(total, self.kv_heads, -1, d))
             if self.attend is not None:
                 o = self.attend(q, kc, vc, step.limit, self.scaling)
             else:
@@ -297,9 +318,9 @@ class FastForward:
                 for (s, e, w), mask in zip(spans, masks):
                     o[s:e] = F.scaled_dot_product_attention(q[s:e], kc[s:e, :, :w], vc[s:e, :, :w], attn_mask=mask,
                                                             scale=self.scaling)
-            x = x + lw.o(step.to_tokens(o).reshape(total, self.nq))
-            x = self._mlp(x, lw)
-        return self.logits(x)
+            return step.to_tokens(o).reshape(total, self.nq)
+
+        return self.lm_head(self._layers(F.embedding(tokens, self.embed), attention))
 
 
 class _Step:

@@ -1,5 +1,6 @@
 """The decoder's native kernels, built once per machine with the system C compiler, loaded with ctypes:
-decode attention (attend.c) and the linear layers' matmul (gemm.c).
+decode attention (attend.c), the linear layers' matmul (gemm.c) and the elementwise steps between them
+(elementwise.c: residual add + RMSNorm, SiLU gate, RoPE + KV cache store).
 
 They link the OpenMP runtime torch already loaded (same soname), so their threads are torch's threads
 rather than a second pool spinning against them. Without a compiler, or with HARNESS_NATIVE=0, the
@@ -22,9 +23,11 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-SOURCES = [Path(__file__).with_name(name) for name in ("attend.c", "gemm.c")]
+SOURCES = [Path(__file__).with_name(name) for name in ("attend.c", "gemm.c", "elementwise.c")]
 PANEL = 16  # output columns per packed weight panel (gemm.c's NR)
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno"]
+# -ffp-contract=off: a multiply and an add stay two roundings, as in torch (RoPE and the residual add
+# must give torch's bits); the kernels' explicit FMAs are unaffected.
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
 
 
 @lru_cache(maxsize=1)
@@ -46,6 +49,10 @@ def library():
     lib.attend.restype = lib.gemm.restype = None
     lib.attend.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 5 + [ctypes.c_float]
     lib.gemm.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3
+    lib.residual_norm.restype = lib.silu_mul.restype = lib.rope_store.restype = None
+    lib.residual_norm.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_float]
+    lib.silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
+    lib.rope_store.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int64] * 5
     return lib
 
 
@@ -128,3 +135,30 @@ def gemm(x: torch.Tensor, panels: torch.Tensor) -> torch.Tensor:
     # Panels exist only where gemm_kernel() allowed them, so the per-call checks are not repeated here.
     library().gemm(flat.data_ptr(), panels.data_ptr(), out.data_ptr(), flat.shape[0], out.shape[1], k)
     return out.view(*x.shape[:-1], out.shape[1])
+
+
+def residual_norm(x: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """x += delta in place (when given), then x's RMSNorm: x [rows, dim] contiguous, weight [dim]."""
+    h = torch.empty_like(x)
+    library().residual_norm(x.data_ptr(), None if delta is None else delta.contiguous().data_ptr(),
+                            weight.data_ptr(), h.data_ptr(), x.shape[0], x.shape[1], eps)
+    return h
+
+
+def silu_mul(gu: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up for gu = [gate | up] [rows, 2 * inter], contiguous."""
+    rows, inter = gu.shape[0], gu.shape[1] // 2
+    out = torch.empty(rows, inter, dtype=gu.dtype)
+    library().silu_mul(gu.data_ptr(), out.data_ptr(), rows, inter)
+    return out
+
+
+def rope_store(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, pos: torch.Tensor,
+               kc: torch.Tensor, vc: torch.Tensor, heads: int) -> torch.Tensor:
+    """Each token's query heads rotated, [tokens, heads, d]; its rotated keys and its values go into slot[t],
+    position pos[t] of kc/vc [slots, kv_heads, capacity, d]. cos, sin: [positions, d] tables."""
+    kv_heads, capacity, d = kc.shape[1], kc.shape[2], kc.shape[3]
+    q = torch.empty(qkv.shape[0], heads, d, dtype=qkv.dtype)
+    library().rope_store(qkv.data_ptr(), cos.data_ptr(), sin.data_ptr(), slot.data_ptr(), pos.data_ptr(), q.data_ptr(),
+                         kc.data_ptr(), vc.data_ptr(), qkv.shape[0], heads, kv_heads, d, capacity)
+    return q
