@@ -47,7 +47,7 @@ class Sequence:
 
 class Scheduler:
     def __init__(self, fwd: FastForward, tokenizer, eos_ids: Iterable[int], slots: int = 64,
-                 prefill_tokens: int = 4096, span_rows: int = 16, draft_len: int = 8, step_tokens: int = 32,
+                 prefill_tokens: int = 2048, span_rows: int = 16, draft_len: int = 8, step_tokens: int = 32,
                  preamble: Iterable[int] = ()):
         self.fwd, self.tokenizer, self.eos = fwd, tokenizer, set(eos_ids)
         self.preamble = tuple(preamble)  # tokens most prompts start with (the chat template's opening)
@@ -68,7 +68,9 @@ class Scheduler:
             if s.max_new <= 0:
                 s.finish = "length"
                 on_finish(s)
-        cache = KVSlots(self.fwd, min(self.slots, max(len(pending), 1)))
+        # Sized for the longest request up front where that costs only the memory used (see KVSlots).
+        longest = max((len(s.prompt) + s.max_new for s in pending), default=0) + 1
+        cache = KVSlots(self.fwd, min(self.slots, max(len(pending), 1)), longest if self.fwd.attend else 256)
         shared = self._preamble_cache(pending)
         active: list[Sequence] = []
         while pending or active:

@@ -10,6 +10,7 @@ measurements are in docs/performance.md).
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import hashlib
 import logging
 import os
@@ -54,6 +55,21 @@ def library():
     lib.silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
     lib.rope_store.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int64] * 5
     return lib
+
+
+@lru_cache(maxsize=1)
+def retain_freed_memory() -> bool:
+    """Have glibc's malloc keep freed blocks of up to 32 MB for reuse instead of handing them back to the
+    system (process-wide; glibc only). Why: a prefill allocates tens of MB of activations per layer,
+    and each block handed back returns as fresh pages that the kernel must fault in and zero. Measured
+    on 64 MATH-500 prompts (4,820 tokens past the shared preamble): 10.5-12.3 s of prefill before,
+    8.1-10.5 s after. Returns whether the settings took."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim, mmap = -1, -3  # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD (malloc.h)
+        return bool(libc.mallopt(trim, 1 << 30)) and bool(libc.mallopt(mmap, 32 << 20))
+    except (OSError, AttributeError):
+        return False
 
 
 def kernel():
