@@ -30,7 +30,7 @@ ENGINES = {
     "lm-eval-hf": "lm_eval.models.huggingface.HFLM, stock settings (batch_size=1 unless --lm-eval-batch-size)",
     "generate": "HFBackend engine=generate (transformers generate, padded batches of batch_size)",
     "project-int8": "HFBackend continuous engine with quantize='int8' (opt-in, numerics change)",
-    "project-sdpa": "the default engine with torch SDPA instead of the native attention kernel (HARNESS_NATIVE=0)",
+    "project-sdpa": "the default engine on torch alone: SDPA, oneDNN and torch ops instead of the native kernels (HARNESS_NATIVE=0)",
     "project-nodraft": "the default engine without prompt-lookup drafts (draft=0)",
     "project-onednn": "the default engine with oneDNN's matmul instead of the native one (HARNESS_NATIVE_GEMM=0)",
 }

@@ -2,10 +2,12 @@
 
 Why not call the HF module tree: on two CPU cores its per-op Python and mask bookkeeping cost as much
 as the matmuls of a 135M model, and its caches cannot hold rows at different positions. This class
-replays the same fp32 operations in the same order (RMSNorm, RoPE table values, SDPA, SiLU MLP);
-fusing q/k/v and gate/up into one matmul only concatenates output columns, so each output element
-is still one dot product over the same inputs. The HF model keeps working: its projection weights
-become views into the fused matrices, so no weight is stored twice.
+replays the same operations (RMSNorm, RoPE table values, SDPA, SiLU MLP): in torch, in the same
+order; on a CPU in fp32, through the native kernels (native.py), whose sums run in their own fixed
+order, so each row's result still depends only on that row. Fusing q/k/v and gate/up into one matmul
+only concatenates output columns, so each output element is still one dot product over the same
+inputs. The HF model keeps working: its projection weights become views into the fused matrices, so
+no weight is stored twice.
 """
 from __future__ import annotations
 
@@ -219,8 +221,8 @@ class FastForward:
         return lw.down(F.silu(gu[:, : self.inter]) * gu[:, self.inter :])
 
     def _layers(self, x: torch.Tensor, attention) -> torch.Tensor:
-        """The decoder stack over embeddings x; attention(i, h) is layer i's attention output for normed h.
-        Returns the final-normed hidden states."""
+        """The decoder stack over embeddings x, returning the final-normed hidden states; attention(i, lw, h)
+        gives layer i's attention output (before o_proj) for its normed input h."""
         delta = None
         for i, lw in enumerate(self.layers):
             x, h = self._norm(x, lw.ln1, lw.eps1, delta)

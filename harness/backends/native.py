@@ -63,7 +63,7 @@ def retain_freed_memory() -> bool:
     system (process-wide; glibc only). Why: a prefill allocates tens of MB of activations per layer,
     and each block handed back returns as fresh pages that the kernel must fault in and zero. Measured
     on 64 MATH-500 prompts (4,820 tokens past the shared preamble): 10.5-12.3 s of prefill before,
-    8.1-10.5 s after. Returns whether the settings took."""
+    8.4-10.5 s after (4 runs each). Returns whether the settings took."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim, mmap = -1, -3  # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD (malloc.h)
