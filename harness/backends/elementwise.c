@@ -2,7 +2,7 @@
  * after it, the SiLU gate, and RoPE with the KV cache store.
  *
  * Why: in torch each is several ops, each with its own dispatch, allocation and pass over memory;
- * with 30 layers that is about 600 small ops per decode step, 10-25 % of a step on this 2-core CPU.
+ * with 30 layers that is several hundred small ops per decode step, 12-17 % of a step on this 2-core CPU.
  *
  * RoPE and the residual add round exactly as torch does (same multiplies and adds, never fused:
  * native.py builds with -ffp-contract=off). RMSNorm's sum of squares and SiLU's exp round their own
