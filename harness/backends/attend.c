@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
+#include "simd.h"
 
+#if VEC
 #define AHEAD 16 /* columns to prefetch ahead */
 #define GROUP 3 /* query rows sharing one pass over the keys: a kv head's query heads at one position */
 
@@ -65,12 +65,6 @@ static inline __m256 exp_neg(__m256 x) {
     for (int i = 0; i < 6; i++) p = _mm256_fmadd_ps(p, y, _mm256_set1_ps(coef[i]));
     __m256i two_k = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(two_k));
-}
-
-static inline float lanes_sum(__m256 v) {
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
 /* s[0, n) <- exp(s - max s), zero from n up to the next multiple of 8; returns 1 / their sum. */

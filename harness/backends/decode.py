@@ -68,9 +68,8 @@ class Scheduler:
             if s.max_new <= 0:
                 s.finish = "length"
                 on_finish(s)
-        # Sized for the longest request up front where that costs only the memory used (see KVSlots).
         longest = max((len(s.prompt) + s.max_new for s in pending), default=0) + 1
-        cache = KVSlots(self.fwd, min(self.slots, max(len(pending), 1)), longest if self.fwd.attend else 256)
+        cache = KVSlots(self.fwd, min(self.slots, max(len(pending), 1)), longest=longest)
         shared = self._preamble_cache(pending)
         active: list[Sequence] = []
         while pending or active:

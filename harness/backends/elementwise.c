@@ -11,12 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define VEC 1
-#else
-#define VEC 0
-#endif
+#include "simd.h"
 
 #define BIG (1 << 16) /* elements below which one thread does the whole call */
 
@@ -29,9 +24,7 @@ static float sum_squares(const float *x, int64_t n) {
             __m256 v = _mm256_loadu_ps(x + j);
             acc = _mm256_add_ps(acc, _mm256_mul_ps(v, v));
         }
-        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-        __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-        return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+        return lanes_sum(acc);
     }
 #endif
     float s = 0.0f;

@@ -378,14 +378,15 @@ class KVSlots:
     demand, as a GPU's memory is committed when allocated.
     """
 
-    def __init__(self, fwd: FastForward, slots: int, capacity: int = 256):
+    def __init__(self, fwd: FastForward, slots: int, capacity: int = 256, longest: int | None = None):
+        """`longest`: the most positions a slot will need, when known; an uninitialised cache takes them at once."""
         self.shape = (slots, fwd.kv_heads, 0, fwd.head_dim)
         self.dtype, self.device, self.n_layers = fwd.dtype, fwd.device, fwd.n_layers
         self.lazy = fwd.attend is not None
         self.k: list[torch.Tensor] = []
         self.v: list[torch.Tensor] = []
         self.capacity = 0
-        self.ensure(capacity)
+        self.ensure(longest if self.lazy and longest else capacity)
 
     def ensure(self, length: int) -> None:
         if length <= self.capacity:

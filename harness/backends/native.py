@@ -25,6 +25,7 @@ import torch
 
 log = logging.getLogger(__name__)
 SOURCES = [Path(__file__).with_name(name) for name in ("attend.c", "gemm.c", "elementwise.c")]
+HEADERS = [Path(__file__).with_name("simd.h")]  # included by the sources: part of the build's key
 PANEL = 16  # output columns per packed weight panel (gemm.c's NR)
 # -ffp-contract=off: a multiply and an add stay two roundings, as in torch (RoPE and the residual add
 # must give torch's bits); the kernels' explicit FMAs are unaffected.
@@ -99,7 +100,7 @@ def _target() -> Path:
     from harness.paths import harness_home
 
     # -march=native code is only valid on this CPU: the CPU's flags are part of the key.
-    code = b"".join(p.read_bytes() for p in SOURCES)
+    code = b"".join(p.read_bytes() for p in SOURCES + HEADERS)
     key = hashlib.sha256(code + " ".join(FLAGS).encode() + _cpu_flags().encode()).hexdigest()[:16]
     return harness_home() / "native" / f"kernels-{platform.machine()}-{key}.so"
 
@@ -156,7 +157,8 @@ def gemm(x: torch.Tensor, panels: torch.Tensor) -> torch.Tensor:
 def residual_norm(x: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """x += delta in place (when given), then x's RMSNorm: x [rows, dim] contiguous, weight [dim]."""
     h = torch.empty_like(x)
-    library().residual_norm(x.data_ptr(), None if delta is None else delta.contiguous().data_ptr(),
+    delta = None if delta is None else delta.contiguous()  # held until the call returns
+    library().residual_norm(x.data_ptr(), None if delta is None else delta.data_ptr(),
                             weight.data_ptr(), h.data_ptr(), x.shape[0], x.shape[1], eps)
     return h
 
