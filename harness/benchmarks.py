@@ -34,6 +34,7 @@ class Benchmark:
     max_new_tokens: int = 0  # 0: no generation (log-likelihood scoring)
     redact: bool = False  # GPQA: per-sample records keep ids, letters and metrics only
     counters: tuple[str, ...] = ()  # status counters reported as their own metrics
+    size: int = 0  # items in the full test set (TruthfulQA: the 2021 release; see n_items)
 
     @property
     def category(self) -> str:
@@ -43,14 +44,14 @@ class Benchmark:
 MATH_COUNTERS = ("timeout", "no_answer", "unparsable_gold")
 
 
-def _math(name: str, max_new_tokens: int) -> Benchmark:
+def _math(name: str, max_new_tokens: int, size: int) -> Benchmark:
     return Benchmark(name, "generate_until", "exact_match", name, general=False, chat=True,
-                     max_new_tokens=max_new_tokens, counters=MATH_COUNTERS)
+                     max_new_tokens=max_new_tokens, counters=MATH_COUNTERS, size=size)
 
 
-def _mc(name: str, dataset: str, redact: bool = False) -> Benchmark:
+def _mc(name: str, dataset: str, size: int, redact: bool = False) -> Benchmark:
     return Benchmark(name, "multiple_choice", "acc", dataset, general=True, chat=False,
-                     redact=redact)
+                     redact=redact, size=size)
 
 
 # Token budgets are CPU-sane defaults (the evaluator may override them): MATH-500 gets 512,
@@ -58,18 +59,18 @@ def _mc(name: str, dataset: str, redact: bool = False) -> Benchmark:
 # IFEval keeps lm-eval's 1280 because some prompts ask for 1,000+ words and a cut-off answer
 # would fail those instructions spuriously.
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
-    _math("amc23", 1024),
-    _math("aime24", 1024),
-    _math("math500", 512),
+    _math("amc23", 1024, 40),
+    _math("aime24", 1024, 30),
+    _math("math500", 512, 500),
     Benchmark("humaneval", "generate_until", "pass@1", "humaneval", general=True, chat=True,
-              max_new_tokens=512, counters=("timeout",)),
-    _mc("gpqa_diamond", "gpqa", redact=True),
+              max_new_tokens=512, counters=("timeout",), size=164),
+    _mc("gpqa_diamond", "gpqa", 198, redact=True),
     Benchmark("gpqa_diamond_cot", "generate_until", "exact_match", "gpqa", general=True,
-              chat=True, max_new_tokens=1024, redact=True, counters=("no_answer",)),
+              chat=True, max_new_tokens=1024, redact=True, counters=("no_answer",), size=198),
     Benchmark("ifeval", "generate_until", "prompt_level_strict_acc", "ifeval", general=True,
-              chat=True, max_new_tokens=1280),
-    _mc("truthfulqa_mc1", "truthfulqa"),
-    _mc("truthfulqa_mc2", "truthfulqa"),
+              chat=True, max_new_tokens=1280, size=541),
+    _mc("truthfulqa_mc1", "truthfulqa", 817),
+    _mc("truthfulqa_mc2", "truthfulqa", 817),
 )}
 
 
@@ -78,6 +79,15 @@ def get(task: str) -> Benchmark:
         return BENCHMARKS[task]
     except KeyError:
         raise HarnessError(f"unknown benchmark {task!r}; valid: {', '.join(BENCHMARKS)}") from None
+
+
+TRUTHFULQA_SIZES = {"2021": 817, "2025": 790}
+
+
+def n_items(task: str, limit: int | None = None, truthfulqa_version: str = "2021") -> int:
+    """How many items an evaluation of `task` scores: the full set, or `limit` if smaller."""
+    size = TRUTHFULQA_SIZES.get(truthfulqa_version, 0) if task.startswith("truthfulqa") else get(task).size
+    return min(size, limit) if limit else size
 
 
 def resolve_benchmarks(spec: str) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.config import resolve_config
 from harness.errors import HarnessError
+from harness.findings import AnalysisConfig
 from harness.io import atomic_write_json, stable_hash
 from harness.provenance import git_revision, provenance
 from harness.run import RunDir
@@ -97,6 +98,7 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     from cgd.methods import check_methods
     from cgd.train import train_method
 
+    from harness.plan import plan_text
     from harness.report.build import write_report
 
     config = resolve_config(profile, overrides)
@@ -104,11 +106,13 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     if not config["seeds"] or not all(isinstance(s, int) for s in config["seeds"]):
         raise HarnessError(f"seeds must be a non-empty list of integers, got {config['seeds']!r}")
     _eval_config(config)  # fail on a bad benchmark name before hours of training
+    AnalysisConfig.from_config(config)  # and on a bad analysis section
     rid = run_id(config)
     run = RunDir(output or Path("runs") / rid)
     atomic_write_json(run.path("config.json"), {**config, "run_id": rid, "git_revision": git_revision(),
                                                 "provenance": provenance()})
     log.info("run directory: %s", run.root)
+    log.info("what this run can detect (harness plan):\n%s", plan_text(config))
     build(run, _build_config(config))
     variants = []
     for label, method, seed in labels(config):
@@ -118,5 +122,5 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     for label, checkpoint, _ in variants:
         evaluate_stage(run, config, label, checkpoint)
     out = report_dir or Path("reports") / rid
-    write_report(run.root, out, alpha=config["analysis"]["alpha"])
+    write_report(run.root, out)
     return out

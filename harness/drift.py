@@ -20,7 +20,7 @@ from harness.report.rundata import (
     is_general,
     metric_label,
 )
-from harness.stats import ItemComparison, compare_items
+from harness.stats import ItemComparison, PairedTest, compare_items, hierarchical_bootstrap
 
 DEFAULT_ALPHA = 0.05
 
@@ -202,16 +202,25 @@ def format_drift(run: RunData) -> list[DriftRow]:
 
 @dataclass(frozen=True)
 class Change:
-    """One quantity of one method against base, tested on matched items."""
+    """One quantity of one model group against a reference group, tested on matched items.
+
+    `p_adjusted`, `mde` and `verdict` are filled in by `harness.findings` once the whole family of
+    comparisons a report makes is known (an adjusted p depends on the family).
+    """
     method: str
     task: str
     quantity: str                 # a metric name, or a drift measure
     label: str                    # human-readable name of the quantity
-    base: float
+    base: float                   # the reference's value (base, unless `reference` says otherwise)
     value: float
     comparison: ItemComparison
     alpha: float
     unit: str = ""                # for lengths: "tokens" or "chars"
+    reference: str = BASE
+    seeds: int = 1                # most seeds on either side; > 1: hierarchical bootstrap
+    p_adjusted: float | None = None
+    mde: float | None = None      # minimum detectable |delta| at 80 % power, same scale as delta
+    verdict: str = ""
 
     @property
     def delta(self) -> float:
@@ -223,7 +232,8 @@ class Change:
 
     @property
     def significant(self) -> bool:
-        return self.p_value is not None and self.p_value < self.alpha
+        p = self.p_adjusted if self.p_adjusted is not None else self.p_value
+        return p is not None and p < self.alpha
 
     @property
     def is_score(self) -> bool:
@@ -234,46 +244,77 @@ class Change:
         """Fractions are shown as percentage points; lengths keep their unit."""
         return self.quantity != "length"
 
+    @property
+    def key(self) -> str:
+        return f"{self.method} vs {self.reference}: {self.label}"
 
-def _change(method: str, task: str, quantity: str, label: str,
-            base: dict[str, float], other: dict[str, float], alpha: float, unit: str = "") -> Change | None:
-    if not base or not other:
+
+def compare_groups(per_label_a: list[dict[str, float]], per_label_b: list[dict[str, float]]) -> ItemComparison:
+    """One seed each: the paired item test. Several seeds on either side: the hierarchical
+    bootstrap over seeds then items, on the items every seed of both sides scored."""
+    if len(per_label_a) == 1 and len(per_label_b) == 1:
+        return compare_items(per_label_a[0], per_label_b[0])
+    every = [set(m) for m in (*per_label_a, *per_label_b)]
+    shared = sorted(set.intersection(*every)) if every else []
+    union = set().union(*every) if every else set()
+    if not shared:
+        return ItemComparison(None, 0, len(union), 0)
+    a = np.array([[m[i] for i in shared] for m in per_label_a])
+    b = np.array([[m[i] for i in shared] for m in per_label_b])
+    h = hierarchical_bootstrap(a, b)
+    result = PairedTest("hierarchical-bootstrap", h.n, h.mean_a, h.mean_b, h.delta, h.ci_low, h.ci_high,
+                        h.p_value, h.discordance, "hierarchical-bootstrap")
+    return ItemComparison(result, len(shared), len(union) - len(shared), 0)
+
+
+def _change(method: str, task: str, quantity: str, label: str, base: list[dict[str, float]],
+            other: list[dict[str, float]], alpha: float, unit: str = "", reference: str = BASE) -> Change | None:
+    if not any(base) or not any(other):
         return None
-    comparison = compare_items(base, other)
-    return Change(method, task, quantity, label, _mean(base), _mean(other), comparison, alpha, unit)
+    comparison = compare_groups(base, other)
+    if comparison.result is None:
+        return None
+    return Change(method, task, quantity, label, comparison.result.mean_a, comparison.result.mean_b, comparison,
+                  alpha, unit, reference, max(len(base), len(other)))
 
 
 def _methods(run: RunData) -> list[str]:
     return [g for g in run.groups if g != BASE] if BASE in run.groups else []
 
 
+def score_change(run: RunData, method: str, reference: str, task: str, metric: str,
+                 alpha: float = DEFAULT_ALPHA) -> Change | None:
+    """One group's score on one (task, metric) against another group's, on matched items."""
+    per_label = {g: [run.item_scores(label, task, metric) for label in run.groups[g]] for g in (method, reference)}
+    return _change(method, task, metric, metric_label(task, metric), per_label[reference], per_label[method],
+                   alpha, reference=reference)
+
+
 def score_changes(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
     """Every method's score on every table column against base."""
-    changes = []
-    for method in _methods(run):
-        for task, metric in run.columns():
-            change = _change(method, task, metric, metric_label(task, metric),
-                             run.group_item_scores(BASE, task, metric),
-                             run.group_item_scores(method, task, metric), alpha)
-            if change:
-                changes.append(change)
-    return changes
+    return [c for method in _methods(run) for task, metric in run.columns()
+            if (c := score_change(run, method, BASE, task, metric, alpha))]
+
+
+def label_measures(run: RunData, group: str, task: str) -> list[Measures]:
+    return [item_measures(run.samples(label, task), task) for label in run.groups[group]]
+
+
+def measure_change(run: RunData, method: str, reference: str, task: str, measure: str,
+                   alpha: float = DEFAULT_ALPHA) -> Change | None:
+    base, other = label_measures(run, reference, task), label_measures(run, method, task)
+    units = {m.length_unit for m in (*base, *other)}
+    if measure == "length" and len(units) != 1:
+        return None
+    return _change(method, task, measure, f"{_MEASURE_NAMES[measure]} on {task}",
+                   [m.values[measure] for m in base], [m.values[measure] for m in other], alpha,
+                   next(iter(units)) if measure == "length" else "", reference)
 
 
 def measure_changes(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
     """Every method's drift measures against base, per generative task."""
-    changes = []
-    for method in _methods(run):
-        for task in (t for t in run.tasks if is_generative(run, t)):
-            base, other = group_measures(run, BASE, task), group_measures(run, method, task)
-            for measure in MEASURES:
-                if measure == "length" and base.length_unit != other.length_unit:
-                    continue
-                change = _change(method, task, measure, f"{_MEASURE_NAMES[measure]} on {task}",
-                                 base.values[measure], other.values[measure], alpha, base.length_unit)
-                if change:
-                    changes.append(change)
-    return changes
+    return [c for method in _methods(run) for task in run.tasks if is_generative(run, task)
+            for measure in MEASURES if (c := measure_change(run, method, BASE, task, measure, alpha))]
 
 
 def changes_vs_base(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
@@ -296,30 +337,53 @@ def format_p(p: float | None) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def _p_text(change: Change) -> str:
+    if change.p_adjusted is None:
+        return format_p(change.p_value)
+    return f"{format_p(change.p_value)}, adjusted {format_p(change.p_adjusted).removeprefix('p ')}"
+
+
+_TEST_NAMES = {"mcnemar": "McNemar", "sign-flip": "sign-flip test", "hierarchical-bootstrap": "hierarchical bootstrap"}
+
+
 def describe_change(change: Change) -> str:
     scale = 100.0 if change.in_points else 1.0
     size_unit = "points" if change.in_points else change.unit
     direction = "up" if change.delta > 0 else "down"
     result = change.comparison.result
-    test = "McNemar" if result and result.test == "mcnemar" else "paired bootstrap"
+    test = _TEST_NAMES.get(result.test, result.test) if result else "no test"
     return (f"{change.label} {direction} {abs(change.delta) * scale:.1f} {size_unit} "
-            f"({change.base * scale:.1f} -> {change.value * scale:.1f}, {format_p(change.p_value)}, "
+            f"({change.base * scale:.1f} -> {change.value * scale:.1f}, {_p_text(change)}, "
             f"{test}, {change.comparison.matched} matched items)")
 
 
+def _detectable(changes: list[Change]) -> str:
+    """What the comparisons that found nothing could have found: their smallest MDE."""
+    scored = [c for c in changes if c.is_score and c.comparison.result is not None]
+    if not scored:
+        return ""
+    n = max(c.comparison.result.n for c in scored)
+    found = [c.mde for c in scored if c.mde is not None]
+    if not found:
+        return f" At n = {n} items no change of any size could have been detected at 80 % power."
+    return (f" The smallest change these comparisons could have detected at 80 % power was "
+            f"{100 * min(found):.1f} points (n = {n}).")
+
+
 def paragraph(method: str, changes: list[Change], alpha: float) -> str:
-    """A few sentences on what moved significantly for one method, and what did not."""
+    """A few sentences on what moved significantly for one method, what did not, and what could have."""
     moved = [c for c in changes if c.significant]
     still = [c for c in changes if not c.significant and c.is_score]
-    parts = [f"{method} vs base (paired tests on matched items, alpha = {alpha:g})."]
+    parts = [f"{method} vs base (paired tests on matched items; p adjusted over the report's family, "
+             f"alpha = {alpha:g})."]
     if moved:
-        parts.append("Moved significantly: "
-                     + "; ".join(describe_change(c) for c in moved) + ".")
+        parts.append("Moved significantly: " + "; ".join(describe_change(c) for c in moved) + ".")
     else:
-        parts.append("Nothing moved significantly.")
+        parts.append("Nothing moved significantly." + _detectable(changes))
     if still:
         parts.append("No significant change in: " + ", ".join(
-            f"{c.label} ({c.delta * 100:+.1f} points, {format_p(c.p_value)})" for c in still) + ".")
+            f"{c.label} ({c.delta * 100:+.1f} points, {_p_text(c)}" + (f", {c.verdict}" if c.verdict else "") + ")"
+            for c in still) + ".")
     forgot = list(dict.fromkeys(c.task for c in moved if c.is_score and is_general(c.task) and c.delta < 0))
     if forgot:
         parts.append("Forgetting flagged on: " + ", ".join(forgot) + ".")

@@ -2,9 +2,10 @@
 
 A check against the baseline fails for a (label, task) when the score dropped by more than
 `max_drop` percentage points AND the paired test on the same items says the drop is significant
-at `alpha`. Requiring both keeps noise on small benchmarks from failing CI while still catching
+at `alpha` after adjusting the p-values of all baseline checks together (Holm by default). Requiring both keeps noise on small benchmarks from failing CI while still catching
 real regressions. `--require` expressions add comparisons inside one run ("cgd.math500 >=
-base.math500"). See docs/gates.md.
+base.math500"); `--non-inferior` expressions ("cgd.ifeval >= base.ifeval - 2") hold when the
+interval of the paired difference, not its point estimate, stays above the margin. See docs/gates.md.
 
 Exit codes: 0 pass, 1 regression (GateResult.exit_code), 2 unusable input (HarnessError).
 """
@@ -25,11 +26,12 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json, stable_hash
 from harness.report.rundata import BASE, RunData, task_sort_key
 from harness.report.tables import Table, to_markdown
-from harness.stats import compare_items
+from harness.stats import adjust, check_method, compare_items
 
 SCHEMA = "cgd-harness-baseline/1"
 DEFAULT_MAX_DROP = 2.0
 DEFAULT_ALPHA = 0.05
+DEFAULT_MULTIPLICITY = "holm"
 
 
 def data_fingerprint(task: str, version: str, item_ids: Sequence[str]) -> str:
@@ -144,8 +146,17 @@ class GateResult:
         return to_markdown(Table(columns, rows)) + f"\ngate {verdict}\n"
 
 
-def _check_against_baseline(run: RunData, label: str, task: str, entry: dict, path: Path,
-                            max_drop: float, alpha: float) -> Check:
+@dataclass(frozen=True)
+class _Pending:
+    """A baseline check before its p-value is adjusted with the others'."""
+    what: str
+    before: float
+    now: float
+    p: float
+    test: str
+
+
+def _compare_to_baseline(run: RunData, label: str, task: str, entry: dict, path: Path) -> _Pending | Check:
     what = f"{label}.{task}"
     if label not in run.labels:
         return Check(what, entry.get("score"), None, None, None, False, "label missing from the run")
@@ -163,22 +174,24 @@ def _check_against_baseline(run: RunData, label: str, task: str, entry: dict, pa
         raise HarnessError(f"baseline {path}: {what} was recorded on another item set "
                            f"({len(entry['items'])} items in the baseline, {len(now_items)} in the run, "
                            f"{shared} shared); re-record the baseline")
-    comparison = compare_items(entry["items"], now_items)
-    result = comparison.result
+    result = compare_items(entry["items"], now_items).result
     assert result is not None  # identical item sets, non-empty
-    before, now = 100 * result.mean_a, 100 * result.mean_b
-    drop = before - now
-    p = result.p_value
-    if drop > max_drop and p < alpha:
-        why = f"dropped {drop:.2f} points > max-drop {max_drop:g} and significant ({result.test}, p < {alpha:g})"
-        return Check(what, before, now, now - before, p, False, why)
+    return _Pending(what, 100 * result.mean_a, 100 * result.mean_b, result.p_value, result.test)
+
+
+def _judge_baseline(c: _Pending, p_adjusted: float, max_drop: float, alpha: float, adjusted: bool) -> Check:
+    drop = c.before - c.now
+    p_name = "adjusted p" if adjusted else "p"
+    if drop > max_drop and p_adjusted < alpha:
+        why = f"dropped {drop:.2f} points > max-drop {max_drop:g} and significant ({c.test}, {p_name} < {alpha:g})"
+        return Check(c.what, c.before, c.now, -drop, p_adjusted, False, why)
     if drop > max_drop:
-        why = f"dropped {drop:.2f} points > max-drop {max_drop:g} but not significant ({result.test}, p >= {alpha:g})"
-    elif drop > 0 and p < alpha:
+        why = f"dropped {drop:.2f} points > max-drop {max_drop:g} but not significant ({c.test}, {p_name} >= {alpha:g})"
+    elif drop > 0 and p_adjusted < alpha:
         why = f"significant drop of {drop:.2f} points, within max-drop {max_drop:g}"
     else:
         why = f"within max-drop {max_drop:g}"
-    return Check(what, before, now, now - before, p, True, why)
+    return Check(c.what, c.before, c.now, -drop, p_adjusted, True, why)
 
 
 # --- requirements inside one run ---------------------------------------------------------------
@@ -268,6 +281,25 @@ def check_requirement(run: RunData, req: Requirement) -> Check:
     return Check(req.text, target, lhs, lhs - target, p, holds, why)
 
 
+def check_non_inferior(run: RunData, req: Requirement, confidence: float) -> Check:
+    """lhs >= rhs - margin, judged by the interval of the paired difference, not its point estimate:
+    it holds when the lower end of the interval of (lhs - rhs) is above -margin."""
+    if req.rhs is None or req.op != ">=" or req.offset > 0:
+        raise HarnessError(f"bad --non-inferior expression {req.text!r}: expected "
+                           "'<label>.<task>[.<metric>] >= <label>.<task>[.<metric>] - <margin points>'")
+    margin = -req.offset
+    lhs, lhs_items = _resolve(run, req.lhs, req.text)
+    rhs, rhs_items = _resolve(run, req.rhs, req.text)
+    result = compare_items(rhs_items, lhs_items, confidence=confidence).result
+    if result is None:
+        raise HarnessError(f"--non-inferior {req.text!r}: {req.lhs} and {req.rhs} share no items")
+    low, high = 100 * result.ci_low, 100 * result.ci_high
+    holds = low > -margin
+    why = (f"{req.lhs} - {req.rhs} = {lhs - rhs:+.2f} points, {100 * confidence:g}% interval [{low:+.2f}, {high:+.2f}] "
+           f"({result.test}, n = {result.n}); lower end {'above' if holds else 'not above'} -{margin:g}")
+    return Check(req.text, rhs - margin, lhs, lhs - rhs, result.p_value, holds, why)
+
+
 def _baseline_order(run: RunData, labels: dict[str, Any]) -> list[str]:
     return sorted(labels, key=lambda lb: (lb != BASE, run.label_key(lb)))
 
@@ -278,23 +310,34 @@ def check_gate(
     max_drop: float = DEFAULT_MAX_DROP,
     alpha: float = DEFAULT_ALPHA,
     requires: Sequence[str] = (),
+    multiplicity: str = DEFAULT_MULTIPLICITY,
+    non_inferior: Sequence[str] = (),
 ) -> GateResult:
-    """Check a run against a baseline (every label and task in it) and against `requires`."""
-    if baseline_path is None and not requires:
-        raise HarnessError("nothing to check: give --baseline FILE and/or --require EXPR")
+    """Check a run against a baseline (every label and task in it), `requires` and `non_inferior`.
+
+    The baseline checks are one family: their p-values are adjusted together (`multiplicity`)
+    before each is compared with `alpha`.
+    """
+    if baseline_path is None and not requires and not non_inferior:
+        raise HarnessError("nothing to check: give --baseline FILE, --require EXPR and/or --non-inferior EXPR")
     if not 0.0 < alpha < 1.0:
         raise HarnessError(f"--alpha must be between 0 and 1, got {alpha:g}")
     if max_drop < 0:
         raise HarnessError(f"--max-drop must be >= 0 points, got {max_drop:g}")
+    check_method(multiplicity)
     requirements = [parse_requirement(text) for text in requires]
+    margins = [parse_requirement(text) for text in non_inferior]
     run = RunData(run_dir)
-    checks = []
+    checks: list[Check] = []
     if baseline_path is not None:
         path = Path(baseline_path)
         labels = load_baseline(path)["labels"]
-        for label in _baseline_order(run, labels):
-            for task in sorted(labels[label]["tasks"], key=task_sort_key):
-                entry = labels[label]["tasks"][task]
-                checks.append(_check_against_baseline(run, label, task, entry, path, max_drop, alpha))
+        found = [_compare_to_baseline(run, label, task, labels[label]["tasks"][task], path)
+                 for label in _baseline_order(run, labels) for task in sorted(labels[label]["tasks"], key=task_sort_key)]
+        pending = [c for c in found if isinstance(c, _Pending)]
+        adjusted = dict(zip(map(id, pending), adjust([c.p for c in pending], multiplicity)))
+        checks.extend(c if isinstance(c, Check) else
+                      _judge_baseline(c, adjusted[id(c)], max_drop, alpha, multiplicity != "none") for c in found)
     checks.extend(check_requirement(run, req) for req in requirements)
+    checks.extend(check_non_inferior(run, req, 1.0 - alpha) for req in margins)
     return GateResult(checks)

@@ -34,6 +34,8 @@ def assert_one_line_error(proc, *fragments):
     (["compare", "--set", "train.max_steps=many"], ["expected int"]),
     (["compare", "--methods", "sft,magic"], ["magic", "cgd"]),
     (["compare", "--set", "eval.benchmarks=math500,nope"], ["unknown benchmark"]),
+    (["compare", "--set", "analysis.margin=-1"], ["analysis.margin must be >= 0"]),
+    (["compare", "--set", "analysis.multiplicity=sidak"], ["unknown multiplicity method", "holm"]),
 ])
 def test_bad_names_list_valid_choices(args, fragments, tmp_path):
     proc = run_cli(*args, "-o", str(tmp_path / "run"))

@@ -79,7 +79,7 @@ def test_forgetting_flags_only_significant_general_drops(run: RunData) -> None:
     flagged = {(c.method, c.task) for c in forgetting(run) if c.significant}
     assert flagged == {("cft", "truthfulqa_mc2")}
     cft = next(c for c in forgetting(run) if (c.method, c.task) == ("cft", "truthfulqa_mc2"))
-    assert cft.delta < 0 and cft.comparison.matched == 60 and cft.comparison.result.test == "bootstrap"
+    assert cft.delta < 0 and cft.comparison.matched == 60 and cft.comparison.result.test == "sign-flip"
 
 
 def test_drift_changes_are_tested_against_base(run: RunData) -> None:
@@ -93,7 +93,7 @@ def test_paragraphs_state_what_moved_and_what_did_not(run: RunData) -> None:
     assert list(text) == ["sft", "cft", "cgd"]
     cft = text["cft"]
     assert "Moved significantly" in cft
-    assert "truthfulqa_mc2 down" in cft and "paired bootstrap" in cft
+    assert "truthfulqa_mc2 down" in cft and "sign-flip test" in cft
     assert "critique-style answers on math500 up" in cft
     assert "mean response length on math500 up" in cft and "tokens" in cft
     assert "Forgetting flagged on: truthfulqa_mc2" in cft

@@ -83,7 +83,7 @@ def test_injected_regression_fails_with_reason(run: Path, baseline: Path) -> Non
 
 def test_drop_that_is_not_significant_passes(run: Path, baseline: Path) -> None:
     flip_correct_to_wrong(run, "cgd", "math500", "exact_match", 3)   # 5 points, McNemar p = 0.25
-    result = check_gate(run, baseline)
+    result = check_gate(run, baseline, multiplicity="none")
     check = next(c for c in result.checks if c.what == "cgd.math500")
     assert check.passed and check.delta == pytest.approx(-5.0) and check.p_value == pytest.approx(0.25)
     assert "not significant" in check.why
@@ -207,3 +207,27 @@ def test_record_then_check_through_the_python_api(run: Path, tmp_path: Path) -> 
     record_baseline(run, tmp_path / "b.json")
     result = check_gate(run, tmp_path / "b.json", requires=["cgd.math500 >= base.math500"])
     assert result.passed and len(result.checks) == 4 * 3 + 1
+
+
+def test_baseline_checks_are_adjusted_as_one_family(run: Path, baseline: Path) -> None:
+    # 8 points, McNemar p = 2 / 2^5 = 0.0625 raw: not significant alone; 12 flips: p = 2 / 4096.
+    flip_correct_to_wrong(run, "cgd", "math500", "exact_match", 12)
+    raw = check_gate(run, baseline, multiplicity="none")
+    holm = check_gate(run, baseline, multiplicity="holm")
+    by_what = {c.what: c for c in holm.checks}
+    raw_p = next(c.p_value for c in raw.checks if c.what == "cgd.math500")
+    family = len([c for c in raw.checks if c.p_value is not None])
+    assert raw_p == pytest.approx(2 / 2 ** 12)
+    assert by_what["cgd.math500"].p_value == pytest.approx(min(1.0, raw_p * family))  # smallest p: x family size
+    assert not by_what["cgd.math500"].passed and "adjusted p" in by_what["cgd.math500"].why
+    assert invoke(run, "--baseline", baseline, "--multiplicity", "bogus")[0] == 2
+
+
+def test_non_inferiority_uses_the_interval_not_the_point(run: Path) -> None:
+    # cgd vs itself: delta 0, but the interval of 60 items is wider than a 0.5-point margin.
+    tight = check_gate(run, non_inferior=["cgd.math500 >= cgd.math500 - 0.5"])
+    wide = check_gate(run, non_inferior=["cgd.math500 >= cgd.math500 - 10"])
+    assert tight.checks[0].delta == 0 and not tight.passed and "not above -0.5" in tight.checks[0].why
+    assert wide.passed and "above -10" in wide.checks[0].why
+    code, output = invoke(run, "--non-inferior", "cgd.math500 <= base.math500")
+    assert code == 2 and "bad --non-inferior expression" in output

@@ -128,11 +128,11 @@ def test_tables_are_byte_identical_when_rewritten(report_dir: Path, tmp_path: Pa
         assert (again / name).read_bytes() == (report_dir / name).read_bytes(), name
 
 
-def test_reports_start_with_config_and_revision(report_dir: Path) -> None:
-    for name in ("table.md", "drift.md", "summary.md", "compute.md"):
-        head = (report_dir / name).read_text().splitlines()[:8]
-        assert any("abc1234" in line for line in head), name
-        assert '"profile": "test"' in (report_dir / name).read_text()
+def test_reports_start_with_revision_and_end_with_config(report_dir: Path) -> None:
+    for name in ("table.md", "drift.md", "summary.md", "compute.md", "findings.md"):
+        text = (report_dir / name).read_text()
+        assert any("abc1234" in line for line in text.splitlines()[:4]), name
+        assert text.index("## Findings" if name == "summary.md" else "|") < text.index('"profile": "test"'), name
     assert "abc1234" in (report_dir / "table.tex").read_text().splitlines()[0]
     html = (report_dir / "report.html").read_text()
     assert "abc1234" in html and "data:image/png;base64," in html
@@ -163,8 +163,9 @@ def test_drift_and_forgetting_show_the_critique_model(report_dir: Path) -> None:
     assert drift["math500", "base"]["length_unit"] == "tokens"
     assert ("truthfulqa_mc2", "base") not in drift  # log-likelihood task: no generated text
     forgetting = {(r["task"], r["method"]): r for r in _csv(report_dir / "forgetting.csv")}
-    assert forgetting["truthfulqa_mc2", "cft"]["significant"] == "1"
-    assert forgetting["truthfulqa_mc2", "cft"]["test"] == "bootstrap"
+    assert forgetting["truthfulqa_mc2", "cft"]["verdict"] == "worse"
+    assert float(forgetting["truthfulqa_mc2", "cft"]["p_adjusted"]) >= float(forgetting["truthfulqa_mc2", "cft"]["p_value"])
+    assert forgetting["truthfulqa_mc2", "cft"]["test"] == "sign-flip"
     assert forgetting["gpqa_diamond", "cft"]["test"] == "mcnemar"
     assert "math500" not in {task for task, _ in forgetting}  # reasoning, not forgetting
 

@@ -1,21 +1,35 @@
-"""Bootstrap, McNemar, paired tests and pass@k against hand-computed values and scipy."""
+"""Intervals, paired tests, power, multiplicity and seed variance against known values and libraries."""
 from __future__ import annotations
 
-import math
+import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+from scipy.optimize import brentq
 
+from harness.errors import HarnessError
 from harness.stats import (
+    adjust,
     align,
-    bootstrap_ci,
+    clopper_pearson,
     compare_items,
+    hierarchical_bootstrap,
     mcnemar,
-    paired_bootstrap,
+    mcnemar_power,
+    mde,
+    n_for_effect,
+    newcombe_paired,
     paired_test,
-    pass_at_k,
+    score_interval,
+    seed_variance_share,
+    sign_flip_p,
+    wilson,
 )
+
+CASES = json.loads((Path(__file__).parent / "cases" / "stats.json").read_text())
 
 
 def _pairs(only_a: int, only_b: int, both: int = 0, neither: int = 0) -> tuple[list[int], list[int]]:
@@ -25,115 +39,154 @@ def _pairs(only_a: int, only_b: int, both: int = 0, neither: int = 0) -> tuple[l
     return a, b
 
 
-def test_mcnemar_exact_by_hand() -> None:
-    # 1 vs 7 discordant pairs: p = 2 * P(X <= 1 | n=8, 1/2) = 2 * (1 + 8) / 256.
-    result = mcnemar(*_pairs(1, 7, both=20, neither=5))
-    assert (result.only_a, result.only_b) == (1, 7)
-    assert result.p_value == pytest.approx(18 / 256)
+@pytest.mark.parametrize("case", CASES["clopper_pearson"])
+def test_clopper_pearson_known_values(case: dict) -> None:
+    ci = clopper_pearson(case["successes"], case["n"])
+    assert (ci.low, ci.high) == pytest.approx((case["low"], case["high"]), abs=2e-6)
 
 
-def test_mcnemar_chi2_with_continuity_correction_by_hand() -> None:
-    # (|1 - 7| - 1)^2 / 8 = 3.125; chi-square(1) survival = erfc(sqrt(3.125 / 2)).
+@pytest.mark.parametrize("case", CASES["wilson"])
+def test_wilson_known_values(case: dict) -> None:
+    ci = wilson(case["successes"] / case["n"], case["n"])
+    assert (ci.low, ci.high) == pytest.approx((case["low"], case["high"]), abs=2e-6)
+
+
+@pytest.mark.parametrize("case", CASES["mcnemar_exact"])
+def test_mcnemar_exact_known_values(case: dict) -> None:
+    result = mcnemar(*_pairs(case["only_a"], case["only_b"], both=4, neither=6))
+    assert result.p_value == pytest.approx(case["p"])
+    total = case["only_a"] + case["only_b"]
+    if total:
+        assert result.p_value == pytest.approx(scipy_stats.binomtest(case["only_a"], total, 0.5).pvalue)
+
+
+def test_mcnemar_chi2_with_continuity_correction() -> None:
     result = mcnemar(*_pairs(1, 7), exact=False)
-    assert result.statistic == pytest.approx(3.125)
-    assert result.p_value == pytest.approx(math.erfc(math.sqrt(3.125 / 2)))
+    assert result.statistic == pytest.approx(3.125)      # (|1 - 7| - 1)^2 / 8
     assert result.p_value == pytest.approx(scipy_stats.chi2.sf(3.125, 1))
 
 
-@pytest.mark.parametrize("only_a,only_b", [(0, 0), (0, 1), (3, 3), (2, 9), (10, 1), (0, 12), (15, 25)])
-def test_mcnemar_exact_matches_scipy_binomtest(only_a: int, only_b: int) -> None:
-    expected = 1.0 if only_a + only_b == 0 else scipy_stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
-    assert mcnemar(*_pairs(only_a, only_b, both=4, neither=6)).p_value == pytest.approx(expected)
+@pytest.mark.parametrize("case", CASES["adjust"])
+def test_adjusted_p_values(case: dict) -> None:
+    assert adjust(case["p"], case["method"]) == pytest.approx(case["adjusted"])
 
 
-def test_bootstrap_ci_of_constant_scores_is_a_point() -> None:
-    ci = bootstrap_ci([1.0] * 30)
-    assert (ci.mean, ci.low, ci.high, ci.n) == (1.0, 1.0, 1.0, 30)
+def test_unknown_multiplicity_method_is_one_clear_error() -> None:
+    with pytest.raises(HarnessError, match="unknown multiplicity method 'sidak'"):
+        adjust([0.1], "sidak")
 
 
-def test_bootstrap_ci_of_two_items_by_hand() -> None:
-    # Resample means of [0, 1] are 0, 1/2, 1 with probability 1/4, 1/2, 1/4: the 2.5 % and
-    # 97.5 % percentiles are 0 and 1.
-    ci = bootstrap_ci([0.0, 1.0])
-    assert (ci.mean, ci.low, ci.high) == (0.5, 0.0, 1.0)
+@pytest.mark.parametrize("scores", [[0.0] * 4, [1.0] * 4, [1.0] * 200, [0.3] * 3, [0.0], [0.62] * 50])
+def test_no_finite_sample_gets_a_zero_width_interval(scores: list[float]) -> None:
+    ci = score_interval(scores)
+    assert ci.high - ci.low > 0 and ci.low <= ci.mean <= ci.high
 
 
-def test_bootstrap_ci_agrees_with_scipy_percentile_bootstrap() -> None:
-    scores = np.random.default_rng(7).random(80) < 0.4
-    ours = bootstrap_ci(scores.astype(float), n_resamples=4000)
-    theirs = scipy_stats.bootstrap((scores.astype(float),), np.mean, n_resamples=4000, method="percentile",
-                                   random_state=np.random.default_rng(1)).confidence_interval
-    assert ours.low == pytest.approx(theirs.low, abs=0.03)
-    assert ours.high == pytest.approx(theirs.high, abs=0.03)
-    # The normal approximation is close at this size, too.
-    half = 1.96 * scores.std(ddof=1) / math.sqrt(scores.size)
-    assert ours.high - ours.low == pytest.approx(2 * half, abs=0.03)
+def test_score_interval_picks_the_method_by_the_scores() -> None:
+    assert score_interval([0, 1, 1, 0]).method == "clopper-pearson"
+    assert score_interval([0.3, 0.3]).method == "wilson"
+    assert score_interval([0.2, 0.5, 0.9]).method == "bootstrap"
+    assert score_interval([0.0, 0.0, 0.0, 0.0]).high == pytest.approx(0.6023646356164746)
 
 
-def test_bootstrap_is_deterministic_and_seeded() -> None:
-    scores = np.random.default_rng(3).random(50)
-    assert bootstrap_ci(scores) == bootstrap_ci(scores)
-    assert bootstrap_ci(scores, seed=1) != bootstrap_ci(scores, seed=2)
+@pytest.mark.parametrize("table", [(5, 0, 0, 5), (30, 0, 0, 30), (0, 0, 0, 4), (4, 0, 0, 0), (2, 3, 0, 1)])
+def test_paired_intervals_never_collapse(table: tuple[int, int, int, int]) -> None:
+    low, high = newcombe_paired(*table)
+    delta = (table[1] - table[2]) / sum(table)
+    assert low < high and low <= delta <= high
 
 
-def test_bootstrap_handles_inputs_larger_than_one_chunk() -> None:
-    ci = bootstrap_ci(np.ones(5000), n_resamples=1000)
-    assert ci.low == ci.high == 1.0
+def test_newcombe_interval_covers_at_its_nominal_level() -> None:
+    # Coverage of the true p_b - p_a over simulated paired tables (Newcombe reports ~95 % for method 10).
+    rng = np.random.default_rng(0)
+    for cells in ((0.4, 0.15, 0.05, 0.4), (0.1, 0.1, 0.1, 0.7), (0.6, 0.02, 0.08, 0.3)):
+        truth = cells[1] - cells[2]
+        tables = rng.multinomial(40, cells, size=600)
+        covered = [low <= truth <= high for low, high in (newcombe_paired(*map(int, t)) for t in tables)]
+        assert np.mean(covered) >= 0.92, cells
 
 
-def test_paired_bootstrap_no_difference_has_p_one() -> None:
-    a = np.random.default_rng(0).random(40)
-    interval, p = paired_bootstrap(a, a)
-    assert (interval.mean, interval.low, interval.high, p) == (0.0, 0.0, 0.0, 1.0)
+def test_paired_test_on_verdicts_uses_mcnemar_and_newcombe() -> None:
+    a, b = _pairs(1, 7, both=20, neither=5)
+    result = paired_test(a, b)
+    assert (result.test, result.ci_method, result.n) == ("mcnemar", "newcombe", 33)
+    assert result.delta == pytest.approx(6 / 33) and result.p_value == pytest.approx(0.0703125)
+    assert result.discordance == pytest.approx(8 / 33)
+    assert (result.ci_low, result.ci_high) == pytest.approx(newcombe_paired(20, 7, 1, 5))
 
 
-def test_paired_bootstrap_constant_shift_is_significant() -> None:
-    a = np.random.default_rng(0).random(40)
-    interval, p = paired_bootstrap(a, a + 0.1)
-    assert interval.mean == pytest.approx(0.1) and interval.low == pytest.approx(0.1)
-    assert p == pytest.approx(1 / 2001)
+def test_sign_flip_p_is_exact_by_enumeration() -> None:
+    diff = np.array([0.1, 0.2, -0.05, 0.3, 0.15])
+    flips = [abs(np.mean(diff * np.array(s))) >= abs(diff.mean()) - 1e-12
+             for s in itertools.product((1, -1), repeat=diff.size)]
+    assert sign_flip_p(diff) == pytest.approx(np.mean(flips))
+    assert sign_flip_p(np.zeros(6)) == 1.0
 
 
-def test_paired_bootstrap_agrees_with_paired_t_test_on_noisy_data() -> None:
-    rng = np.random.default_rng(11)
-    a = rng.random(200)
-    b = np.clip(a + rng.normal(0.03, 0.2, 200), 0, 1)
-    _, p = paired_bootstrap(a, b)
-    assert p == pytest.approx(scipy_stats.ttest_rel(b, a).pvalue, abs=0.05)
+def test_continuous_paired_test() -> None:
+    a = np.arange(40) / 64          # binary fractions: a + 1/16 - a is exactly 1/16 for every item
+    result = paired_test(a, a + 0.0625)
+    assert result.test == "sign-flip" and result.delta == pytest.approx(0.0625)
+    assert result.ci_method == "wilson" and result.ci_low < 0.0625 < result.ci_high   # no spread in the diffs
+    noisy = paired_test(a, a + np.random.default_rng(1).normal(0.05, 0.05, 40))
+    assert noisy.ci_method == "bootstrap" and noisy.p_value < 0.001
 
 
-def test_paired_test_picks_mcnemar_for_verdicts_and_bootstrap_for_continuous_scores() -> None:
-    a, b = _pairs(2, 12, both=10, neither=10)
-    verdicts = paired_test(a, b)
-    assert verdicts.test == "mcnemar"
-    assert verdicts.p_value == pytest.approx(scipy_stats.binomtest(2, 14, 0.5).pvalue)
-    assert verdicts.delta == pytest.approx(10 / 34)
-    assert verdicts.ci_low < verdicts.delta < verdicts.ci_high
-    continuous = paired_test([0.2, 0.5, 0.9, 0.4], [0.3, 0.5, 0.8, 0.6])
-    assert continuous.test == "bootstrap" and continuous.n == 4
+def _brute_force_power(n: int, p10: float, p01: float, alpha: float) -> float:
+    """Every (n10, n01) outcome, weighted by its multinomial probability, tested with scipy."""
+    total = 0.0
+    for n10 in range(n + 1):
+        for n01 in range(n + 1 - n10):
+            prob = scipy_stats.multinomial.pmf([n10, n01, n - n10 - n01], n, [p10, p01, 1 - p10 - p01])
+            if n10 + n01 and scipy_stats.binomtest(n10, n10 + n01, 0.5).pvalue <= alpha:
+                total += prob
+    return total
 
 
-def test_align_reports_matched_and_unmatched_items() -> None:
-    aligned = align({"q1": 1.0, "q2": 0.0, "q3": 1.0}, {"q3": 0.0, "q2": 1.0, "q9": 1.0})
-    assert aligned.ids == ("q2", "q3")
-    assert list(aligned.a) == [0.0, 1.0] and list(aligned.b) == [1.0, 0.0]
-    assert (aligned.only_a, aligned.only_b) == (1, 1)
+@pytest.mark.parametrize("n,discordance,effect", [(12, 0.3, 0.2), (15, 0.5, 0.1), (10, 0.4, 0.4)])
+def test_exact_mcnemar_power_matches_brute_force(n: int, discordance: float, effect: float) -> None:
+    p10, p01 = (discordance + effect) / 2, (discordance - effect) / 2
+    assert mcnemar_power(n, discordance, effect, 0.05) == pytest.approx(_brute_force_power(n, p10, p01, 0.05), abs=1e-9)
+
+
+def test_best_case_mde_by_hand() -> None:
+    # All discordances one way: the exact test needs 6 of them (2 / 2^6 < 0.05 < 2 / 2^5), so the
+    # best-case MDE at n = 10 solves P(Binomial(10, delta) >= 6) = 0.8.
+    expected = brentq(lambda d: scipy_stats.binom.sf(5, 10, d) - 0.8, 0.01, 0.99)
+    assert mde(10, None, 0.05) == pytest.approx(expected, abs=1e-6)
+    assert mde(4, None, 0.05) is None          # 4 items: p >= 0.125 whatever happens
+
+
+def test_mde_shrinks_with_n_and_grows_with_discordance() -> None:
+    assert mde(500, 0.2, 0.05) < mde(100, 0.2, 0.05) < mde(20, 0.2, 0.05)
+    assert mde(500, 0.1, 0.05) < mde(500, 0.4, 0.05)
+    assert mde(100, 0.2, 0.05) == pytest.approx(0.128, abs=0.002)
+    assert mde(100, 0.2, 0.05, binary=False) < mde(100, 0.2, 0.05)      # the exact test is conservative
+
+
+def test_n_for_effect_is_close_to_connors_approximation() -> None:
+    n = n_for_effect(0.05, 0.2, 0.05)
+    z_a, z_b = scipy_stats.norm.ppf(0.975), scipy_stats.norm.ppf(0.8)
+    connor = ((z_a * 0.2 ** 0.5 + z_b * (0.2 - 0.05 ** 2) ** 0.5) / 0.05) ** 2
+    assert 0.9 * connor < n < 1.15 * connor
+    assert mcnemar_power(n, 0.2, 0.05, 0.05) >= 0.8
+
+
+def test_hierarchical_bootstrap_carries_seed_variance() -> None:
+    rng = np.random.default_rng(0)
+    items = rng.random(80)
+    a = np.tile((items < 0.5).astype(float), (3, 1))
+    b_same = np.tile((items < 0.6).astype(float), (3, 1))
+    b_noisy = np.stack([(items < t).astype(float) for t in (0.45, 0.6, 0.75)])
+    same, noisy = hierarchical_bootstrap(a, b_same), hierarchical_bootstrap(a, b_noisy)
+    assert (noisy.ci_high - noisy.ci_low) > 1.5 * (same.ci_high - same.ci_low)
+    assert seed_variance_share(b_noisy) > 0.5 and seed_variance_share(b_same) == 0.0
+    flat = hierarchical_bootstrap(np.ones((2, 5)), np.ones((2, 5)))
+    assert flat.ci_low < 0 < flat.ci_high and flat.p_value == 1.0
+
+
+def test_align_and_compare_items_report_unmatched() -> None:
+    aligned = align({"x": 1.0, "y": 0.0, "z": 1.0}, {"y": 1.0, "z": 1.0, "w": 0.0})
+    assert aligned.ids == ("y", "z") and (aligned.only_a, aligned.only_b) == (1, 1)
     comparison = compare_items({"x": 1.0}, {"y": 1.0})
     assert comparison.result is None and comparison.matched == 0
-
-
-@pytest.mark.parametrize("n,c,k,expected", [
-    (5, 2, 1, 0.4),
-    (5, 2, 2, 1 - 3 / 10),       # 1 - C(3,2)/C(5,2)
-    (10, 0, 3, 0.0),
-    (10, 10, 1, 1.0),
-    (4, 3, 2, 1.0),              # fewer failures than k: every draw of k contains a pass
-    (200, 13, 10, 1 - math.comb(187, 10) / math.comb(200, 10)),
-])
-def test_pass_at_k(n: int, c: int, k: int, expected: float) -> None:
-    assert pass_at_k(n, c, k) == pytest.approx(expected)
-
-
-def test_pass_at_k_rejects_impossible_counts() -> None:
-    with pytest.raises(ValueError):
-        pass_at_k(3, 4, 1)

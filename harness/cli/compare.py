@@ -26,5 +26,12 @@ def compare_command(
     overrides = [f"{k}={v}" for k, v in (("methods", methods), ("teacher", teacher), ("model", model),
                                          ("seeds", seeds), ("eval.limit", limit)) if v is not None]
     out = compare(profile, overrides + list(sets or []), output=output, report_dir=report_dir)
-    typer.echo((out / "table.md").read_text(encoding="utf-8") if (out / "table.md").exists() else "")
+    for name in ("table.md", "findings.md"):   # the findings last: what a reader sees when it ends
+        if (out / name).exists():
+            typer.echo(_without_config((out / name).read_text(encoding="utf-8")))
     typer.echo(f"report: {out}")
+
+
+def _without_config(markdown: str) -> str:
+    """A report file as the terminal shows it: the resolved config stays in the file."""
+    return markdown.split("\n<details><summary>Resolved config")[0].rstrip() + "\n"

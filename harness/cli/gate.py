@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from harness.errors import HarnessError
-from harness.gate import DEFAULT_ALPHA, DEFAULT_MAX_DROP, check_gate, record_baseline
+from harness.gate import DEFAULT_ALPHA, DEFAULT_MAX_DROP, DEFAULT_MULTIPLICITY, check_gate, record_baseline
 
 RECORD = "record"
 
@@ -28,18 +28,29 @@ def gate(
     require: list[str] | None = typer.Option(
         None, "--require", "-r", metavar="EXPR",
         help="In-run requirement, repeatable: 'cgd.math500 >= base.math500', 'cgd.ifeval >= base.ifeval - 2'."),
+    non_inferior: list[str] | None = typer.Option(
+        None, "--non-inferior", metavar="EXPR",
+        help="Non-inferiority by interval, repeatable: 'cgd.ifeval >= base.ifeval - 2' holds when the lower end "
+             "of the (1 - alpha) interval of the paired difference is above -2 points."),
+    multiplicity: str = typer.Option(
+        DEFAULT_MULTIPLICITY, "--multiplicity", help="Adjustment of the baseline checks' p-values: holm, bh or none."),
 ) -> None:
     """Regression gate for CI: check a run, or record a baseline.
 
     \b
     Check:  harness gate RUN_DIR --baseline FILE [--max-drop 2.0]
-                [--alpha 0.05] [--require EXPR ...]
+                [--alpha 0.05] [--multiplicity holm] [--require EXPR ...]
+                [--non-inferior EXPR ...]
     Record: harness gate record RUN_DIR -o reports/baselines/NAME.json
 
     A benchmark fails when its score dropped by more than --max-drop
-    points AND the paired test on the same items (McNemar, or paired
-    bootstrap for continuous scores) gives p < --alpha. A label or task
+    points AND the paired test on the same items (McNemar, or a sign-flip
+    test for continuous scores) gives p < --alpha, the p-values of all
+    baseline checks adjusted together (--multiplicity). A label or task
     of the baseline that is missing from the run also fails.
+
+    --non-inferior 'A.TASK >= B.TASK - M' holds when the lower end of the
+    interval of the paired difference A - B is above -M points.
 
     --require compares scores (in percent) inside the run:
     LABEL.TASK[.METRIC] OP LABEL.TASK[.METRIC] [+|- points], or a number;
@@ -57,6 +68,7 @@ def gate(
         return
     if record_run is not None:
         raise HarnessError(f"unexpected argument {str(record_run)!r}; to record: harness gate record RUN_DIR -o FILE")
-    result = check_gate(Path(target), baseline, max_drop=max_drop, alpha=alpha, requires=require or ())
+    result = check_gate(Path(target), baseline, max_drop=max_drop, alpha=alpha, requires=require or (),
+                        multiplicity=multiplicity, non_inferior=non_inferior or ())
     typer.echo(result.table(), nl=False)
     raise typer.Exit(result.exit_code)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from harness import drift
 from harness.io import atomic_write_bytes, atomic_write_text
-from harness.report import plots, sections
+from harness.findings import AnalysisConfig, analyse
+from harness.report import claims, plots, sections
 from harness.report.html import render_page
 from harness.report.rundata import RunData, method_of, metric_label
-from harness.report.tables import Table, to_latex, to_markdown
+from harness.report.tables import Table, to_csv, to_latex, to_markdown
 
 
 def _colors(run: RunData) -> dict[str, str]:
@@ -41,7 +42,7 @@ def _score_plot(run: RunData) -> bytes:
     return plots.grouped_bars(labels, series, "score (%)", "Scores with 95 % CI", _colors(run))
 
 
-def _drift_plot(run: RunData, changes: list[drift.Change]) -> bytes | None:
+def _drift_plot(run: RunData, changes: list[drift.Change], margin: float) -> bytes | None:
     if not changes:
         return None
     categories = list(dict.fromkeys(c.label for c in changes))
@@ -52,7 +53,8 @@ def _drift_plot(run: RunData, changes: list[drift.Change]) -> bytes | None:
         low, high = (c.delta - result.ci_low, result.ci_high - c.delta) if result else (0.0, 0.0)
         bars[categories.index(c.label)] = plots.Bar(100 * c.delta, 100 * low, 100 * high, c.significant)
     return plots.grouped_bars(categories, series, "delta vs base (points)",
-                              "General benchmarks: change vs base (* significant)", _colors(run), zero_line=True)
+                              f"General benchmarks: change vs base (* significant; dashed: -{margin:g} margin)",
+                              _colors(run), zero_line=True, margin=margin)
 
 
 def _loss_plot(run: RunData) -> bytes | None:
@@ -68,35 +70,47 @@ def _loss_plot(run: RunData) -> bytes | None:
 def _markdown(run: RunData, title: str, parts: list[Table | str]) -> str:
     body = [to_markdown(p) + (f"\n{p.caption}\n" if p.caption else "") if isinstance(p, Table) else p + "\n"
             for p in parts]
-    return sections.header_markdown(run, title) + "\n".join(body)
+    return sections.header_markdown(run, title) + "\n".join(body) + sections.footer_markdown(run)
 
 
 NO_TRAINING = "No training in this run."
 NO_METHODS = "No trained methods to compare against base."
 
 
-def report_files(run: RunData, alpha: float = drift.DEFAULT_ALPHA) -> dict[str, str | bytes | None]:
+def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) -> dict[str, str | bytes | None]:
     """Relative path -> content of every report file; None marks a file this run has nothing for."""
-    changes = drift.changes_vs_base(run, alpha)
+    cfg = analysis_config or AnalysisConfig.from_config(run.config)
+    analysis = analyse(run, cfg)
+    changes = analysis.changes
     main = sections.main_table(run, [c for c in changes if c.is_score])
     drift_rows = sections.drift_table(drift.format_drift(run))
-    forgetting = drift.forgetting(run, alpha, changes)
+    forgetting = drift.forgetting(run, cfg.alpha, changes)
     forget = sections.forgetting_table(forgetting)
     compute = sections.compute_table(run)
     compute_parts: list[Table | str] = [compute.table] if compute.table.rows else [NO_TRAINING]
-    summaries = list(drift.paragraphs(run, alpha, changes).values()) or [NO_METHODS]
+    summaries = list(drift.paragraphs(run, cfg.alpha, changes).values()) or [NO_METHODS]
+    findings_intro, findings = claims.intro(analysis), claims.findings_table(analysis.findings)
+    family, family_rows = claims.family_table(analysis)
+    seeds = sections.seed_table(run)
+    main_parts: list[Table | str] = [main.table] + ([seeds.table] if seeds else [])
+    stats_parts: list[Table | str] = [family] if family.rows else ["No comparisons: the run has no trained methods."]
     files: dict[str, str | bytes | None] = {
-        "table.md": _markdown(run, "Results", [main.table]),
+        "findings.md": _markdown(run, "Findings", [findings_intro, findings]),
+        "table.md": _markdown(run, "Results", main_parts),
         "table.csv": main.csv,
         "table.tex": sections.header_latex(run) + to_latex(main.table),
+        "seeds.csv": seeds.csv if seeds else None,
         "drift.md": _markdown(run, "Format drift and forgetting", [drift_rows.table, forget.table]),
         "drift.csv": drift_rows.csv,
         "forgetting.csv": forget.csv,
+        "comparisons.md": _markdown(run, "Statistics: every comparison", [findings_intro, family]),
+        "comparisons.csv": to_csv(claims.FAMILY_CSV_COLUMNS, family_rows),
         "compute.md": _markdown(run, "Compute", compute_parts),
         "compute.csv": compute.csv,
-        "summary.md": _markdown(run, "Summary", summaries),
+        "summary.md": _markdown(run, "Summary", ["## Findings", findings_intro, findings, "## By method",
+                                                  *summaries]),
         "scores.png": _score_plot(run),
-        "drift.png": _drift_plot(run, forgetting),
+        "drift.png": _drift_plot(run, forgetting, cfg.margin),
         "loss.png": _loss_plot(run),
     }
     flip_files = sections.flips(run)
@@ -104,25 +118,27 @@ def report_files(run: RunData, alpha: float = drift.DEFAULT_ALPHA) -> dict[str, 
     images = [(name, data) for name, data in files.items() if name.endswith(".png") and isinstance(data, bytes)]
     files["report.html"] = render_page(
         f"Report: {run.run_id}", run.run_id, run.git_revision, run.config, [
-            ("Results", [main.table]),
+            ("Findings", [findings_intro, findings]),
+            ("Results", main_parts),
             ("Plots", images),
             ("Summary", summaries),
             ("Format drift", [drift_rows.table]),
             ("Forgetting", [forget.table]),
+            ("Statistics", stats_parts),
             ("Compute", compute_parts),
             ("Per-item verdicts", [f"Which items flipped: flips/{t}.csv" for t in flip_files]),
         ])
     return files
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path, alpha: float = drift.DEFAULT_ALPHA) -> list[Path]:
+def write_report(run_dir: str | Path, out_dir: str | Path, analysis_config: AnalysisConfig | None = None) -> list[Path]:
     """Write the full report for `run_dir` into `out_dir`; returns the files written."""
     out = Path(out_dir)
     written = []
-    for name, data in report_files(RunData(run_dir), alpha).items():
+    for name, data in report_files(RunData(run_dir), analysis_config).items():
         path = out / name
         if data is None:
-            # A plot left over from an earlier report of this run would no longer be true.
+            # A file left over from an earlier report of this run would no longer be true.
             path.unlink(missing_ok=True)
         elif isinstance(data, bytes):
             written.append(atomic_write_bytes(path, data))

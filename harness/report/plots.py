@@ -32,7 +32,7 @@ def _png(fig: Figure) -> bytes:
 
 
 def grouped_bars(categories: list[str], series: dict[str, list[Bar | None]], ylabel: str, title: str,
-                 colors: dict[str, str], zero_line: bool = False) -> bytes:
+                 colors: dict[str, str], zero_line: bool = False, margin: float | None = None) -> bytes:
     """Bars grouped per category, one colour per series, with asymmetric error bars.
 
     Marked bars (significant changes) get a star beyond their error bar.
@@ -56,6 +56,9 @@ def grouped_bars(categories: list[str], series: dict[str, list[Bar | None]], yla
                 ax.annotate("*", (p, top), ha="center", va="bottom" if b.value >= 0 else "top", fontsize=12)
     if zero_line:
         ax.axhline(0.0, color="black", linewidth=0.8)
+    if margin:
+        # The non-inferiority margin: a drop whose interval stays above it is not forgetting.
+        ax.axhline(-margin, color="firebrick", linewidth=1.0, linestyle="--")
     ax.set_xticks(x, categories, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

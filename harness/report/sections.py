@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.drift import Change, DriftRow, format_p
+from harness.report.claims import interval_text, mde_text
 from harness.report.rundata import BASE, RunData, metric_label
 from harness.report.tables import Table, to_csv
-from harness.stats import bootstrap_ci
+from harness.stats import aggregate_interval, score_interval, seed_variance_share
 
-_Z95 = 1.959963984540054
 DASH = "-"
 
 
@@ -24,11 +24,12 @@ DASH = "-"
 class ModelScore:
     """A model's score on one (task, metric), in percent."""
     mean: float
-    low: float | None          # 95 % interval (one seed: bootstrap over items)
+    low: float | None          # 95 % interval (one seed; see harness.stats.score_interval)
     high: float | None
     spread: float | None       # standard deviation across seeds (several seeds only)
     n_items: int
     n_seeds: int
+    seed_share: float | None = None   # share of the score's variance due to the seed (several seeds)
 
     def text(self) -> str:
         if self.spread is not None:
@@ -41,28 +42,33 @@ class ModelScore:
 def _label_score(run: RunData, label: str, task: str, metric: str) -> ModelScore | None:
     items = run.item_scores(label, task, metric)
     if items:
-        ci = bootstrap_ci(np.array([items[k] for k in sorted(items)]))
+        ci = score_interval(np.array([items[k] for k in sorted(items)]))
         return ModelScore(100 * ci.mean, 100 * ci.low, 100 * ci.high, None, ci.n, 1)
     aggregate = run.aggregate(label, task, metric)
     if aggregate is None:
         return None
     value, stderr = aggregate
     n = int(((run.results(label).get("n-samples") or {}).get(task) or {}).get("effective", 0))
-    if stderr is None:
+    ci = aggregate_interval(value, stderr, n)
+    if ci is None:
         return ModelScore(100 * value, None, None, None, n, 1)
-    return ModelScore(100 * value, 100 * (value - _Z95 * stderr), 100 * (value + _Z95 * stderr), None, n, 1)
+    return ModelScore(100 * value, 100 * ci.low, 100 * ci.high, None, n, 1)
 
 
 def model_score(run: RunData, group: str, task: str, metric: str) -> ModelScore | None:
-    """One seed: score with its bootstrap CI. Several seeds: mean ± standard deviation across them."""
+    """One seed: score with its 95 % interval. Several seeds: mean ± standard deviation across them,
+    and the share of variance that the seed (not item sampling) accounts for."""
     per_seed = [s for label in run.groups[group] if (s := _label_score(run, label, task, metric))]
     if not per_seed:
         return None
     if len(per_seed) == 1:
         return per_seed[0]
     means = np.array([s.mean for s in per_seed])
+    per_label = [run.item_scores(label, task, metric) for label in run.groups[group]]
+    shared = sorted(set.intersection(*(set(m) for m in per_label)))
+    share = seed_variance_share(np.array([[m[i] for i in shared] for m in per_label])) if shared else None
     return ModelScore(float(means.mean()), None, None, float(means.std(ddof=1)),
-                      min(s.n_items for s in per_seed), len(per_seed))
+                      min(s.n_items for s in per_seed), len(per_seed), share)
 
 
 @dataclass(frozen=True)
@@ -97,13 +103,18 @@ def main_table(run: RunData, changes: list[Change]) -> Section:
             delta = score.mean - base.mean if score and base and group != BASE else None
             cells.append(_cell_text(score, delta, change))
             csv_rows.append([task, metric, group, *_score_csv(score), _num(delta),
-                             _num(change.p_value if change else None, 4), int(i in best)])
+                             _num(change.p_value if change else None, 4),
+                             _num(change.p_adjusted if change else None, 4), change.verdict if change else "",
+                             _num(100 * change.mde if change and change.mde is not None else None),
+                             _num(_times100(score.seed_share) if score else None), int(i in best)])
         n_items = max((s.n_items for s in scores if s), default=0)
         rows.append([metric_label(task, metric), str(n_items), *cells])
-    caption = ("Scores in percent with 95 % bootstrap CI over items (mean ± sd across seeds for "
-               "several seeds); (delta vs base, * = paired test p < alpha); best per benchmark in bold.")
+    caption = ("Scores in percent with 95 % intervals (Clopper-Pearson for 0/1 verdicts, bootstrap for "
+               "continuous scores; mean ± sd across seeds for several seeds); (delta vs base, * = adjusted "
+               "p < alpha over the report's family of comparisons); best per benchmark in bold.")
     csv_columns = ["task", "metric", "model", "n_items", "n_seeds", "score", "ci_low", "ci_high",
-                   "spread", "delta_vs_base", "p_vs_base", "best"]
+                   "spread", "delta_vs_base", "p_vs_base", "p_adjusted", "verdict", "mde_points", "seed_share_pct",
+                   "best"]
     return Section(Table(columns, rows, bold, caption), to_csv(csv_columns, csv_rows))
 
 
@@ -148,24 +159,44 @@ def _times100(value: float | None) -> float | None:
 
 
 def forgetting_table(changes: list[Change]) -> Section:
-    columns = ["benchmark", "method", "base", "method score", "delta", "95% CI of delta", "p", "test",
-               "matched", "flag"]
+    columns = ["benchmark", "method", "base", "method score", "delta", "95% CI of delta", "p", "adjusted p", "MDE",
+               "test", "matched", "verdict"]
     rows, csv_rows = [], []
     for c in changes:
         result = c.comparison.result
-        flag = ("significant drop" if c.delta < 0 else "significant gain") if c.significant else ""
-        ci = f"[{100 * result.ci_low:+.1f}, {100 * result.ci_high:+.1f}]" if result else DASH
         rows.append([c.label, c.method, f"{100 * c.base:.1f}", f"{100 * c.value:.1f}", f"{100 * c.delta:+.1f}",
-                     ci, format_p(c.p_value), result.test if result else DASH, str(c.comparison.matched), flag])
+                     interval_text(c), format_p(c.p_value), format_p(c.p_adjusted), mde_text(c),
+                     result.test if result else DASH, str(c.comparison.matched), c.verdict])
         csv_rows.append([c.task, c.quantity, c.method, _num(100 * c.base), _num(100 * c.value),
                          _num(100 * c.delta), _num(100 * result.ci_low) if result else "",
-                         _num(100 * result.ci_high) if result else "", _num(c.p_value, 4),
-                         result.test if result else "", c.comparison.matched, int(c.significant)])
-    csv_columns = ["task", "metric", "method", "base", "score", "delta", "ci_low", "ci_high", "p_value",
-                   "test", "matched", "significant"]
-    caption = "Forgetting: general benchmarks, each method vs base on matched items (points)."
-    return Section(Table(columns, rows, {(r, 9) for r, row in enumerate(rows) if row[9]}, caption),
-                   to_csv(csv_columns, csv_rows))
+                         _num(100 * result.ci_high) if result else "", _num(c.p_value, 4), _num(c.p_adjusted, 4),
+                         _num(100 * c.mde if c.mde is not None else None), result.test if result else "",
+                         c.comparison.matched, c.verdict])
+    csv_columns = ["task", "metric", "method", "base", "score", "delta", "ci_low", "ci_high", "p_value", "p_adjusted",
+                   "mde_points", "test", "matched", "verdict"]
+    caption = ("Forgetting: general benchmarks, each method vs base on matched items (points); verdicts against "
+               "the non-inferiority margin (docs/statistics.md).")
+    bold = {(r, 11) for r, c in enumerate(changes) if c.verdict in ("worse", "inconclusive")}
+    return Section(Table(columns, rows, bold, caption), to_csv(csv_columns, csv_rows))
+
+
+def seed_table(run: RunData) -> Section | None:
+    """Several seeds: each method's mean ± sd across seeds and how much of the variance is the seed's."""
+    if all(len(labels) == 1 for labels in run.groups.values()):
+        return None
+    rows = []
+    for task, metric in run.columns():
+        for group, labels in run.groups.items():
+            score = model_score(run, group, task, metric)
+            if score is None or len(labels) < 2:
+                continue
+            share = DASH if score.seed_share is None else f"{100 * score.seed_share:.0f} %"
+            rows.append([metric_label(task, metric), group, str(score.n_seeds), f"{score.mean:.1f}",
+                         f"{score.spread:.1f}", share])
+    columns = ["benchmark", "method", "seeds", "mean", "sd across seeds", "seed share of variance"]
+    caption = ("Training-seed variance: the seed share is the between-seed variance left after item sampling's "
+               "(one-way random effects); comparisons with several seeds use a hierarchical bootstrap.")
+    return Section(Table(columns, rows, caption=caption), to_csv(columns, rows))
 
 
 _COMPUTE_FIELDS = ("tokens_trained", "teacher_tokens", "wall_seconds", "final_loss")
@@ -224,10 +255,18 @@ def flips(run: RunData) -> dict[str, str]:
 
 
 def header_markdown(run: RunData, title: str) -> str:
-    """Every Markdown report opens with the run, its git revision and the resolved config."""
+    return f"# {title}\n\nRun `{run.run_id}` · git revision `{run.git_revision}` · seeds {_seeds(run)}\n\n"
+
+
+def footer_markdown(run: RunData) -> str:
+    """Every Markdown report ends with the resolved config (after the results a reader came for)."""
     config = json.dumps(run.config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return (f"# {title}\n\nRun `{run.run_id}` · git revision `{run.git_revision}`\n\n"
-            f"<details><summary>Resolved config</summary>\n\n```json\n{config}\n```\n\n</details>\n\n")
+    return f"\n<details><summary>Resolved config</summary>\n\n```json\n{config}\n```\n\n</details>\n"
+
+
+def _seeds(run: RunData) -> str:
+    seeds = run.config.get("seeds")
+    return ", ".join(str(s) for s in seeds) if isinstance(seeds, list) and seeds else "unknown"
 
 
 def header_latex(run: RunData) -> str:

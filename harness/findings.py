@@ -1,0 +1,220 @@
+"""What a run found: the family of comparisons, their adjusted p-values, verdicts and power, and the
+CGD paper's claims read as hypotheses against them.
+
+The verdict rule (docs/statistics.md), for a difference `delta` with a 95 % interval [low, high],
+a Holm- (or BH-) adjusted p and a margin M in points:
+    better / worse        adjusted p < alpha (sign of delta); for quantities where "up" is not
+                          better (critique-style answers, length): higher / lower
+    equivalent            otherwise, and -M < low and high < M
+    non-inferior          otherwise, and low > -M
+    inconclusive          otherwise, and the interval spans both -M and 0
+    no difference shown   what is left: a nominal difference that the family-wise adjustment
+                          did not confirm, or a quantity without a margin (lengths)
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness import drift
+from harness.drift import Change
+from harness.errors import HarnessError
+from harness.report.rundata import BASE, MATH_TASKS, RunData
+from harness.stats import DEFAULT_POWER, adjust, check_method, mde
+
+# Quantities for which a rise is not an improvement: their verdicts say higher / lower.
+_NEUTRAL = frozenset({"critique", "length"})
+GENERAL_NI_TASKS = ("ifeval", "truthfulqa_mc1", "truthfulqa_mc2", "gpqa_diamond", "gpqa_diamond_cot")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    alpha: float = 0.05          # significance level of every test, after adjustment
+    margin: float = 2.0          # points: the smallest change that matters (non-inferiority, equivalence)
+    multiplicity: str = "holm"   # holm | bh | none, over the family of comparisons a report makes
+    power: float = DEFAULT_POWER # for the minimum detectable effect
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise HarnessError(f"analysis.alpha must be between 0 and 1, got {self.alpha:g}")
+        if self.margin < 0:
+            raise HarnessError(f"analysis.margin must be >= 0 points, got {self.margin:g}")
+        if not 0.0 < self.power < 1.0:
+            raise HarnessError(f"analysis.power must be between 0 and 1, got {self.power:g}")
+        check_method(self.multiplicity)
+
+    @classmethod
+    def from_config(cls, config: dict | None) -> AnalysisConfig:
+        """From a resolved config's `analysis` section (defaults for keys it lacks)."""
+        section = dict((config or {}).get("analysis") or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+
+def verdict(change: Change, cfg: AnalysisConfig) -> str:
+    result = change.comparison.result
+    if result is None:
+        return "not tested"
+    if change.significant:
+        if change.quantity in _NEUTRAL:
+            return "higher" if change.delta > 0 else "lower"
+        return "better" if change.delta > 0 else "worse"
+    if not change.in_points:
+        return "no difference shown"
+    margin = cfg.margin / 100.0
+    if -margin < result.ci_low and result.ci_high < margin:
+        return "equivalent"
+    if result.ci_low > -margin:
+        return "non-inferior"
+    if result.ci_low <= -margin and result.ci_high >= 0.0:
+        return "inconclusive"
+    return "no difference shown"
+
+
+def _mde(change: Change, cfg: AnalysisConfig) -> float | None:
+    result = change.comparison.result
+    if result is None or not change.in_points:
+        return None
+    return mde(result.n, result.discordance, cfg.alpha, cfg.power, binary=result.test == "mcnemar")
+
+
+def settle(changes: list[Change], cfg: AnalysisConfig) -> list[Change]:
+    """Adjust the family's p-values together, then give each comparison its MDE and verdict."""
+    tested = [c for c in changes if c.p_value is not None]
+    adjusted = dict(zip(map(id, tested), adjust([c.p_value for c in tested], cfg.multiplicity)))
+    out = []
+    for c in changes:
+        c = dataclasses.replace(c, alpha=cfg.alpha, p_adjusted=adjusted.get(id(c)), mde=_mde(c, cfg))
+        out.append(dataclasses.replace(c, verdict=verdict(c, cfg)))
+    return out
+
+
+# --- the paper's claims ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Test:
+    quantity: str                # "score" (the task's headline) or a drift measure
+    expect: str                  # "higher" | "lower" | "non-inferior"
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    key: str
+    claim: str
+    method: str
+    reference: str
+    tasks: Callable[[RunData], list[str]]
+    tests: tuple[Test, ...]
+
+
+def _present(names: tuple[str, ...] | frozenset[str]) -> Callable[[RunData], list[str]]:
+    return lambda run: [t for t in run.tasks if t in names]
+
+
+HYPOTHESES = (
+    Hypothesis("H1", "CGD > SFT on math (AMC23, MATH-500, AIME24)", "cgd", "sft", _present(MATH_TASKS),
+               (Test("score", "higher"),)),
+    Hypothesis("H2", "CGD > CFT on math", "cgd", "cft", _present(MATH_TASKS), (Test("score", "higher"),)),
+    Hypothesis("H3", "CFT drifts in format vs base: critique-style answers up, parseable final answers down",
+               "cft", BASE, _present(MATH_TASKS), (Test("critique", "higher"), Test("parseable", "lower"))),
+    Hypothesis("H4", "CFT loses IFEval vs base", "cft", BASE, _present(("ifeval",)), (Test("score", "lower"),)),
+    Hypothesis("H5", "CGD non-inferior to base on IFEval, TruthfulQA and GPQA", "cgd", BASE,
+               _present(GENERAL_NI_TASKS), (Test("score", "non-inferior"),)),
+    Hypothesis("H6", "CGD gains on HumanEval vs base (out of domain)", "cgd", BASE, _present(("humaneval",)),
+               (Test("score", "higher"),)),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    hypothesis: Hypothesis
+    verdict: str                 # supported | contradicted | mixed | inconclusive | not tested
+    evidence: list[tuple[Test, Change]]
+    why: str
+
+
+def _comparison(run: RunData, h: Hypothesis, task: str, test: Test) -> Change | None:
+    if test.quantity == "score":
+        return drift.score_change(run, h.method, h.reference, task, run.headline(task))
+    return drift.measure_change(run, h.method, h.reference, task, test.quantity)
+
+
+def hypothesis_changes(run: RunData) -> dict[str, list[tuple[Test, Change]]]:
+    """Each hypothesis's comparisons on this run (unsettled: no adjusted p yet)."""
+    out = {}
+    for h in HYPOTHESES:
+        if not {h.method, h.reference} <= set(run.groups):
+            out[h.key] = []
+            continue
+        out[h.key] = [(test, c) for task in h.tasks(run) for test in h.tests
+                      if (c := _comparison(run, h, task, test))]
+    return out
+
+
+def _judge(h: Hypothesis, evidence: list[tuple[Test, Change]], cfg: AnalysisConfig,
+           why_untested: str = "") -> tuple[str, str]:
+    margin = cfg.margin / 100.0
+    if not evidence:
+        return "not tested", why_untested
+
+    if all(t.expect == "non-inferior" for t, _ in evidence):
+        if any(c.comparison.result.ci_high < -margin for _, c in evidence):
+            return "contradicted", f"an interval lies wholly below -{cfg.margin:g} points"
+        if all(c.verdict in ("non-inferior", "equivalent", "better") for _, c in evidence):
+            return "supported", f"every interval's lower bound is above -{cfg.margin:g} points"
+        return "inconclusive", f"an interval reaches below -{cfg.margin:g} points"
+    sign = {"higher": 1.0, "lower": -1.0}
+    agree = [c for t, c in evidence if c.significant and c.delta * sign[t.expect] > 0]
+    oppose = [c for t, c in evidence if c.significant and c.delta * sign[t.expect] < 0]
+    if agree and oppose:
+        return "mixed", "significant changes in both directions"
+    if agree:
+        return "supported", f"{len(agree)} of {len(evidence)} comparisons significant in the claimed direction"
+    if oppose:
+        return "contradicted", f"{len(oppose)} of {len(evidence)} comparisons significant against the claim"
+    ruled_out = all((c.comparison.result.ci_high if t.expect == "higher" else -c.comparison.result.ci_low) < margin
+                    for t, c in evidence)
+    if ruled_out:
+        return "contradicted", f"every interval rules out a change of {cfg.margin:g} points in the claimed direction"
+    return "inconclusive", "nothing significant after adjustment, and the intervals allow the claimed change"
+
+
+def _why_untested(run: RunData, h: Hypothesis) -> str:
+    missing = [m for m in (h.reference, h.method) if m not in run.groups]
+    if missing:
+        return f"{' and '.join(missing)} did not run"
+    return "none of its benchmarks was evaluated in this run"
+
+
+def findings(run: RunData, per_hypothesis: dict[str, list[tuple[Test, Change]]], settled: dict[str, Change],
+             cfg: AnalysisConfig) -> list[Finding]:
+    """Verdicts per hypothesis from its comparisons, each replaced by its settled (adjusted) version."""
+    out = []
+    for h in HYPOTHESES:
+        evidence = [(t, settled.get(c.key, c)) for t, c in per_hypothesis.get(h.key, [])]
+        word, why = _judge(h, evidence, cfg, _why_untested(run, h))
+        out.append(Finding(h, word, evidence, why))
+    return out
+
+
+@dataclass(frozen=True)
+class Analysis:
+    config: AnalysisConfig
+    changes: list[Change]        # every method vs base: scores and drift measures (settled)
+    family: list[Change]         # every comparison that was adjusted together
+    findings: list[Finding]
+
+
+def analyse(run: RunData, cfg: AnalysisConfig) -> Analysis:
+    """Every comparison the report makes, adjusted as one family, and the hypotheses' verdicts."""
+    vs_base = drift.changes_vs_base(run, cfg.alpha)
+    per_hypothesis = hypothesis_changes(run)
+    by_key = {c.key: c for c in vs_base}
+    for pairs in per_hypothesis.values():
+        for _, c in pairs:
+            by_key.setdefault(c.key, c)
+    family = settle(list(by_key.values()), cfg)
+    settled = {c.key: c for c in family}
+    return Analysis(cfg, [settled[c.key] for c in vs_base], [c for c in family if c.p_value is not None],
+                    findings(run, per_hypothesis, settled, cfg))

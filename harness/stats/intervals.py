@@ -1,0 +1,115 @@
+"""Intervals for one model's score on one benchmark, valid at the small n this harness often runs.
+
+0/1 verdicts get the Clopper–Pearson exact interval (never narrower than its nominal coverage, and
+never of zero width for a finite sample: 0 of 4 correct is [0, 60.2] %). Continuous scores in
+[0, 1] (TruthfulQA-MC2) get a percentile bootstrap; a sample with no spread at all would give a
+bootstrap interval of zero width, so there the Wilson score interval at the same mean is used
+instead: a [0, 1] variable with mean m has variance at most m(1 - m), the Bernoulli's, so that
+interval is the widest the data can justify and never a point. The percentile bootstrap is known
+to cover less than its nominal level at small n (it ignores the (n-1)/n variance shrinkage), which
+docs/statistics.md states next to every table that uses it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from statsmodels.stats.proportion import proportion_confint
+
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_RESAMPLES = 2000
+DEFAULT_SEED = 0
+# Upper bound on resampled indices held in memory at once (~32 MB of int64).
+_CHUNK_ELEMENTS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+    method: str = ""      # "clopper-pearson", "wilson", "bootstrap", ...
+
+
+def as_vector(scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    vec = np.asarray(scores, dtype=float)
+    if vec.ndim != 1 or vec.size == 0:
+        raise ValueError("need a non-empty 1-D vector of scores")
+    return vec
+
+
+def is_binary(scores: np.ndarray) -> bool:
+    return bool(np.all((scores == 0.0) | (scores == 1.0)))
+
+
+def clopper_pearson(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+    low, high = proportion_confint(successes, n, alpha=1.0 - confidence, method="beta")
+    return Interval(successes / n, float(low), float(high), n, "clopper-pearson")
+
+
+def wilson(mean: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+    """Wilson score interval; `mean` may be any value in [0, 1] (a fractional success count is fine)."""
+    mean = min(max(mean, 0.0), 1.0)   # float noise must not push the count past 0 or n
+    low, high = proportion_confint(mean * n, n, alpha=1.0 - confidence, method="wilson")
+    return Interval(mean, float(low), float(high), n, "wilson")
+
+
+def bootstrap_means(
+    scores: Sequence[float] | np.ndarray,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> np.ndarray:
+    """Means of `n_resamples` resamples (with replacement) of `scores`, from a seeded generator."""
+    vec = as_vector(scores)
+    rng = np.random.default_rng(seed)
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // vec.size)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, rows_per_chunk):
+        rows = min(rows_per_chunk, n_resamples - start)
+        idx = rng.integers(0, vec.size, size=(rows, vec.size))
+        means[start:start + rows] = vec[idx].mean(axis=1)
+    return means
+
+
+def bootstrap_ci(
+    scores: Sequence[float] | np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> Interval:
+    """Percentile bootstrap interval of the mean (zero width when the sample has no spread)."""
+    vec = as_vector(scores)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(bootstrap_means(vec, n_resamples, seed), [tail, 1.0 - tail])
+    return Interval(float(vec.mean()), float(low), float(high), int(vec.size), "bootstrap")
+
+
+def score_interval(
+    scores: Sequence[float] | np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+) -> Interval:
+    """The interval a report shows for a mean of per-item scores in [0, 1] (see the module doc)."""
+    vec = as_vector(scores)
+    if is_binary(vec):
+        return clopper_pearson(int(vec.sum()), int(vec.size), confidence)
+    if np.ptp(vec) == 0.0:
+        return wilson(float(vec.mean()), int(vec.size), confidence)
+    return bootstrap_ci(vec, confidence, seed=seed)
+
+
+def aggregate_interval(value: float, stderr: float | None, n: int,
+                       confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
+    """An interval from an aggregate alone (no per-item scores): normal with the reported stderr,
+    or Wilson at the value where the stderr is missing or zero (a zero stderr from a finite sample
+    claims a certainty it does not have)."""
+    if n <= 0:
+        return None
+    if stderr is None or stderr <= 0.0:
+        return wilson(min(max(value, 0.0), 1.0), n, confidence)
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    return Interval(value, value - z * stderr, value + z * stderr, n, "normal")
