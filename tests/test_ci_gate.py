@@ -4,6 +4,7 @@ training that moves any score fails here until the baseline is re-recorded on pu
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -17,6 +18,14 @@ def harness(*args, home: Path):
                           env={**os.environ, "HARNESS_HOME": str(home)}, timeout=1800)
 
 
+def _same_scores(now: dict, recorded: dict) -> bool:
+    """0/1 verdicts must match exactly; continuous scores (TruthfulQA-MC2 probabilities) within float
+    rounding, which the matmul's thread split on a given machine can move in the 6th digit."""
+    return now.keys() == recorded.keys() and all(
+        math.isclose(now[k], v, rel_tol=1e-4, abs_tol=1e-9) if v not in (0.0, 1.0) else now[k] == v
+        for k, v in recorded.items())
+
+
 def test_ci_profile_matches_the_committed_baseline(tmp_path, data_dir):
     run = tmp_path / "run"
     proc = harness("compare", "--profile", "ci", "-o", str(run), "--report-dir", str(tmp_path / "report"),
@@ -28,5 +37,5 @@ def test_ci_profile_matches_the_committed_baseline(tmp_path, data_dir):
     now = json.loads((tmp_path / "now.json").read_text())["labels"]
     recorded = json.loads(BASELINE.read_text())["labels"]
     moved = [f"{label}.{task}" for label, entry in recorded.items() for task, t in entry["tasks"].items()
-             if now[label]["tasks"][task]["items"] != t["items"]]
+             if not _same_scores(now[label]["tasks"][task]["items"], t["items"])]
     assert not moved, f"scores moved on {moved}: re-record with `make baseline` if intended"
