@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from harness import distributed
 from harness.config import resolve_config
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, stable_hash
@@ -39,7 +40,7 @@ def _build_config(config: dict):
         subjects=tuple(data["subjects"]), levels=tuple(int(x) for x in data["levels"]),
         columns={**MATH_COLUMNS, **data["columns"]} if data["columns"] else dict(MATH_COLUMNS),
     )
-    teacher_options = {}
+    teacher_options = {k: v for k, v in config["teacher_options"].items() if v is not None}
     return BuildConfig(methods=list(config["methods"]), model=config["model"], backend=config["backend"],
                        probe_max_new_tokens=data["probe_max_new_tokens"], teacher=config["teacher"],
                        teacher_options=teacher_options, teacher_file=config["teacher_file"], problems=problems,
@@ -95,7 +96,7 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
 def compare(profile: str, overrides: list[str], output: Path | None = None, report_dir: Path | None = None) -> Path:
     from cgd.build import build
     from cgd.methods import check_methods
-    from cgd.train import train_method
+    from cgd.train import check_matched_budget, train_method
 
     from harness.report.build import write_report
 
@@ -106,17 +107,23 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     _eval_config(config)  # fail on a bad benchmark name before hours of training
     rid = run_id(config)
     run = RunDir(output or Path("runs") / rid)
-    atomic_write_json(run.path("config.json"), {**config, "run_id": rid, "git_revision": git_revision(),
-                                                "provenance": provenance()})
-    log.info("run directory: %s", run.root)
-    build(run, _build_config(config))
+    out = report_dir or Path("reports") / rid
+    # Under accelerate launch / torchrun every process trains; rank 0 alone builds, evaluates and writes.
+    if distributed.is_main():
+        atomic_write_json(run.path("config.json"), {**config, "run_id": rid, "git_revision": git_revision(),
+                                                    "provenance": provenance()})
+        log.info("run directory: %s", run.root)
+        build(run, _build_config(config))
+    distributed.barrier()
     variants = []
     for label, method, seed in labels(config):
         summary = train_method(run, method, _train_config(config, seed), label=label)
         variants.append((label, str(run.path("train", label, "checkpoint")), summary))
+    check_matched_budget(run)
+    if not distributed.is_main():
+        return out
     evaluate_stage(run, config, "base", config["model"])
     for label, checkpoint, _ in variants:
         evaluate_stage(run, config, label, checkpoint)
-    out = report_dir or Path("reports") / rid
     write_report(run.root, out, alpha=config["analysis"]["alpha"])
     return out

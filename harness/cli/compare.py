@@ -21,10 +21,13 @@ def compare_command(
     report_dir: Path | None = typer.Option(None, "--report-dir", help="Report directory (default reports/<run-id>)."),
 ) -> None:
     """Build critique data, train each method with a matched budget, evaluate base + variants, write the report."""
+    from harness import distributed
     from harness.compare import compare
 
     overrides = [f"{k}={v}" for k, v in (("methods", methods), ("teacher", teacher), ("model", model),
                                          ("seeds", seeds), ("eval.limit", limit)) if v is not None]
     out = compare(profile, overrides + list(sets or []), output=output, report_dir=report_dir)
+    if not distributed.is_main():
+        return
     typer.echo((out / "table.md").read_text(encoding="utf-8") if (out / "table.md").exists() else "")
     typer.echo(f"report: {out}")

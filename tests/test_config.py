@@ -1,0 +1,37 @@
+"""Profiles and --set: numbers as people write them, the teacher's options, the vLLM engine keys."""
+from __future__ import annotations
+
+import pytest
+
+from harness.compare import _build_config
+from harness.config import resolve_config
+from harness.errors import HarnessError
+
+
+@pytest.mark.parametrize("raw, value", [("5e-5", 5e-5), ("1.0e-3", 1e-3), ("2", 2.0), ("-1E-4", -1e-4)])
+def test_learning_rate_in_any_float_notation(raw, value):
+    config = resolve_config("smoke", [f"train.learning_rate={raw}"])
+    assert config["train"]["learning_rate"] == value and isinstance(config["train"]["learning_rate"], float)
+
+
+def test_a_float_key_still_refuses_words():
+    with pytest.raises(HarnessError, match="expected float"):
+        resolve_config("smoke", ["train.learning_rate=fast"])
+
+
+def test_teacher_options_reach_the_build_and_unset_ones_keep_the_teacher_default():
+    config = resolve_config("smoke", ["teacher=openai:http://127.0.0.1:8000/v1#m", "teacher_options.temperature=0.7",
+                                      "teacher_options.concurrency=32", "teacher_options.api_key_env=MY_KEY",
+                                      "teacher_options.timeout_s=60", "teacher_options.max_new_tokens=2048"])
+    assert _build_config(config).teacher_options == {"temperature": 0.7, "max_new_tokens": 2048, "concurrency": 32,
+                                                     "api_key_env": "MY_KEY", "timeout_s": 60}
+    assert _build_config(resolve_config("smoke", [])).teacher_options == {}
+
+
+def test_vllm_engine_keys_are_in_the_schema():
+    config = resolve_config("smoke", ["eval.vllm.tensor_parallel_size=4", "eval.vllm.gpu_memory_utilization=0.9",
+                                      "eval.vllm.max_model_len=8192"])
+    assert config["eval"]["vllm"] == {"tensor_parallel_size": 4, "data_parallel_size": 1,
+                                      "gpu_memory_utilization": 0.9, "max_model_len": 8192}
+    with pytest.raises(HarnessError, match="expected int"):
+        resolve_config("smoke", ["eval.vllm.tensor_parallel_size=two"])
