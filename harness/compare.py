@@ -64,6 +64,13 @@ def _eval_config(config: dict):
                       truthfulqa_version=str(ev["truthfulqa_version"]), gpqa_seed=ev["gpqa_seed"])
 
 
+def _vllm_options(config: dict) -> dict:
+    from harness.backends.vllm import check_data_parallel
+
+    check_data_parallel(config["eval"]["vllm"]["data_parallel_size"])
+    return dict(config["eval"]["vllm"])
+
+
 def _scoring_identity() -> str:
     """Hash of the task definitions and checkers: a change to either re-scores (generations stay cached)."""
     from harness.paths import REPO_ROOT, tasks_dir
@@ -81,9 +88,13 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
     cfg = _eval_config(config)
     fingerprint = resolve_model(model_spec).fingerprint
     inputs = {"model": fingerprint, "eval": cfg.__dict__, "backend": config["backend"], "scoring": _scoring_identity()}
+    options = {}
+    if config["backend"] == "vllm":
+        options = _vllm_options(config)
+        inputs["vllm"] = options  # tensor parallelism may change the rounding, so it is part of the stage
 
     def run_it():
-        with open_backend(model_spec, config["backend"]) as backend:
+        with open_backend(model_spec, config["backend"], **options) as backend:
             info = {"name": model_spec if label == "base" else label, "fingerprint": backend.fingerprint,
                     "backend": config["backend"]}
             payload = evaluate_model(backend, info, cfg, run.path("eval"), label)
@@ -105,6 +116,8 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     if not config["seeds"] or not all(isinstance(s, int) for s in config["seeds"]):
         raise HarnessError(f"seeds must be a non-empty list of integers, got {config['seeds']!r}")
     _eval_config(config)  # fail on a bad benchmark name before hours of training
+    if config["backend"] == "vllm":
+        _vllm_options(config)
     rid = run_id(config)
     run = RunDir(output or Path("runs") / rid)
     out = report_dir or Path("reports") / rid
