@@ -35,3 +35,23 @@ def test_vllm_engine_keys_are_in_the_schema():
                                       "gpu_memory_utilization": 0.9, "max_model_len": 8192}
     with pytest.raises(HarnessError, match="expected int"):
         resolve_config("smoke", ["eval.vllm.tensor_parallel_size=two"])
+
+
+def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data_dir):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "-m", "harness", "compare", "--profile", "paper", "--dry-run",
+                           "--set", "eval.vllm.tensor_parallel_size=2"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "student: meta-llama/Llama-3.1-8B-Instruct (backend vllm)" in out
+    assert "3 run(s) (sft, cft, cgd), 1562 optimizer steps" in out
+    assert "evaluation: 2 per vLLM replica x 1 replica(s) = 2" in out
+    assert "math500            500" in out and "per model: 3305 items; all models: 13220" in out
+    assert list(tmp_path.iterdir()) == []

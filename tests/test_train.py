@@ -174,6 +174,11 @@ def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, t
     assert [e["tokens"] for e in first] == [e["tokens"] for e in second]  # the same examples in every step
     assert [e["loss"] for e in second] == pytest.approx([e["loss"] for e in first], rel=1e-5, abs=1e-6)
     assert first[-1]["loss"] != first[0]["loss"]  # the weights moved, so later steps test the update too
+    # Gradient accumulation is the third way to the same global batch.
+    accum = run_with(tmp_path / "accum", rows, ["sft"])
+    train_method(accum, "sft", TrainConfig(model=str(tiny.path), batch_size=1, grad_accum=2, **args))
+    third = read_jsonl(accum.path("train", "sft", "log.jsonl"))
+    assert [e["loss"] for e in third] == pytest.approx([e["loss"] for e in first], rel=1e-5, abs=1e-6)
     # Rank 0 alone wrote: the same files as the single process, no leftovers of rank 1.
     files = [sorted(p.relative_to(run.root) for p in run.root.rglob("*")) for run in (single, double)]
     assert files[0] == files[1]
