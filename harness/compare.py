@@ -133,6 +133,7 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
         summary = train_method(run, method, _train_config(config, seed), label=label)
         variants.append((label, str(run.path("train", label, "checkpoint")), summary))
     check_matched_budget(run)
+    distributed.release()
     if not distributed.is_main():
         return out
     evaluate_stage(run, config, "base", config["model"])

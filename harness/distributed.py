@@ -41,3 +41,17 @@ def barrier() -> None:
     # The first PartialState creates the process group (gloo on CPU, NCCL on GPUs) with our timeout;
     # the Trainer later reuses that group.
     PartialState(cpu=not torch.cuda.is_available(), timeout=BARRIER_TIMEOUT).wait_for_everyone()
+
+
+def release() -> None:
+    """After a launch's last collective: drop the process group and the GPU memory training cached, so
+    an engine started next in this process (vLLM) finds a plain process with free memory."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if world_size() > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -152,9 +152,9 @@ def _write(target: Path, label: str, payload: dict, records: dict, timing: dict)
     atomic_write_text(target / "table.md", results_table({label: payload}))
 
 
-# What must agree for shards to be parts of one evaluation.
-SHARD_IDENTITY = ("label", "model", "eval_config", "configs", "versions")
-PER_TASK = ("configs", "versions")
+# What must agree for shards to be parts of one evaluation (the machine and the Python may differ).
+SHARD_IDENTITY = ("label", "model", "eval_config", "configs", "versions", "git_revision", "package_versions")
+PER_TASK = ("configs", "versions", "higher_is_better")
 
 
 def merge_shards(run_dir: Path) -> list[str]:
@@ -183,8 +183,8 @@ def _read_shards(shards_dir: Path) -> list[dict]:
         differs = [key for key in SHARD_IDENTITY if not _agree(key, first.get(key), other.get(key))]
         if differs:
             raise HarnessError(f"{shards_dir}: {Shard(other['shard']['index'], count).name} and "
-                               f"{Shard(0, count).name} differ in {', '.join(differs)} (another model or config); "
-                               "shards of different evaluations do not merge")
+                               f"{Shard(0, count).name} differ in {', '.join(differs)}; shards of different "
+                               "evaluations (model, config or code) do not merge")
     return [first, *rest]
 
 
@@ -229,6 +229,9 @@ def _merge_label(label_dir: Path, label: str) -> dict:
         results[task] = {**template, "sample_len": count, **aggregates}
         n_samples[task] = {**scored[0]["n-samples"][task], "effective": count}
     payload = {key: value for key, value in parts[0].items() if key != "shard"}
+    for key in PER_TASK:  # a shard without items of a task has no entry for it
+        payload[key] = {task: next(p[key][task] for p in parts if task in p[key])
+                        for task in sorted({t for p in parts for t in p[key]})}
     payload.update(results=results, **{"n-samples": n_samples}, wall_seconds=wall, merged_shards=len(parts),
                    generation={task: _throughput(timing[task], wall[task]) for task in records})
     _write(label_dir, label, payload, records, timing)

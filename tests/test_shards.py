@@ -55,6 +55,9 @@ def test_merged_shards_are_the_unsharded_run(runs):
         assert not set(ids[0]) & set(ids[1]) and len(ids[0]) + len(ids[1]) == 4
     a, b = (json.loads((d / "results.json").read_text()) for d in (whole, merged))
     assert a["results"] == b["results"] and a["n-samples"] == b["n-samples"]
+    for key in ("versions", "higher_is_better", "configs"):
+        assert list(a[key]) == list(b[key]), key
+    assert a["versions"] == b["versions"] and a["higher_is_better"] == b["higher_is_better"]
     assert list(a["results"]) == list(b["results"]) and b["merged_shards"] == 2
     assert (merged / "table.md").read_text() == (whole / "table.md").read_text()
 
