@@ -16,6 +16,7 @@ Writes under the run dir:
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from cgd import methods, prompts
 from cgd.build import dataset_path
 from cgd.fast_sft import FastSFTTrainer
 from cgd.teachers.base import meta_path
+
+log = logging.getLogger(__name__)
 
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 
@@ -80,7 +83,8 @@ def check_matched_budget(run: RunDir) -> None:
                                                       * cfg.get("grad_accum", 1)), cfg.get("batch_size"),
                                           processes, cfg.get("grad_accum"))
     if len({gb for gb, *_ in seen.values()}) > 1:
-        parts = ", ".join(f"{label} {gb} ({bs} x {p} processes x {ga})" for label, (gb, bs, p, ga) in seen.items())
+        parts = ", ".join(f"{label} {gb} ({bs} x {p} process{'es' if p != 1 else ''} x {ga})"
+                          for label, (gb, bs, p, ga) in seen.items())
         raise HarnessError(f"{run.root}: the methods compared trained with different global batches "
                            f"(batch_size x processes x grad_accum): {parts}; retrain them with the same one")
 
@@ -213,6 +217,18 @@ def train_method(run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, la
     return summary
 
 
+def _warn_on_padded_batches(trainer, cfg: TrainConfig, label: str) -> None:
+    """With several processes, accelerate fills an epoch's short last batch with examples from its start
+    (even_batches), where one process trains on the short batch itself: the same global batch then
+    differs at that step. Say so when the run reaches such a step."""
+    processes = trainer.accelerator.num_processes
+    used, batch = len(trainer.train_dataset), global_batch(cfg, processes)
+    if processes > 1 and used % batch and cfg.max_steps * batch > used and trainer.is_world_process_zero():
+        log.warning("%s: %d examples are not a multiple of the global batch %d; the last batch of each epoch is "
+                    "padded with repeated examples, so those steps differ from a single-process run",
+                    label, used, batch)
+
+
 def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, label: str):
     data = run.path(dataset_path(method))
     meta = read_json(meta_path(data)) if meta_path(data).exists() else {}
@@ -220,6 +236,7 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
     model, tokenizer = resolved.load(dtype=torch.float32)
     checkpoint = run.path(train_dir(label), "checkpoint")
     trainer = make_trainer(model, tokenizer, examples, cfg, checkpoint)
+    _warn_on_padded_batches(trainer, cfg, label)
     trainer.train()
     # A PEFT model saves its adapter only. Every rank calls save_model; only rank 0 writes.
     if trainer.is_world_process_zero():
