@@ -115,6 +115,9 @@ def sft_config(cfg: TrainConfig, output_dir: Path):
         logging_steps=1,
         save_strategy="no",
         dataloader_num_workers=0,
+        # Every parameter takes part in every step (the fast step keeps even an unscored row on the
+        # graph), so DDP need not search the graph for unused ones after each backward.
+        ddp_find_unused_parameters=False,
         disable_tqdm=True,
     )
 
