@@ -40,11 +40,15 @@ def _build_config(config: dict):
         subjects=tuple(data["subjects"]), levels=tuple(int(x) for x in data["levels"]),
         columns={**MATH_COLUMNS, **data["columns"]} if data["columns"] else dict(MATH_COLUMNS),
     )
-    teacher_options = {k: v for k, v in config["teacher_options"].items() if v is not None}
     return BuildConfig(methods=list(config["methods"]), model=config["model"], backend=config["backend"],
                        probe_max_new_tokens=data["probe_max_new_tokens"], teacher=config["teacher"],
-                       teacher_options=teacher_options, teacher_file=config["teacher_file"], problems=problems,
+                       teacher_options=_teacher_options(config), teacher_file=config["teacher_file"], problems=problems,
                        seed=config["seeds"][0])
+
+
+def _teacher_options(config: dict) -> dict:
+    """The keys set in the profile's teacher_options; null ones leave the teacher's own default."""
+    return {k: v for k, v in config["teacher_options"].items() if v is not None}
 
 
 def _train_config(config: dict, seed: int):
@@ -116,6 +120,10 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     if not config["seeds"] or not all(isinstance(s, int) for s in config["seeds"]):
         raise HarnessError(f"seeds must be a non-empty list of integers, got {config['seeds']!r}")
     _eval_config(config)  # fail on a bad benchmark name before hours of training
+    if not config["teacher_file"]:
+        from cgd.teachers import check_options
+
+        check_options(config["teacher"], _teacher_options(config))
     if config["backend"] == "vllm":
         _vllm_options(config)
     rid = run_id(config)

@@ -12,7 +12,7 @@ from harness.errors import HarnessError
 
 
 def plan_lines(config: dict, output: Path | None = None) -> list[str]:
-    from harness.compare import _eval_config, labels, run_id
+    from harness.compare import _eval_config, _teacher_options, labels, run_id
 
     data, train, ev = config["data"], config["train"], config["eval"]
     cfg = _eval_config(config)
@@ -20,7 +20,7 @@ def plan_lines(config: dict, output: Path | None = None) -> list[str]:
     processes = distributed.world_size()
     per_process = train["batch_size"] * train["grad_accum"]
     teacher = config["teacher_file"] or config["teacher"]
-    options = {k: v for k, v in config["teacher_options"].items() if v is not None}
+    options = _teacher_options(config)
     lines = [
         f"plan of `harness compare --profile {config['profile']}` (dry run: nothing runs, nothing is written)",
         f"run directory: {output or Path('runs') / run_id(config)}",

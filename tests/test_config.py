@@ -55,3 +55,17 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
     assert "evaluation: 2 per vLLM replica x 1 replica(s) = 2" in out
     assert "math500            500" in out and "per model: 3305 items; all models: 13220" in out
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["teacher_options.timeout_s=soon"], "openai teacher: bad option value"),
+    (["teacher_options.temperature=hot"], "teacher: bad sampling option value"),
+    (["teacher=hf:tiny-random", "teacher_options.concurrency=4"], "unknown option concurrency for the hf teacher"),
+    (["backend=vllm", "eval.vllm.data_parallel_size=2"], r"run 2 processes with `harness eval --shard K/2`"),
+])
+def test_bad_teacher_or_engine_options_stop_compare_before_any_work(sets, message, tmp_path):
+    from harness.compare import compare
+
+    with pytest.raises(HarnessError, match=message):
+        compare("smoke", ["teacher=openai:http://127.0.0.1:9/v1#m", *sets], output=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
