@@ -69,8 +69,9 @@ class FastSFTTrainer(SFTTrainer):
         wrapped model's forward, which the per-row step bypasses, and DeepSpeed's engine counts
         every backward as a micro-batch.
         """
-        return ("position_ids" not in inputs and not self.is_fsdp_enabled and not self.is_deepspeed_enabled and getattr(self.args, "loss_type", "nll") == "nll"
-                and self.label_smoother is None and self.compute_loss_func is None and not self.aux_loss_enabled)
+        return ("position_ids" not in inputs and not self.is_fsdp_enabled and not self.is_deepspeed_enabled
+                and getattr(self.args, "loss_type", "nll") == "nll" and self.label_smoother is None
+                and self.compute_loss_func is None and not self.aux_loss_enabled)
 
     def _row_loss(self, model, ids: torch.Tensor, labels: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         # Through the (DDP / PEFT) wrapper's own forward: DDP reduces gradients only for a backward

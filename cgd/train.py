@@ -77,11 +77,9 @@ def check_matched_budget(run: RunDir) -> None:
     seen = {}
     for summary_file in sorted(run.path("train").glob("*/summary.json")):
         summary = read_json(summary_file)
-        cfg = summary.get("config", {})
+        batch, accum = summary["config"]["batch_size"], summary["config"]["grad_accum"]
         processes = summary.get("processes", 1)  # summaries older than the field were single-process
-        seen[summary_file.parent.name] = (summary.get("global_batch", cfg.get("batch_size", 0) * processes
-                                                      * cfg.get("grad_accum", 1)), cfg.get("batch_size"),
-                                          processes, cfg.get("grad_accum"))
+        seen[summary_file.parent.name] = (batch * processes * accum, batch, processes, accum)
     if len({gb for gb, *_ in seen.values()}) > 1:
         parts = ", ".join(f"{label} {gb} ({bs} x {p} process{'es' if p != 1 else ''} x {ga})"
                           for label, (gb, bs, p, ga) in seen.items())

@@ -34,7 +34,8 @@ def plan_lines(config: dict, output: Path | None = None) -> list[str]:
         f"{train['max_steps']} optimizer steps each, lr {train['learning_rate']}, max length {train['max_length']}",
         f"     global batch = {train['batch_size']} per process x processes x {train['grad_accum']} accumulation"
         f" = {per_process * processes} with this launch's {processes} process(es)",
-        f"  3. evaluate: base + {len(variants)} variant(s) = {len(variants) + 1} models x {len(cfg.benchmarks)} benchmarks",
+        f"  3. evaluate: base + {len(variants)} variant(s) = {len(variants) + 1} models x "
+        f"{len(cfg.benchmarks)} benchmarks",
         "  4. report (tables, paired tests, drift) from the run directory",
         "GPUs:",
         f"  training: one per launched process ({processes} now; set by accelerate launch / torchrun, "

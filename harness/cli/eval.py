@@ -21,13 +21,14 @@ def eval_command(
     truthfulqa_version: str = typer.Option("2021", help="TruthfulQA release: 2021 (817 q, published numbers) or 2025 (790 q)."),
     gpqa_seed: int = typer.Option(0, help="Seed of GPQA's option shuffle."),
     label: str | None = typer.Option(None, help="Name of this model in the run directory (default: the model name)."),
-    shard: str | None = typer.Option(None, "--shard", help="K/N: score only shard K (0-based) of N, items assigned "
-                                     "by a hash of their id; give every shard the same --output, then `harness merge`."),
+    shard: str | None = typer.Option(None, "--shard", help="K/N: score only shard K (0-based) of N, items "
+                                     "assigned by a hash of their id; give every shard the same --output, "
+                                     "then `harness merge`."),
     tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", min=1, help="vllm: GPUs per model."),
     gpu_memory_utilization: float = typer.Option(0.85, "--gpu-memory-utilization", min=0.05, max=1.0,
                                                  help="vllm: share of each GPU's memory to take."),
-    max_model_len: int | None = typer.Option(None, "--max-model-len", min=16,
-                                             help="vllm: context length to size the KV cache for (default: the model's)."),
+    max_model_len: int | None = typer.Option(None, "--max-model-len", min=16, help="vllm: context length to "
+                                             "size the KV cache for (default: the model's)."),
 ) -> None:
     """Score MODEL on AMC23, MATH-500, AIME24, HumanEval, GPQA-Diamond, IFEval and TruthfulQA."""
     from harness.evaluate import parse_shard, run_eval
