@@ -11,7 +11,9 @@ lm-eval's own code over all items). Shards are independent processes: any launch
 from __future__ import annotations
 
 import logging
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,12 +113,13 @@ def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, la
                 samples[task], wall[task] = [], 0.0
                 continue
             selection = {"limit": None, "samples": {task: docs}}
-        out = simple_evaluate(
-            model=lm, tasks=[task], task_manager=manager, apply_chat_template=BENCHMARKS[task].chat,
-            log_samples=True, bootstrap_iters=cfg.bootstrap_iters, random_seed=cfg.seed,
-            numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed,
-            confirm_run_unsafe_code=True, **selection,
-        )
+        with _whole_evaluation():
+            out = simple_evaluate(
+                model=lm, tasks=[task], task_manager=manager, apply_chat_template=BENCHMARKS[task].chat,
+                log_samples=True, bootstrap_iters=cfg.bootstrap_iters, random_seed=cfg.seed,
+                numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed,
+                confirm_run_unsafe_code=True, **selection,
+            )
         wall[task] = round(time.time() - started, 3)
         for key in merged:
             merged[key].update(out.get(key, {}))
@@ -142,6 +145,21 @@ def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, la
     return payload
 
 
+@contextmanager
+def _whole_evaluation():
+    """lm-eval takes a process whose LOCAL_RANK is not 0 for a tensor-parallel worker and returns it no
+    results; under our launches every process evaluates a shard of its own."""
+    saved = os.environ.get("LOCAL_RANK")
+    os.environ["LOCAL_RANK"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("LOCAL_RANK", None)
+        else:
+            os.environ["LOCAL_RANK"] = saved
+
+
 def _write(target: Path, label: str, payload: dict, records: dict, timing: dict) -> None:
     for task, recs in records.items():
         atomic_write_jsonl(target / f"samples_{task}.jsonl", recs)
@@ -163,7 +181,7 @@ def merge_shards(run_dir: Path) -> list[str]:
     if not labels:
         raise HarnessError(f"{run_dir}: no shards to merge (expected eval/<label>/shards/shard-K-of-N/)")
     for label in labels:
-        _merge_label(Path(run_dir) / "eval" / label, label)
+        merge_label(run_dir, label)
     return labels
 
 
@@ -203,10 +221,12 @@ def _without_addresses(value) -> str:
     return re.sub(r" at 0x[0-9a-f]+>", ">", json.dumps(value, sort_keys=True, default=str))
 
 
-def _merge_label(label_dir: Path, label: str) -> dict:
+def merge_label(run_dir: Path, label: str) -> dict:
+    """Write eval/<label>/'s unsharded files from its shards; returns the merged payload."""
     from lm_eval.evaluator_utils import _compute_task_aggregations  # lm-eval's own aggregation, so numbers match
     from lm_eval.tasks import get_task_dict
 
+    label_dir = Path(run_dir) / "eval" / label
     parts = _read_shards(label_dir / "shards")
     cfg = EvalConfig(**parts[0]["eval_config"])
     dirs = [label_dir / "shards" / Shard(p["shard"]["index"], p["shard"]["count"]).name for p in parts]
@@ -235,7 +255,13 @@ def _merge_label(label_dir: Path, label: str) -> dict:
     payload.update(results=results, **{"n-samples": n_samples}, wall_seconds=wall, merged_shards=len(parts),
                    generation={task: _throughput(timing[task], wall[task]) for task in records})
     _write(label_dir, label, payload, records, timing)
+    _write_run_config(Path(run_dir), payload["model"], payload["eval_config"])
     return payload
+
+
+def _write_run_config(run_dir: Path, model_info: dict, eval_config: dict) -> None:
+    atomic_write_json(run_dir / "config.json", {"command": "eval", "model": model_info, "eval": eval_config,
+                                                **provenance()})
 
 
 def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
@@ -321,8 +347,7 @@ def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, back
     if shard is not None:  # the shards of one run share its directory; the merge writes the rest
         typer.echo(f"{shard.name} of {label}: {run_dir / 'eval' / label / 'shards' / shard.name}")
         return payload
-    atomic_write_json(run_dir / "config.json", {"command": "eval", "model": model_info, "eval": asdict(cfg),
-                                                **provenance()})
+    _write_run_config(run_dir, model_info, asdict(cfg))
     typer.echo(results_table({label: payload}))
     typer.echo(f"run directory: {run_dir}")
     return payload

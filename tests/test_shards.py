@@ -77,6 +77,34 @@ def test_shards_of_another_model_or_a_missing_shard_refuse_to_merge(runs, tmp_pa
     assert proc.returncode == 2 and "shard(s) 1 of 2 missing" in proc.stderr
 
 
+def test_eval_under_torchrun_scores_a_shard_per_process_and_rank0_merges(runs, tiny_model, tmp_path, free_port):
+    whole, _ = runs
+    env = {**os.environ, "HARNESS_HOME": tempfile.mkdtemp(prefix="harness_home_launch_"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(free_port), "-m", "harness", *eval_args(tiny_model, tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    merged = tmp_path / "eval" / "tiny"
+    assert sorted(p.name for p in (merged / "shards").iterdir()) == ["shard-0-of-2", "shard-1-of-2"]
+    for task in TASKS:
+        assert (merged / f"samples_{task}.jsonl").read_bytes() == (whole / f"samples_{task}.jsonl").read_bytes()
+    assert json.loads((tmp_path / "config.json").read_text())["command"] == "eval"
+
+
+@pytest.mark.parametrize("shard, output, backend, message", [
+    (Shard(0, 2), Path("run"), "hf", "the launch already gives each process a shard"),
+    (None, None, "hf", "needs --output"),
+    (None, Path("run"), "vllm", "one `harness eval --shard K/N` process per vLLM replica"),
+])
+def test_launched_eval_refuses_what_it_cannot_split(monkeypatch, shard, output, backend, message):
+    from harness.cli.eval import _launch_shard
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(HarnessError, match=message):
+        _launch_shard(shard, output, backend)
+
+
 @pytest.mark.parametrize("spec", ["2/2", "1", "a/b", "-1/3", "0/0"])
 def test_bad_shard_spec_is_one_line(spec):
     with pytest.raises(HarnessError, match="expected K/N"):

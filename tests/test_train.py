@@ -153,7 +153,7 @@ def test_shipped_launch_configs_are_ones_that_accelerate_reads(name):
         assert loaded.deepspeed_config["zero_stage"] == 3 and loaded.deepspeed_config["zero3_save_16bit_model"]
 
 
-def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, tmp_path):
+def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, tmp_path, free_port):
     """torchrun on CPU (gloo): 2 processes x batch 1 against 1 process x batch 2, over 4 shuffled rows."""
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()][:4]
     args = dict(max_steps=3, learning_rate=1e-3, max_length=512, lr_scheduler="constant")
@@ -162,7 +162,7 @@ def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, t
     double = run_with(tmp_path / "two", rows, ["sft"])
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
          "-m", "harness", "train", "--method", "sft", "--run-dir", str(double.root), "--model", str(tiny.path),
          "--batch-size", "1", "--max-steps", "3", "--lr", "1e-3", "--max-length", "512", "--lr-scheduler", "constant"],
         capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
@@ -187,11 +187,3 @@ def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, t
     train_method(double, "sft", TrainConfig(model=str(tiny.path), batch_size=1, **args), label="sft@small")
     with pytest.raises(HarnessError, match=r"different global batches.*sft 2 \(1 x 2 processes x 1\)"):
         check_matched_budget(double)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

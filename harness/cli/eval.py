@@ -30,18 +30,49 @@ def eval_command(
     max_model_len: int | None = typer.Option(None, "--max-model-len", min=16, help="vllm: context length to "
                                              "size the KV cache for (default: the model's)."),
 ) -> None:
-    """Score MODEL on AMC23, MATH-500, AIME24, HumanEval, GPQA-Diamond, IFEval and TruthfulQA."""
-    from harness.evaluate import parse_shard, run_eval
+    """Score MODEL on AMC23, MATH-500, AIME24, HumanEval, GPQA-Diamond, IFEval and TruthfulQA.
+
+    Under `torchrun` / `accelerate launch` each process scores its own shard and rank 0 merges them.
+    """
+    from harness import distributed
+    from harness.evaluate import merge_label, parse_shard, results_table, run_eval
 
     parsed = parse_shard(shard) if shard is not None else None
     if parsed is not None and output is None:
         raise HarnessError("--shard needs --output: every shard of a run writes into the same run directory")
+    launched = distributed.world_size() > 1
+    if launched:
+        parsed = _launch_shard(parsed, output, backend)
     vllm = {"tensor_parallel_size": tensor_parallel_size, "gpu_memory_utilization": gpu_memory_utilization,
             "max_model_len": max_model_len}
-    run_eval(model=model, benchmarks=benchmarks, limit=limit, run_dir=common.new_run_dir(label or model, output),
-             backend=backend, seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size,
-             truthfulqa_version=truthfulqa_version, gpqa_seed=gpqa_seed, label=label, shard=parsed,
-             backend_options=vllm if backend == "vllm" else None)
+    run_dir = common.new_run_dir(label or model, output)
+    payload = run_eval(model=model, benchmarks=benchmarks, limit=limit, run_dir=run_dir, backend=backend, seed=seed,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, truthfulqa_version=truthfulqa_version,
+                       gpqa_seed=gpqa_seed, label=label, shard=parsed,
+                       backend_options=vllm if backend == "vllm" else None)
+    if launched:
+        distributed.barrier()
+        if distributed.is_main():
+            merged = merge_label(run_dir, payload["label"])
+            typer.echo(results_table({payload["label"]: merged}))
+            typer.echo(f"run directory: {run_dir}")
+
+
+def _launch_shard(shard, output: Path | None, backend: str):
+    """The shard of this process of the launch: the launch splits the items, one shard per process."""
+    from harness import distributed
+    from harness.evaluate import Shard
+
+    if shard is not None:
+        raise HarnessError("--shard under a multi-process launch: the launch already gives each process a shard")
+    if output is None:
+        raise HarnessError("a multi-process launch needs --output: every process writes into the same run directory")
+    if backend == "vllm":
+        raise HarnessError("--backend vllm under torchrun / accelerate launch: start one `harness eval --shard K/N` "
+                           "process per vLLM replica instead (docs/scale-out.md)")
+    # Creating the process group now also puts each process on its own GPU before the model loads.
+    distributed.barrier()
+    return Shard(distributed.rank(), distributed.world_size())
 
 
 def merge_command(
