@@ -45,7 +45,8 @@ def plan_lines(config: dict, output: Path | None = None) -> list[str]:
         engine = ev["vllm"]
         lines.append(f"  evaluation: {engine['tensor_parallel_size']} per vLLM replica x "
                      f"{engine['data_parallel_size']} replica(s) = "
-                     f"{engine['tensor_parallel_size'] * engine['data_parallel_size']}")
+                     f"{engine['tensor_parallel_size'] * engine['data_parallel_size']} (vLLM takes "
+                     f"{engine['gpu_memory_utilization']:.0%} of each; max_model_len {engine['max_model_len']})")
     else:
         lines.append(f"  evaluation: {config['backend']} backend, in rank 0's process")
     counts = _items(cfg)

@@ -52,7 +52,7 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
     out = proc.stdout
     assert "student: meta-llama/Llama-3.1-8B-Instruct (backend vllm)" in out
     assert "3 run(s) (sft, cft, cgd), 1562 optimizer steps" in out
-    assert "evaluation: 2 per vLLM replica x 1 replica(s) = 2" in out
+    assert "evaluation: 2 per vLLM replica x 1 replica(s) = 2 (vLLM takes 85% of each; max_model_len 8192)" in out
     assert "math500            500" in out and "per model: 3305 items; all models: 13220" in out
     assert list(tmp_path.iterdir()) == []
 
