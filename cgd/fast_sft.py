@@ -22,12 +22,6 @@ import torch.nn.functional as F
 from trl import SFTTrainer
 
 
-def _causal_lm(model):
-    """The `...ForCausalLM` under PEFT or DDP wrappers: its backbone and LM head are what we call."""
-    inner = model.module if hasattr(model, "module") and not hasattr(model, "get_output_embeddings") else model
-    return inner.get_base_model() if hasattr(inner, "get_base_model") else inner
-
-
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer with an unpadded, per-row, completion-only-head training step (same loss)."""
 
@@ -42,12 +36,16 @@ class FastSFTTrainer(SFTTrainer):
         mask = inputs.get("attention_mask")
         if mask is None:
             mask = torch.ones_like(inputs["input_ids"])
+        global_count = num_items_in_batch is not None
         if num_items_in_batch is None:
             num_items_in_batch = (labels[:, 1:] != -100).sum()
         divisor = self._accumulation_divisor(num_items_in_batch)
         denominator = torch.as_tensor(num_items_in_batch).clamp(min=1) * divisor
+        if global_count and self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+            # num_items_in_batch counts the tokens of every process while DDP averages the gradients
+            # over them: Trainer.compute_loss multiplies the loss back by the process count, so do we.
+            denominator = denominator / (self.accelerator.num_processes // self.get_tp_size())
         total = torch.zeros((), device=labels.device)
-        lm = _causal_lm(model)
         rows = labels.size(0)
         stats = torch.zeros(3, device=labels.device)  # entropy sum, top-1 hits, scored tokens
         with self.maybe_activation_offload_context:
@@ -57,7 +55,7 @@ class FastSFTTrainer(SFTTrainer):
                 # DDP: synchronise gradients once, on the micro-batch's last backward.
                 sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
                 with sync, self.compute_loss_context_manager():
-                    loss = self._row_loss(lm, inputs["input_ids"][row][keep], labels[row][keep], stats) / denominator
+                    loss = self._row_loss(model, inputs["input_ids"][row][keep], labels[row][keep], stats) / denominator
                 self.accelerator.backward(loss)
                 total += loss.detach()
         self._log_step_metrics(mask, stats)
@@ -67,18 +65,24 @@ class FastSFTTrainer(SFTTrainer):
         """Whether the step is TRL's plain token NLL on padded rows, the case this trainer computes.
 
         Packed or padding-free rows, DFT, label smoothing, a custom loss and MoE aux losses keep
-        TRL's own step.
+        TRL's own step, and so do FSDP and DeepSpeed: their sharded parameters are gathered by the
+        wrapped model's forward, which the per-row step bypasses, and DeepSpeed's engine counts
+        every backward as a micro-batch.
         """
-        return ("position_ids" not in inputs and getattr(self.args, "loss_type", "nll") == "nll"
-                and self.label_smoother is None and self.compute_loss_func is None and not self.aux_loss_enabled)
+        return ("position_ids" not in inputs and not self.is_fsdp_enabled and not self.is_deepspeed_enabled
+                and getattr(self.args, "loss_type", "nll") == "nll" and self.label_smoother is None
+                and self.compute_loss_func is None and not self.aux_loss_enabled)
 
-    def _row_loss(self, lm, ids: torch.Tensor, labels: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        hidden = lm.base_model(input_ids=ids[None], use_cache=False).last_hidden_state[0, :-1]
+    def _row_loss(self, model, ids: torch.Tensor, labels: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        # Through the (DDP / PEFT) wrapper's own forward: DDP reduces gradients only for a backward
+        # that its forward prepared. `logits_to_keep` takes position indices, so the LM head still
+        # projects the scored positions alone.
         target = labels[1:]
-        scored = target != -100
-        if not scored.any():
-            return hidden.sum() * 0.0  # keeps every row's backward (and DDP's hooks) on the graph
-        logits = lm.get_output_embeddings()(hidden[scored]).float()
+        scored = (target != -100).nonzero().squeeze(-1)
+        if scored.numel() == 0:
+            logits = model(input_ids=ids[None], use_cache=False, logits_to_keep=1).logits
+            return logits.sum() * 0.0  # keeps every row's backward (and DDP's hooks) on the graph
+        logits = model(input_ids=ids[None], use_cache=False, logits_to_keep=scored).logits[0].float()
         wanted = target[scored]
         with torch.no_grad():
             logp = logits.log_softmax(-1)

@@ -5,6 +5,10 @@ The step is cgd/fast_sft.py's: TRL's batches and loss, computed without padding 
 Matched budget: every method of a run gets the same problems, the same number of optimizer steps
 (`max_steps`, never epochs: the datasets' lengths differ in tokens), learning rate, schedule, batch,
 max length and seed. The loss is on the completion only (TRL builds labels -100 on the prompt).
+Under `accelerate launch` or `torchrun` every process trains on its share of each batch (DDP, or
+FSDP / DeepSpeed ZeRO-3 from the launch config) and rank 0 alone writes. The budget that must match
+across methods is the global batch, batch_size x processes x grad_accum: it is recorded in each
+summary and checked across the methods of a run.
 Writes under the run dir:
     train/<method>/checkpoint/   full model or LoRA adapter, with the tokenizer and its chat template
     train/<method>/log.jsonl     {"step", "loss", "tokens", "completion_tokens", "learning_rate"} per step
@@ -12,12 +16,14 @@ Writes under the run dir:
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from harness import distributed
 from harness.errors import HarnessError
 from harness.io import (atomic_write_dir, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file,
                         stable_hash)
@@ -27,6 +33,8 @@ from cgd import methods, prompts
 from cgd.build import dataset_path
 from cgd.fast_sft import FastSFTTrainer
 from cgd.teachers.base import meta_path
+
+log = logging.getLogger(__name__)
 
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 
@@ -60,6 +68,25 @@ def train_dir(method: str) -> str:
     return f"train/{method}"
 
 
+def global_batch(cfg: TrainConfig, processes: int) -> int:
+    return cfg.batch_size * processes * cfg.grad_accum
+
+
+def check_matched_budget(run: RunDir) -> None:
+    """Every trained label of the run must have seen the same global batch; the report compares them all."""
+    seen = {}
+    for summary_file in sorted(run.path("train").glob("*/summary.json")):
+        summary = read_json(summary_file)
+        batch, accum = summary["config"]["batch_size"], summary["config"]["grad_accum"]
+        processes = summary.get("processes", 1)  # summaries older than the field were single-process
+        seen[summary_file.parent.name] = (batch * processes * accum, batch, processes, accum)
+    if len({gb for gb, *_ in seen.values()}) > 1:
+        parts = ", ".join(f"{label} {gb} ({bs} x {p} process{'es' if p != 1 else ''} x {ga})"
+                          for label, (gb, bs, p, ga) in seen.items())
+        raise HarnessError(f"{run.root}: the methods compared trained with different global batches "
+                           f"(batch_size x processes x grad_accum): {parts}; retrain them with the same one")
+
+
 def sft_config(cfg: TrainConfig, output_dir: Path):
     from trl import SFTConfig
 
@@ -86,6 +113,9 @@ def sft_config(cfg: TrainConfig, output_dir: Path):
         logging_steps=1,
         save_strategy="no",
         dataloader_num_workers=0,
+        # Every parameter takes part in every step (the fast step keeps even an unscored row on the
+        # graph), so DDP need not search the graph for unused ones after each backward.
+        ddp_find_unused_parameters=False,
         disable_tqdm=True,
     )
 
@@ -166,6 +196,9 @@ def train_method(run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, la
     resolved = resolve_model(cfg.model)
     inputs = {"method": method, "dataset_hash": sha256_file(data), "config": asdict(cfg),
               "model": resolved.fingerprint, "versions": library_versions()}
+    processes = distributed.world_size()
+    if processes > 1:  # a single process keeps the hash that runs recorded before launches existed
+        inputs["processes"] = processes
     stage = f"train:{label}"
     inputs_hash = stable_hash(inputs)
     # Not run_stage: under `accelerate launch` every rank trains, but only rank 0 may write the manifest.
@@ -180,7 +213,21 @@ def train_method(run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, la
         atomic_write_json(run.path(out, "summary.json"), summary)
         run.mark_done(stage, inputs_hash, [f"{out}/checkpoint", f"{out}/log.jsonl", f"{out}/summary.json"],
                       {k: summary[k] for k in ("tokens_trained", "completion_tokens", "final_loss", "wall_seconds")})
+    # The next method's is_done check, on every rank, must see what rank 0 just recorded.
+    distributed.barrier()
     return summary
+
+
+def _warn_on_padded_batches(trainer, cfg: TrainConfig, label: str) -> None:
+    """With several processes, accelerate fills an epoch's short last batch with examples from its start
+    (even_batches), where one process trains on the short batch itself: the same global batch then
+    differs at that step. Say so when the run reaches such a step."""
+    processes = trainer.accelerator.num_processes
+    used, batch = len(trainer.train_dataset), global_batch(cfg, processes)
+    if processes > 1 and used % batch and cfg.max_steps * batch > used and trainer.is_world_process_zero():
+        log.warning("%s: %d examples are not a multiple of the global batch %d; the last batch of each epoch is "
+                    "padded with repeated examples, so those steps differ from a single-process run",
+                    label, used, batch)
 
 
 def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, label: str):
@@ -190,6 +237,7 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
     model, tokenizer = resolved.load(dtype=torch.float32)
     checkpoint = run.path(train_dir(label), "checkpoint")
     trainer = make_trainer(model, tokenizer, examples, cfg, checkpoint)
+    _warn_on_padded_batches(trainer, cfg, label)
     trainer.train()
     # A PEFT model saves its adapter only. Every rank calls save_model; only rank 0 writes.
     if trainer.is_world_process_zero():
@@ -204,6 +252,8 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
         "final_loss": losses[-1] if losses else None,
         "first_loss": losses[0] if losses else None,
         "steps": trainer.state.global_step,
+        "processes": trainer.accelerator.num_processes,
+        "global_batch": global_batch(cfg, trainer.accelerator.num_processes),
         "examples": len(examples),
         # TRL cuts examples at max_length and drops those left with no completion token.
         "examples_used": len(trainer.train_dataset),

@@ -245,6 +245,11 @@ def _argmax(results: Sequence[Any]) -> int | None:
     return max(range(len(lls)), key=lls.__getitem__)
 
 
+def item_id(doc: dict) -> str:
+    """A benchmark item's id as the records carry it; stable across runs, so shards are assigned by it."""
+    return str(doc["id"])
+
+
 def sample_fields(task: str, doc: dict, response: Any) -> dict[str, Any]:
     """item_id, gold and extracted answer for one per-sample record.
 
@@ -253,7 +258,7 @@ def sample_fields(task: str, doc: dict, response: Any) -> dict[str, Any]:
     GPQA gives ids and letters only, never text.
     """
     bench = get(task)
-    fields: dict[str, Any] = {"item_id": str(doc["id"]), "gold": None, "extracted": None}
+    fields: dict[str, Any] = {"item_id": item_id(doc), "gold": None, "extracted": None}
     if bench.dataset == "gpqa":
         fields["gold"] = doc["gold_letter"]
         if bench.output_type == "multiple_choice":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from harness import distributed
 from harness.config import resolve_config
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig
@@ -40,11 +41,15 @@ def _build_config(config: dict):
         subjects=tuple(data["subjects"]), levels=tuple(int(x) for x in data["levels"]),
         columns={**MATH_COLUMNS, **data["columns"]} if data["columns"] else dict(MATH_COLUMNS),
     )
-    teacher_options = {}
     return BuildConfig(methods=list(config["methods"]), model=config["model"], backend=config["backend"],
                        probe_max_new_tokens=data["probe_max_new_tokens"], teacher=config["teacher"],
-                       teacher_options=teacher_options, teacher_file=config["teacher_file"], problems=problems,
+                       teacher_options=_teacher_options(config), teacher_file=config["teacher_file"], problems=problems,
                        seed=config["seeds"][0])
+
+
+def _teacher_options(config: dict) -> dict:
+    """The keys set in the profile's teacher_options; null ones leave the teacher's own default."""
+    return {k: v for k, v in config["teacher_options"].items() if v is not None}
 
 
 def _train_config(config: dict, seed: int):
@@ -64,6 +69,13 @@ def _eval_config(config: dict):
                       truthfulqa_version=str(ev["truthfulqa_version"]), gpqa_seed=ev["gpqa_seed"])
 
 
+def _vllm_options(config: dict) -> dict:
+    from harness.backends.vllm import check_data_parallel
+
+    check_data_parallel(config["eval"]["vllm"]["data_parallel_size"])
+    return dict(config["eval"]["vllm"])
+
+
 def _scoring_identity() -> str:
     """Hash of the task definitions and checkers: a change to either re-scores (generations stay cached)."""
     from harness.paths import REPO_ROOT, tasks_dir
@@ -81,9 +93,13 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
     cfg = _eval_config(config)
     fingerprint = resolve_model(model_spec).fingerprint
     inputs = {"model": fingerprint, "eval": cfg.__dict__, "backend": config["backend"], "scoring": _scoring_identity()}
+    options = {}
+    if config["backend"] == "vllm":
+        options = _vllm_options(config)
+        inputs["vllm"] = options  # tensor parallelism may change the rounding, so it is part of the stage
 
     def run_it():
-        with open_backend(model_spec, config["backend"]) as backend:
+        with open_backend(model_spec, config["backend"], **options) as backend:
             info = {"name": model_spec if label == "base" else label, "fingerprint": backend.fingerprint,
                     "backend": config["backend"]}
             payload = evaluate_model(backend, info, cfg, run.path("eval"), label)
@@ -96,7 +112,7 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
 def compare(profile: str, overrides: list[str], output: Path | None = None, report_dir: Path | None = None) -> Path:
     from cgd.build import build
     from cgd.methods import check_methods
-    from cgd.train import train_method
+    from cgd.train import check_matched_budget, train_method
 
     from harness.plan import plan_text
     from harness.report.build import write_report
@@ -106,21 +122,34 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     if not config["seeds"] or not all(isinstance(s, int) for s in config["seeds"]):
         raise HarnessError(f"seeds must be a non-empty list of integers, got {config['seeds']!r}")
     _eval_config(config)  # fail on a bad benchmark name before hours of training
+    if not config["teacher_file"]:
+        from cgd.teachers import check_options
+
+        check_options(config["teacher"], _teacher_options(config))
+    if config["backend"] == "vllm":
+        _vllm_options(config)
     AnalysisConfig.from_config(config)  # and on a bad analysis section
     rid = run_id(config)
     run = RunDir(output or Path("runs") / rid)
-    atomic_write_json(run.path("config.json"), {**config, "run_id": rid, "git_revision": git_revision(),
-                                                "provenance": provenance()})
-    log.info("run directory: %s", run.root)
-    log.info("what this run can detect (harness plan):\n%s", plan_text(config))
-    build(run, _build_config(config))
+    out = report_dir or Path("reports") / rid
+    # Under accelerate launch / torchrun every process trains; rank 0 alone builds, evaluates and writes.
+    if distributed.is_main():
+        atomic_write_json(run.path("config.json"), {**config, "run_id": rid, "git_revision": git_revision(),
+                                                    "provenance": provenance()})
+        log.info("run directory: %s", run.root)
+        log.info("what this run can detect (harness plan):\n%s", plan_text(config))
+        build(run, _build_config(config))
+    distributed.barrier()
     variants = []
     for label, method, seed in labels(config):
         summary = train_method(run, method, _train_config(config, seed), label=label)
         variants.append((label, str(run.path("train", label, "checkpoint")), summary))
+    check_matched_budget(run)
+    distributed.release()
+    if not distributed.is_main():
+        return out
     evaluate_stage(run, config, "base", config["model"])
     for label, checkpoint, _ in variants:
         evaluate_stage(run, config, label, checkpoint)
-    out = report_dir or Path("reports") / rid
     write_report(run.root, out)
     return out

@@ -81,6 +81,12 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
     if default is None or value is None:
         return value
     expected = type(default)
+    if expected is float and isinstance(value, str):
+        # YAML 1.1 wants a dot in a float's mantissa, so 5e-5 arrives as a string; Python reads it.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is list and isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -2,17 +2,25 @@
 
 Writes, per model, `results.json` (lm-eval shaped), `samples_<task>.jsonl` and `table.md` into
 `<out_dir>/<label>/`.
+
+Sharded (`harness eval --shard K/N`): shard K takes the items whose id hashes to K modulo N and
+writes the same files into `<out_dir>/<label>/shards/shard-K-of-N/`; `merge_shards` then rebuilds
+what one unsharded run writes (every per-item record byte for byte, the aggregates recomputed by
+lm-eval's own code over all items). Shards are independent processes: any launcher can run them.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks import BENCHMARKS, sample_fields
-from harness.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from harness.benchmarks import BENCHMARKS, item_id, sample_fields
+from harness.errors import HarnessError
+from harness.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json, read_jsonl, stable_hash
 from harness.paths import tasks_dir
 from harness.provenance import provenance
 
@@ -35,6 +43,44 @@ class EvalConfig:
     def metadata(self) -> dict[str, Any]:
         return {"truthfulqa_version": self.truthfulqa_version, "gpqa_seed": self.gpqa_seed}
 
+    def task_order(self) -> list[str]:
+        """Chat tasks first: lm-eval's chat templating is one switch per call (see evaluate_model)."""
+        return [t for chat in (True, False) for t in self.benchmarks if BENCHMARKS[t].chat == chat]
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.index}-of-{self.count}"
+
+    def takes(self, task: str, item: str) -> bool:
+        # A hash of the id, not its position: a shard's items do not move when a data file is reordered.
+        return int(stable_hash([task, item])[:16], 16) % self.count == self.index
+
+
+def parse_shard(spec: str) -> Shard:
+    index, sep, count = spec.partition("/")
+    try:
+        shard = Shard(int(index), int(count))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 0 <= shard.index < shard.count:
+        raise HarnessError(f"--shard {spec!r}: expected K/N with 0 <= K < N, e.g. 0/4")
+    return shard
+
+
+def _shard_docs(manager, task: str, limit: int | None, shard: Shard) -> list[int]:
+    """Indices of the docs (of the first `limit`) that belong to the shard."""
+    from lm_eval.tasks import get_task_dict
+
+    docs = get_task_dict([task], manager)[task].eval_docs
+    n = len(docs) if limit is None else min(limit, len(docs))
+    return [i for i in range(n) if shard.takes(task, item_id(docs[i]))]
+
 
 def _task_manager(cfg: EvalConfig):
     from lm_eval.tasks import TaskManager
@@ -42,8 +88,9 @@ def _task_manager(cfg: EvalConfig):
     return TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=cfg.metadata())
 
 
-def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, label: str) -> dict:
-    """Run every benchmark in `cfg` on `backend`; write and return the results payload."""
+def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, label: str,
+                   shard: Shard | None = None) -> dict:
+    """Run every benchmark in `cfg` on `backend` (only the shard's items with `shard`); write and return the payload."""
     import lm_eval
     from lm_eval import simple_evaluate
 
@@ -57,21 +104,26 @@ def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, la
     merged: dict[str, Any] = {"results": {}, "versions": {}, "n-samples": {}, "configs": {}, "higher_is_better": {}}
     samples: dict[str, list] = {}
     wall: dict[str, float] = {}
-    # Chat templating is a per-call switch in lm-eval; group tasks so each gets its own setting.
-    for chat in (True, False):
-        tasks = [t for t in cfg.benchmarks if BENCHMARKS[t].chat == chat]
-        for task in tasks:  # one task per call so wall time is attributable per benchmark
-            started = time.time()
+    for task in cfg.task_order():  # one task per call so wall time is attributable per benchmark
+        started = time.time()
+        selection = {"limit": cfg.limit}
+        if shard is not None:
+            docs = _shard_docs(manager, task, cfg.limit, shard)
+            if not docs:  # lm-eval reads an empty selection as "every doc"
+                samples[task], wall[task] = [], 0.0
+                continue
+            selection = {"limit": None, "samples": {task: docs}}
+        with _whole_evaluation():
             out = simple_evaluate(
-                model=lm, tasks=[task], limit=cfg.limit, task_manager=manager, apply_chat_template=chat,
+                model=lm, tasks=[task], task_manager=manager, apply_chat_template=BENCHMARKS[task].chat,
                 log_samples=True, bootstrap_iters=cfg.bootstrap_iters, random_seed=cfg.seed,
                 numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed,
-                confirm_run_unsafe_code=True,
+                confirm_run_unsafe_code=True, **selection,
             )
-            wall[task] = round(time.time() - started, 3)
-            for key in merged:
-                merged[key].update(out.get(key, {}))
-            samples[task] = out["samples"][task]
+        wall[task] = round(time.time() - started, 3)
+        for key in merged:
+            merged[key].update(out.get(key, {}))
+        samples[task] = out["samples"][task]
     records, timing = {}, {}
     for task, rows in samples.items():
         records[task], timing[task] = _records(task, rows, lm)
@@ -86,13 +138,130 @@ def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, la
         **provenance(),
     }
     target = out_dir / label
+    if shard is not None:
+        payload["shard"] = {"index": shard.index, "count": shard.count}
+        target = target / "shards" / shard.name
+    _write(target, label, payload, records, timing)
+    return payload
+
+
+@contextmanager
+def _whole_evaluation():
+    """lm-eval takes a process whose LOCAL_RANK is not 0 for a tensor-parallel worker and returns it no
+    results; under our launches every process evaluates a shard of its own."""
+    saved = os.environ.get("LOCAL_RANK")
+    os.environ["LOCAL_RANK"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("LOCAL_RANK", None)
+        else:
+            os.environ["LOCAL_RANK"] = saved
+
+
+def _write(target: Path, label: str, payload: dict, records: dict, timing: dict) -> None:
     for task, recs in records.items():
         atomic_write_jsonl(target / f"samples_{task}.jsonl", recs)
         if timing[task]:
             atomic_write_jsonl(target / f"timing_{task}.jsonl", timing[task])
+    # Last, so a shard without results.json is one that did not finish.
     atomic_write_json(target / "results.json", payload)
     atomic_write_text(target / "table.md", results_table({label: payload}))
+
+
+# What must agree for shards to be parts of one evaluation (the machine and the Python may differ).
+SHARD_IDENTITY = ("label", "model", "eval_config", "configs", "versions", "git_revision", "package_versions")
+PER_TASK = ("configs", "versions", "higher_is_better")
+
+
+def merge_shards(run_dir: Path) -> list[str]:
+    """Merge every label's shards under `run_dir`/eval into that label's unsharded files; returns the labels."""
+    labels = sorted(p.parent.name for p in (Path(run_dir) / "eval").glob("*/shards") if p.is_dir())
+    if not labels:
+        raise HarnessError(f"{run_dir}: no shards to merge (expected eval/<label>/shards/shard-K-of-N/)")
+    for label in labels:
+        merge_label(run_dir, label)
+    return labels
+
+
+def _read_shards(shards_dir: Path) -> list[dict]:
+    payloads = {p.parent.name: read_json(p) for p in sorted(shards_dir.glob("shard-*-of-*/results.json"))}
+    counts = {p["shard"]["count"] for p in payloads.values()}
+    if len(counts) != 1:
+        raise HarnessError(f"{shards_dir}: shards of different splits ({', '.join(sorted(payloads))}); "
+                           "keep the shards of one --shard K/N split only")
+    count = counts.pop()
+    missing = sorted(set(range(count)) - {p["shard"]["index"] for p in payloads.values()})
+    if missing:
+        raise HarnessError(f"{shards_dir}: shard(s) {', '.join(map(str, missing))} of {count} missing or unfinished "
+                           "(no results.json); run them, then merge again")
+    first, *rest = [payloads[Shard(i, count).name] for i in range(count)]
+    for other in rest:
+        differs = [key for key in SHARD_IDENTITY if not _agree(key, first.get(key), other.get(key))]
+        if differs:
+            raise HarnessError(f"{shards_dir}: {Shard(other['shard']['index'], count).name} and "
+                               f"{Shard(0, count).name} differ in {', '.join(differs)}; shards of different "
+                               "evaluations (model, config or code) do not merge")
+    return [first, *rest]
+
+
+def _agree(key: str, a, b) -> bool:
+    if key in PER_TASK and isinstance(a, dict) and isinstance(b, dict):
+        # A shard may have no item of a task, and then no entry for it: compare the tasks both ran.
+        return all(_without_addresses(a[task]) == _without_addresses(b[task]) for task in set(a) & set(b))
+    return a == b
+
+
+def _without_addresses(value) -> str:
+    """lm-eval writes functions in task configs as '<function f at 0x7f..>': the address is per process."""
+    import json
+    import re
+
+    return re.sub(r" at 0x[0-9a-f]+>", ">", json.dumps(value, sort_keys=True, default=str))
+
+
+def merge_label(run_dir: Path, label: str) -> dict:
+    """Write eval/<label>/'s unsharded files from its shards; returns the merged payload."""
+    from lm_eval.evaluator_utils import _compute_task_aggregations  # lm-eval's own aggregation, so numbers match
+    from lm_eval.tasks import get_task_dict
+
+    label_dir = Path(run_dir) / "eval" / label
+    parts = _read_shards(label_dir / "shards")
+    cfg = EvalConfig(**parts[0]["eval_config"])
+    dirs = [label_dir / "shards" / Shard(p["shard"]["index"], p["shard"]["count"]).name for p in parts]
+    records, timing, results, n_samples, wall = {}, {}, {}, {}, {}
+    for task in cfg.task_order():
+        records[task] = sorted((r for d in dirs for r in read_jsonl(d / f"samples_{task}.jsonl")),
+                               key=lambda r: r["doc_id"])
+        timing[task] = sorted((t for d in dirs if (d / f"timing_{task}.jsonl").exists()
+                               for t in read_jsonl(d / f"timing_{task}.jsonl")), key=lambda t: t["doc_id"])
+        wall[task] = round(sum(p["wall_seconds"].get(task, 0.0) for p in parts), 3)
+        scored = [p for p in parts if task in p["results"]]
+        if not scored:
+            continue
+        template = scored[0]["results"][task]
+        filters = {key.split(",", 1)[1] for key in template if "," in key}
+        task_obj = get_task_dict([task], _task_manager(cfg))[task]
+        raw = {(metric, flt): [r["metrics"][metric] for r in records[task]]
+               for metric in records[task][0]["metrics"] for flt in sorted(filters)}
+        aggregates, count = _compute_task_aggregations(task_obj, raw, cfg.bootstrap_iters)
+        results[task] = {**template, "sample_len": count, **aggregates}
+        n_samples[task] = {**scored[0]["n-samples"][task], "effective": count}
+    payload = {key: value for key, value in parts[0].items() if key != "shard"}
+    for key in PER_TASK:  # a shard without items of a task has no entry for it
+        payload[key] = {task: next(p[key][task] for p in parts if task in p[key])
+                        for task in sorted({t for p in parts for t in p[key]})}
+    payload.update(results=results, **{"n-samples": n_samples}, wall_seconds=wall, merged_shards=len(parts),
+                   generation={task: _throughput(timing[task], wall[task]) for task in records})
+    _write(label_dir, label, payload, records, timing)
+    _write_run_config(Path(run_dir), payload["model"], payload["eval_config"])
     return payload
+
+
+def _write_run_config(run_dir: Path, model_info: dict, eval_config: dict) -> None:
+    atomic_write_json(run_dir / "config.json", {"command": "eval", "model": model_info, "eval": eval_config,
+                                                **provenance()})
 
 
 def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
@@ -158,26 +327,27 @@ def results_table(payloads: dict[str, dict]) -> str:
 
 def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, backend: str = "hf", seed: int = 0,
              max_new_tokens: int | None = None, batch_size: int = 16, truthfulqa_version: str = "2021",
-             gpqa_seed: int = 0, label: str | None = None) -> dict:
+             gpqa_seed: int = 0, label: str | None = None, shard: Shard | None = None,
+             backend_options: dict | None = None) -> dict:
     """`harness eval`: resolve, evaluate, write the run directory, print the table."""
     import typer
 
     from harness.backends import make_backend
     from harness.benchmarks import resolve_benchmarks
-    from harness.errors import HarnessError
-    from harness.io import atomic_write_json
 
     if truthfulqa_version not in ("2021", "2025"):
         raise HarnessError(f"unknown TruthfulQA version {truthfulqa_version!r}: choose 2021 or 2025")
     cfg = EvalConfig(benchmarks=resolve_benchmarks(benchmarks), limit=limit, seed=seed, max_new_tokens=max_new_tokens,
                      truthfulqa_version=truthfulqa_version, gpqa_seed=gpqa_seed)
-    options = {"batch_size": batch_size} if backend == "hf" else {}
+    options = {"batch_size": batch_size} if backend == "hf" else dict(backend_options or {})
     engine = make_backend(model, backend, **options)
     label = label or _label(model)
     model_info = {"name": model, "fingerprint": engine.fingerprint, "backend": backend}
-    payload = evaluate_model(engine, model_info, cfg, run_dir / "eval", label)
-    atomic_write_json(run_dir / "config.json", {"command": "eval", "model": model_info, "eval": asdict(cfg),
-                                                **provenance()})
+    payload = evaluate_model(engine, model_info, cfg, run_dir / "eval", label, shard)
+    if shard is not None:  # the shards of one run share its directory; the merge writes the rest
+        typer.echo(f"{shard.name} of {label}: {run_dir / 'eval' / label / 'shards' / shard.name}")
+        return payload
+    _write_run_config(run_dir, model_info, asdict(cfg))
     typer.echo(results_table({label: payload}))
     typer.echo(f"run directory: {run_dir}")
     return payload

@@ -42,3 +42,13 @@ def tiny_model(harness_home) -> Path:
     from harness.models import resolve_model
 
     return resolve_model("tiny-random").path
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port nobody listens on, for a torchrun rendezvous."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -2,20 +2,23 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from cgd import methods
-from cgd.accelerate import accelerate_config, write_accelerate_config
 from cgd.build import dataset_path
-from cgd.train import TrainConfig, make_trainer, train_method
+from cgd.train import TrainConfig, check_matched_budget, make_trainer, train_method
 from harness.errors import HarnessError
-from harness.io import atomic_write_jsonl, read_jsonl
+from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
 
-FIXTURE = Path(__file__).parent / "cases" / "methods_fixture.jsonl"
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "cases" / "methods_fixture.jsonl"
 # The batch is the whole dataset, so every step's loss is measured on the same examples.
 ROWS_USED = 2
 TINY = dict(max_steps=3, learning_rate=1e-3, batch_size=ROWS_USED, max_length=512, lr_scheduler="constant")
@@ -136,14 +139,51 @@ def test_missing_dataset_and_bad_config_are_clear(tiny, tmp_path):
         TrainConfig(lr_scheduler="sawtooth")
 
 
-def test_accelerate_launch_config_is_one_that_accelerate_reads(tmp_path):
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "zero3"])
+def test_shipped_launch_configs_are_ones_that_accelerate_reads(name):
     from accelerate.commands.config.config_args import ClusterConfig
 
-    path = write_accelerate_config(tmp_path / "accelerate.yaml", num_processes=4)
-    loaded = ClusterConfig.from_yaml_file(str(path))
-    assert loaded.num_processes == 4
-    assert str(loaded.distributed_type).endswith("MULTI_GPU")
-    assert loaded.mixed_precision == "no" and loaded.num_machines == 1 and loaded.use_cpu is False
-    assert accelerate_config(1)["distributed_type"] == "NO"
-    with pytest.raises(HarnessError, match="mixed_precision"):
-        accelerate_config(2, mixed_precision="fp8")
+    loaded = ClusterConfig.from_yaml_file(str(REPO / "configs" / "accelerate" / f"{name}.yaml"))
+    assert str(loaded.distributed_type).rsplit(".", 1)[-1] == {"ddp": "MULTI_GPU", "fsdp": "FSDP",
+                                                               "zero3": "DEEPSPEED"}[name]
+    assert loaded.mixed_precision == "no" and loaded.num_processes == 8
+    if name == "fsdp":
+        assert loaded.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    if name == "zero3":
+        assert loaded.deepspeed_config["zero_stage"] == 3 and loaded.deepspeed_config["zero3_save_16bit_model"]
+
+
+def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, tmp_path, free_port):
+    """torchrun on CPU (gloo): 2 processes x batch 1 against 1 process x batch 2, over 4 shuffled rows."""
+    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()][:4]
+    args = dict(max_steps=3, learning_rate=1e-3, max_length=512, lr_scheduler="constant")
+    single = run_with(tmp_path / "one", rows, ["sft"])
+    one = train_method(single, "sft", TrainConfig(model=str(tiny.path), batch_size=2, **args))
+    double = run_with(tmp_path / "two", rows, ["sft"])
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+         "-m", "harness", "train", "--method", "sft", "--run-dir", str(double.root), "--model", str(tiny.path),
+         "--batch-size", "1", "--max-steps", "3", "--lr", "1e-3", "--max-length", "512", "--lr-scheduler", "constant"],
+        capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("global_batch=2") == 1  # rank 0 alone reports
+    two = read_json(double.path("train", "sft", "summary.json"))
+    assert (one["processes"], one["global_batch"], two["processes"], two["global_batch"]) == (1, 2, 2, 2)
+    first, second = (read_jsonl(run.path("train", "sft", "log.jsonl")) for run in (single, double))
+    assert [e["tokens"] for e in first] == [e["tokens"] for e in second]  # the same examples in every step
+    assert [e["loss"] for e in second] == pytest.approx([e["loss"] for e in first], rel=1e-5, abs=1e-6)
+    assert first[-1]["loss"] != first[0]["loss"]  # the weights moved, so later steps test the update too
+    # Gradient accumulation is the third way to the same global batch.
+    accum = run_with(tmp_path / "accum", rows, ["sft"])
+    train_method(accum, "sft", TrainConfig(model=str(tiny.path), batch_size=1, grad_accum=2, **args))
+    third = read_jsonl(accum.path("train", "sft", "log.jsonl"))
+    assert [e["loss"] for e in third] == pytest.approx([e["loss"] for e in first], rel=1e-5, abs=1e-6)
+    # Rank 0 alone wrote: the same files as the single process, no leftovers of rank 1.
+    files = [sorted(p.relative_to(run.root) for p in run.root.rglob("*")) for run in (single, double)]
+    assert files[0] == files[1]
+
+    # Mixing global batches in one run is refused: the report would compare unequal budgets.
+    train_method(double, "sft", TrainConfig(model=str(tiny.path), batch_size=1, **args), label="sft@small")
+    with pytest.raises(HarnessError, match=r"different global batches.*sft 2 \(1 x 2 processes x 1\)"):
+        check_matched_budget(double)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from harness.errors import HarnessError
 
 from cgd.teachers.base import (REQUIRED_COLUMNS, ModelTeacher, Sampling, Teacher, annotate,
-                               load_annotations, save_annotations)
+                               load_annotations, save_annotations, typed_options)
 from cgd.teachers.reference import ReferenceTeacher
 
 TEACHER_SPECS = ("reference", "openai:<base_url>#<model>", "hf:<model>")
@@ -13,8 +13,24 @@ SAMPLING_OPTIONS = {"temperature": float, "max_new_tokens": int, "seed": int}
 
 
 def split_sampling(options: dict) -> tuple[Sampling, dict]:
-    sampling = {k: cast(options[k]) for k, cast in SAMPLING_OPTIONS.items() if k in options}
+    try:
+        sampling = {k: cast(options[k]) for k, cast in SAMPLING_OPTIONS.items() if k in options}
+    except ValueError as exc:
+        raise HarnessError(f"teacher: bad sampling option value ({exc})") from None
     return Sampling(**sampling), {k: v for k, v in options.items() if k not in SAMPLING_OPTIONS}
+
+
+def check_options(spec: str, options: dict) -> None:
+    """Cast the options as make_teacher will, without building the teacher: a typo fails before the probe."""
+    _, rest = split_sampling(options)
+    if spec.startswith("openai:"):
+        from cgd.teachers.openai import BACKEND_OPTIONS
+
+        typed_options(rest, BACKEND_OPTIONS, "openai")
+    elif spec.startswith("hf:"):
+        from cgd.teachers.hf import BACKEND_OPTIONS
+
+        typed_options(rest, BACKEND_OPTIONS, "hf")
 
 
 def teacher_identity(spec: str, options: dict) -> dict:

@@ -55,7 +55,10 @@ def typed_options(options: dict, allowed: dict[str, type], who: str) -> dict:
     if unknown:
         raise HarnessError(f"unknown option {', '.join(unknown)} for the {who} teacher; "
                            f"valid: {', '.join(allowed)}, temperature, max_new_tokens, seed")
-    return {k: allowed[k](v) for k, v in options.items()}
+    try:
+        return {k: allowed[k](v) for k, v in options.items()}
+    except ValueError as exc:
+        raise HarnessError(f"{who} teacher: bad option value ({exc})") from None
 
 
 class ModelTeacher:

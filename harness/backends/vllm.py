@@ -23,10 +23,18 @@ MISSING = ("the vllm backend needs the vllm package: pip install 'cgd-harness[vl
            "vLLM separately (scripts/vllm_cpu_server.sh) and use --backend openai:<base_url>#<model>")
 
 
+def check_data_parallel(size: int) -> None:
+    """vLLM's LLM class refuses data parallelism inside one process: its replicas are processes, our shards."""
+    if size > 1:
+        raise HarnessError(f"data_parallel_size={size}: run {size} processes with `harness eval --shard K/{size}` "
+                           "(one replica each) and `harness merge` them (docs/scale-out.md)")
+
+
 class VLLMBackend(LocalPrompts):
     def __init__(self, resolved, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
-                 max_model_len: int | None = None, chunk: int = 512, progress: bool = True, seed: int = 0,
-                 **engine_args):
+                 max_model_len: int | None = None, tensor_parallel_size: int = 1, data_parallel_size: int = 1,
+                 chunk: int = 512, progress: bool = True, seed: int = 0, **engine_args):
+        check_data_parallel(data_parallel_size)
         try:
             import vllm
         except ImportError:
@@ -41,7 +49,8 @@ class VLLMBackend(LocalPrompts):
             self._lora = LoRARequest("adapter", 1, str(resolved.adapter))
         # seed fixes vLLM's own sampler state; each sampled request still carries its own seed.
         self.llm = vllm.LLM(model=str(resolved.path), dtype=dtype, seed=seed, max_model_len=max_model_len,
-                            gpu_memory_utilization=gpu_memory_utilization, **engine_args)
+                            gpu_memory_utilization=gpu_memory_utilization,
+                            tensor_parallel_size=tensor_parallel_size, **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_len = self.llm.llm_engine.model_config.max_model_len
         used = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")

@@ -25,6 +25,7 @@ def _register() -> None:
     from harness.cli import eval as eval_cmd
 
     app.command("eval")(eval_cmd.eval_command)
+    app.command("merge")(eval_cmd.merge_command)
     app.command("compare")(compare.compare_command)
     data_app = typer.Typer(help="Training data: probe the student, ask the teacher, build per-method datasets.",
                            no_args_is_help=True)

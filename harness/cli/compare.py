@@ -19,13 +19,24 @@ def compare_command(
     sets: list[str] | None = typer.Option(None, "--set", help="Override any profile key: --set train.max_steps=8."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default runs/<run-id>)."),
     report_dir: Path | None = typer.Option(None, "--report-dir", help="Report directory (default reports/<run-id>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan (stages, models, GPUs, items "
+                                 "per benchmark) and stop; nothing runs or is written."),
 ) -> None:
     """Build critique data, train each method with a matched budget, evaluate base + variants, write the report."""
+    from harness import distributed
     from harness.compare import compare
 
     overrides = [f"{k}={v}" for k, v in (("methods", methods), ("teacher", teacher), ("model", model),
                                          ("seeds", seeds), ("eval.limit", limit)) if v is not None]
+    if dry_run:
+        from harness.config import resolve_config
+        from harness.dryrun import plan_lines
+
+        typer.echo("\n".join(plan_lines(resolve_config(profile, overrides + list(sets or [])), output)))
+        return
     out = compare(profile, overrides + list(sets or []), output=output, report_dir=report_dir)
+    if not distributed.is_main():
+        return
     for name in ("table.md", "findings.md"):   # the findings last: what a reader sees when it ends
         if (out / name).exists():
             typer.echo(_without_config((out / name).read_text(encoding="utf-8")))

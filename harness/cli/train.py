@@ -31,7 +31,9 @@ def train(
 ) -> None:
     """Fine-tune MODEL on each METHOD's dataset; a method already trained with the same inputs is skipped."""
     from cgd.methods import parse_methods
-    from cgd.train import TrainConfig, train_method
+    from cgd.train import TrainConfig, check_matched_budget, train_method
+    from harness import distributed
+    from harness.run import RunDir
 
     cfg = TrainConfig(model=model, max_steps=max_steps, learning_rate=lr, batch_size=batch_size,
                       grad_accum=grad_accum, max_length=max_length, seed=seed, lr_scheduler=lr_scheduler,
@@ -39,18 +41,10 @@ def train(
                       lora_dropout=lora_dropout, lora_targets=lora_targets)
     for name in parse_methods(method):
         s = train_method(run_dir, name, cfg)
-        typer.echo(f"{name:<18} steps={s['steps']} tokens={s['tokens_trained']} "
+        if not distributed.is_main():
+            continue
+        typer.echo(f"{name:<18} steps={s['steps']} global_batch={s.get('global_batch')} tokens={s['tokens_trained']} "
                    f"completion_tokens={s['completion_tokens']} final_loss={s['final_loss']:.4f} "
                    f"wall={s['wall_seconds']:.1f}s -> {run_dir / 'train' / name}")
+    check_matched_budget(RunDir(run_dir))
 
-
-def accelerate_config(
-    output: Path = typer.Option(Path("accelerate.yaml"), "--output", "-o", help="Where to write the config."),
-    num_processes: int = typer.Option(..., "--num-processes", min=1, help="GPUs (one process each)."),
-    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, bf16 or fp16."),
-) -> None:
-    """Write an `accelerate launch` config for multi-GPU training and print the launch command."""
-    from cgd.accelerate import launch_command, write_accelerate_config
-
-    write_accelerate_config(output, num_processes, mixed_precision=mixed_precision)
-    typer.echo(f"wrote {output}; train with:\n  {launch_command(output, '--method cgd --run-dir <run-dir>')}")
