@@ -263,10 +263,10 @@ def sample_fields(task: str, doc: dict, response: Any) -> dict[str, Any]:
 
         fields["extracted"] = extract_code(response or "", doc["prompt"], doc["entry_point"])
     elif not bench.general:
-        from harness.checkers.math import extract_boxed
+        from harness.checkers.math import boxed_answer
 
         fields["gold"] = doc["gold"]
-        fields["extracted"] = extract_boxed(response or "")
+        fields["extracted"] = boxed_answer(doc["gold"], response)
     elif bench.dataset == "ifeval":
         # The drift analysis splits IFEval's per-instruction verdicts into format and content ones.
         fields["instruction_id_list"] = list(doc["instruction_id_list"])
