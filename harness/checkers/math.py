@@ -309,10 +309,26 @@ def _deadline(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
 
 
-def _score_with_deadline(gold: Any, response: str | None, timeout_s: float) -> MathVerdict:
+GRADERS = ("math-verify", "qwen")
+
+
+def _scorer(grader: str):
+    if grader == "math-verify":
+        return _score
+    if grader == "qwen":
+        # Imported here: math_qwen builds on this module.
+        from harness.checkers.math_qwen import score_qwen
+
+        return score_qwen
+    raise ValueError(f"unknown math grader {grader!r}; valid: {', '.join(GRADERS)}")
+
+
+def _score_with_deadline(gold: Any, response: str | None, timeout_s: float,
+                         grader: str = "math-verify") -> MathVerdict:
+    score = _scorer(grader)
     try:
         with _deadline(timeout_s):
-            return _score(gold, response)
+            return score(gold, response)
     except _DeadlineExceeded:
         return MathVerdict(False, TIMEOUT, None)
 
@@ -350,46 +366,52 @@ def _can_time_out_here() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-def check_math(gold: Any, response: str | None, timeout_s: float = 5.0) -> MathVerdict:
+def check_math(gold: Any, response: str | None, timeout_s: float = 5.0,
+               grader: str = "math-verify") -> MathVerdict:
     """Score one response against one gold answer within about timeout_s.
 
-    Inputs unsafe to score here also pay for starting a worker process (about a second), so
-    score batches, and anything off the main thread, with check_many.
+    `grader`: "math-verify" (this module's rules) or "qwen" (`math_qwen`: Qwen2.5-Math's
+    `math_equal`). Inputs unsafe to score here also pay for starting a worker process (about a
+    second), so score batches, and anything off the main thread, with check_many.
     """
+    _scorer(grader)
     if _can_time_out_here() and _is_tame(gold, response):
-        return _score_with_deadline(gold, response, timeout_s)
-    return _score_in_workers([(gold, response)], timeout_s, workers=1)[0]
+        return _score_with_deadline(gold, response, timeout_s, grader)
+    return _score_in_workers([(gold, response)], timeout_s, workers=1, grader=grader)[0]
 
 
 def check_many(
-    items: Sequence[tuple[Any, str | None]], timeout_s: float = 5.0, workers: int | None = None
+    items: Sequence[tuple[Any, str | None]], timeout_s: float = 5.0, workers: int | None = None,
+    grader: str = "math-verify",
 ) -> list[MathVerdict]:
     """Score (gold, response) pairs in killable worker processes; verdicts in input order.
 
     No item takes much longer than timeout_s: a worker still busy after timeout_s plus a small
     margin is killed and replaced, and its item gets status `timeout`.
     """
+    _scorer(grader)
     items = list(items)
     if not items:
         return []
     small = len(items) <= _IN_PROCESS_BATCH
     if small and _can_time_out_here() and all(_is_tame(g, r) for g, r in items):
-        return [_score_with_deadline(g, r, timeout_s) for g, r in items]
-    return _score_in_workers(items, timeout_s, workers)
+        return [_score_with_deadline(g, r, timeout_s, grader) for g, r in items]
+    return _score_in_workers(items, timeout_s, workers, grader)
 
 
 # ---------------------------------------------------------------- worker processes
 
 
 def _score_in_workers(
-    items: list[tuple[Any, str | None]], timeout_s: float, workers: int | None
+    items: list[tuple[Any, str | None]], timeout_s: float, workers: int | None,
+    grader: str = "math-verify",
 ) -> list[MathVerdict]:
-    results = run_in_workers(items, "harness.checkers.math:_worker_score", timeout_s, workers,
-                             warmup=("1", "\\boxed{1}", timeout_s))
+    results = run_in_workers([(g, r, grader) for g, r in items], "harness.checkers.math:_worker_score",
+                             timeout_s, workers, warmup=("1", "\\boxed{1}", grader, timeout_s))
     return [MathVerdict(*r) if r is not None else MathVerdict(False, TIMEOUT, None) for r in results]
 
 
-def _worker_score(gold: Any, response: str | None, timeout_s: float) -> tuple:
+def _worker_score(gold: Any, response: str | None, grader: str, timeout_s: float) -> tuple:
     """In a worker: the verdict as plain data."""
-    verdict = _score_with_deadline(gold, response, timeout_s)
+    verdict = _score_with_deadline(gold, response, timeout_s, grader)
     return verdict.correct, verdict.status, verdict.pred
