@@ -34,6 +34,8 @@ def assert_one_line_error(proc, *fragments):
     (["compare", "--set", "train.max_steps=many"], ["expected int"]),
     (["compare", "--methods", "sft,magic"], ["magic", "cgd"]),
     (["compare", "--set", "eval.benchmarks=math500,nope"], ["unknown benchmark"]),
+    (["eval", "--math-grader", "sympy", "--benchmarks", "math500"], ["eval.math_grader", "qwen", "both"]),
+    (["compare", "--set", "eval.math_grader=sympy"], ["eval.math_grader", "math-verify"]),
 ])
 def test_bad_names_list_valid_choices(args, fragments, tmp_path):
     proc = run_cli(*args, "-o", str(tmp_path / "run"))
