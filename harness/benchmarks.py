@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import data
+from harness.checkers.reasoning import DEFAULT_END_MARKER as DEFAULT_REASONING_END
 from harness.errors import HarnessError
 
 MATH_TIMEOUT_S = 5.0
@@ -46,7 +47,6 @@ MATH_COUNTERS = ("timeout", "no_answer", "unparsable_gold")
 MATH_GRADERS = ("math-verify", "qwen", "both")
 GRADER_METRICS = {"math-verify": "math_verify_exact_match", "qwen": "qwen_exact_match"}
 GRADER_TIMEOUTS = {"math-verify": "math_verify_timeout", "qwen": "qwen_timeout"}
-DEFAULT_REASONING_END = "</think>"
 
 
 def _math(name: str, max_new_tokens: int) -> Benchmark:

@@ -11,7 +11,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks import BENCHMARKS, check_math_grader, grader_verdicts, sample_fields
+from harness.benchmarks import (
+    BENCHMARKS,
+    DEFAULT_REASONING_END,
+    check_math_grader,
+    grader_verdicts,
+    sample_fields,
+)
 from harness.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from harness.paths import tasks_dir
 from harness.provenance import provenance
@@ -32,7 +38,7 @@ class EvalConfig:
     gpqa_seed: int = 0
     task_max_new_tokens: dict[str, int] = field(default_factory=dict)
     math_grader: str = "math-verify"   # math-verify | qwen | both (see harness.benchmarks.score_math)
-    reasoning_end: str = "</think>"    # checkers score the text after the last one; "" = off
+    reasoning_end: str = DEFAULT_REASONING_END  # checkers score the text after the last one; "" = off
 
     def __post_init__(self) -> None:
         check_math_grader(self.math_grader)
@@ -171,7 +177,7 @@ def results_table(payloads: dict[str, dict]) -> str:
 def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, backend: str = "hf", seed: int = 0,
              max_new_tokens: int | None = None, batch_size: int = 16, truthfulqa_version: str = "2021",
              gpqa_seed: int = 0, label: str | None = None, math_grader: str = "math-verify",
-             reasoning_end: str = "</think>") -> dict:
+             reasoning_end: str = DEFAULT_REASONING_END) -> dict:
     """`harness eval`: resolve, evaluate, write the run directory, print the table."""
     import typer
 
