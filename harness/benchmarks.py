@@ -322,10 +322,15 @@ def sample_fields(task: str, doc: dict, response: Any) -> dict[str, Any]:
         if text is not None:
             fields["extracted"] = extract_code(text, doc["prompt"], doc["entry_point"])
     elif not bench.general:
-        from harness.checkers.math import boxed_answer
-
         fields["gold"] = doc["gold"]
-        fields["extracted"] = None if text is None else boxed_answer(doc["gold"], text)
+        if text is not None and doc.get("math_grader") == "qwen":
+            from harness.checkers.math_qwen import extract_qwen_answer
+
+            fields["extracted"] = extract_qwen_answer(text) or None
+        elif text is not None:
+            from harness.checkers.math import boxed_answer
+
+            fields["extracted"] = boxed_answer(doc["gold"], text)
     elif bench.dataset == "ifeval":
         # The drift analysis splits IFEval's per-instruction verdicts into format and content ones.
         fields["instruction_id_list"] = list(doc["instruction_id_list"])

@@ -67,3 +67,16 @@ def test_qwen_in_workers_keeps_order_and_times_out():
     verdicts = check_many(items, timeout_s=1.0, workers=2, grader="qwen")
     assert [v.correct for v in verdicts[:17]] == [True] * 17
     assert verdicts[-1].correct is False and verdicts[-1].status in {"timeout", "ok"}
+
+
+def test_answers_are_parsed_never_run(tmp_path):
+    # sympy's parse_expr evaluates Python: a model's answer must never get there as code.
+    marker = tmp_path / "ran"
+    payloads = [f"__import__('os').system('touch {marker}')",
+                f"exec(bytes.fromhex('{f'open({str(marker)!r}, chr(119))'.encode().hex()}'))",
+                f"sympify(Symbol(chr(49)))"]
+    for payload in payloads:
+        for response in (f"\\boxed{{{payload}}}", f"The answer is {payload}"):
+            verdict = check_math("1", response, grader="qwen")
+            assert verdict.correct is False
+    assert not marker.exists()

@@ -251,6 +251,9 @@ def test_sample_fields_read_the_answer_after_the_thinking(tasks):
     assert (fields["extracted"], fields["thinking"]) == ("12", "closed")
     fields = benchmarks.sample_fields("amc23", amc, "<think>maybe \\boxed{3}, still thinking")
     assert (fields["extracted"], fields["thinking"]) == (None, "unclosed")
+    # The Qwen grader's own extraction: no box, so the text after "the answer is".
+    fields = benchmarks.sample_fields("amc23", {**amc, "math_grader": "qwen"}, "So the answer is 12")
+    assert fields["extracted"] == "12"
 
 
 # Every generative task, with a response whose thinking holds a right-looking answer but never ends.

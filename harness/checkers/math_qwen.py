@@ -259,13 +259,31 @@ def qwen_equal(pred: Any, gold: Any) -> bool:
     return _symbolic_equal(pred, gold)
 
 
+# sympy's parse_expr ends in eval(): a model's answer reaches it only when it is plain arithmetic
+# (numbers, operators, one-letter names and a few functions), and it evaluates without builtins.
+_PLAIN_FUNCTIONS = ("sqrt", "pi", "exp", "log", "sin", "cos", "tan")
+_PLAIN_EXPRESSION = re.compile(
+    r"(?:\d+(?:\.\d+)?|\.\d+|[+\-*/^(),\s]"
+    r"|(?<![A-Za-z0-9.])(?:" + "|".join(_PLAIN_FUNCTIONS) + r"|[A-Za-z])(?![A-Za-z0-9]))*")
+
+
+def _parse_plain(text: str) -> Any:
+    import sympy
+    from sympy.parsing.sympy_parser import parse_expr
+
+    if "__" in text or not _PLAIN_EXPRESSION.fullmatch(text):
+        raise ValueError("not plain arithmetic")
+    names = {name: getattr(sympy, name) for name in
+             ("Symbol", "Integer", "Float", "Rational", "E", "I", *_PLAIN_FUNCTIONS)}
+    return parse_expr(text.replace("^", "**"), global_dict={"__builtins__": {}, **names})
+
+
 def _to_sympy(s: str) -> Any:
     """A sympy object for s, or s itself when nothing parses it."""
     from latex2sympy2_extended import latex2sympy
-    from sympy.parsing.sympy_parser import parse_expr
 
     for text in dict.fromkeys((s.replace("\\\\", "\\"), s)):
-        for parser in (latex2sympy, parse_expr):
+        for parser in (latex2sympy, _parse_plain):
             try:
                 return parser(text)
             except Exception:  # noqa: BLE001 - any parser failure means "try the next reading"
