@@ -4,7 +4,6 @@ and HumanEval's stub bodies (canonical solutions: test_humaneval_parity.py). Hos
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import sys
 from pathlib import Path
@@ -144,15 +143,6 @@ def test_run_many_keeps_input_order_across_kinds():
 
 
 # ---------------------------------------------------------------- real HumanEval data
-
-
-@pytest.fixture(scope="module")
-def humaneval(data_dir) -> list[dict]:
-    path = data_dir / "humaneval" / "HumanEval.jsonl.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} is missing from HARNESS_DATA_DIR")
-    with gzip.open(path, "rt") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _samples(rows: list[dict], completion_for) -> list[HumanEvalSample]:

