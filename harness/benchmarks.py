@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import data
 from harness.checkers.reasoning import DEFAULT_END_MARKER as DEFAULT_REASONING_END
+from harness.checkers.reasoning import AnswerPart, split_answer
 from harness.errors import HarnessError
 
 MATH_TIMEOUT_S = 5.0
@@ -45,6 +46,7 @@ MATH_COUNTERS = ("timeout", "no_answer", "unparsable_gold")
 # eval.math_grader: which grader's verdict is a math task's `exact_match`. With "both", math-verify's
 # is, and each grader's verdict is also a metric of its own (GRADER_METRICS).
 MATH_GRADERS = ("math-verify", "qwen", "both")
+DEFAULT_MATH_GRADER = MATH_GRADERS[0]
 GRADER_METRICS = {"math-verify": "math_verify_exact_match", "qwen": "qwen_exact_match"}
 GRADER_TIMEOUTS = {"math-verify": "math_verify_timeout", "qwen": "qwen_timeout"}
 
@@ -112,7 +114,7 @@ def load_rows(task: str, **metadata: Any) -> list[dict]:
         return rows
     options = {"reasoning_end": str(metadata.get("reasoning_end", DEFAULT_REASONING_END))}
     if bench.counters == MATH_COUNTERS:
-        options["math_grader"] = check_math_grader(str(metadata.get("math_grader", "math-verify")))
+        options["math_grader"] = check_math_grader(str(metadata.get("math_grader", DEFAULT_MATH_GRADER)))
     return [{**row, **options} for row in rows]
 
 
@@ -188,18 +190,16 @@ def _flag(condition: bool) -> float:
     return 1.0 if condition else 0.0
 
 
-def answer_part(doc: dict, response: str | None):
+def answer_part(doc: dict, response: str | None) -> AnswerPart:
     """What the checkers score: the text after the thinking (harness.checkers.reasoning)."""
-    from harness.checkers.reasoning import answer_part as split
-
-    return split(response, doc.get("reasoning_end", DEFAULT_REASONING_END))
+    return split_answer(response, doc.get("reasoning_end", DEFAULT_REASONING_END))
 
 
 def score_math(doc: dict, response: str) -> dict[str, float]:
     from harness.checkers.math import NO_ANSWER, MathVerdict, check_math
 
-    choice = doc.get("math_grader") or "math-verify"
-    graders = ("math-verify", "qwen") if choice == "both" else (choice,)
+    choice = doc.get("math_grader") or DEFAULT_MATH_GRADER
+    graders = tuple(GRADER_METRICS) if choice == "both" else (choice,)
     text = answer_part(doc, response).text
     verdicts = {
         grader: (MathVerdict(False, NO_ANSWER) if text is None else

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.benchmarks import (
     BENCHMARKS,
+    DEFAULT_MATH_GRADER,
     DEFAULT_REASONING_END,
     check_math_grader,
     grader_verdicts,
@@ -37,7 +38,7 @@ class EvalConfig:
     truthfulqa_version: str = "2021"
     gpqa_seed: int = 0
     task_max_new_tokens: dict[str, int] = field(default_factory=dict)
-    math_grader: str = "math-verify"   # math-verify | qwen | both (see harness.benchmarks.score_math)
+    math_grader: str = DEFAULT_MATH_GRADER  # math-verify | qwen | both (harness.benchmarks.score_math)
     reasoning_end: str = DEFAULT_REASONING_END  # checkers score the text after the last one; "" = off
 
     def __post_init__(self) -> None:
@@ -176,7 +177,7 @@ def results_table(payloads: dict[str, dict]) -> str:
 
 def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, backend: str = "hf", seed: int = 0,
              max_new_tokens: int | None = None, batch_size: int = 16, truthfulqa_version: str = "2021",
-             gpqa_seed: int = 0, label: str | None = None, math_grader: str = "math-verify",
+             gpqa_seed: int = 0, label: str | None = None, math_grader: str = DEFAULT_MATH_GRADER,
              reasoning_end: str = DEFAULT_REASONING_END) -> dict:
     """`harness eval`: resolve, evaluate, write the run directory, print the table."""
     import typer

@@ -19,7 +19,7 @@ from harness.checkers.code import (
     run_many,
     run_program,
 )
-from harness.checkers.reasoning import answer_part
+from harness.checkers.reasoning import split_answer
 
 EXTRACT_CASES = [
     json.loads(line)
@@ -32,7 +32,7 @@ FAST_TIMEOUT_S = 5.0
 @pytest.mark.parametrize("case", EXTRACT_CASES, ids=[case["id"] for case in EXTRACT_CASES])
 def test_extracted_program_earns_the_expected_verdict(case):
     # As the task scores it: the thinking is cut off first (harness.checkers.reasoning).
-    answer = answer_part(case["response"]).text or ""
+    answer = split_answer(case["response"]).text or ""
     program = extract_code(answer, case["prompt"], case["entry_point"])
     verdict = check_humaneval(
         case["prompt"], program, case["test"], case["entry_point"], timeout_s=FAST_TIMEOUT_S

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checkers.reasoning import answer_part, opening_marker
+from harness.checkers.reasoning import opening_marker, split_answer
 
 
 @pytest.mark.parametrize("response, text, thinking", [
@@ -16,13 +16,13 @@ from harness.checkers.reasoning import answer_part, opening_marker
     ("", "", "none"),
     (None, "", "none"),
 ])
-def test_answer_part(response, text, thinking):
-    part = answer_part(response)
+def test_split_answer(response, text, thinking):
+    part = split_answer(response)
     assert (part.text, part.thinking) == (text, thinking)
 
 
 def test_other_markers_and_off():
-    assert answer_part("<reasoning>x</reasoning>y", "</reasoning>").text == "y"
-    assert answer_part("x[END]y", "[END]").text == "y"
-    assert answer_part("<think>x", "").text == "<think>x"
+    assert split_answer("<reasoning>x</reasoning>y", "</reasoning>").text == "y"
+    assert split_answer("x[END]y", "[END]").text == "y"
+    assert split_answer("<think>x", "").text == "<think>x"
     assert opening_marker("</think>") == "<think>" and opening_marker("[END]") is None

@@ -1,7 +1,7 @@
 """Code checker (HumanEval): turn a model's answer into a program, then earn a verdict in a sandbox.
 
 Extraction rules (`extract_code`), in order (reasoning is already cut off: callers pass the
-answer part, `harness.checkers.reasoning.answer_part`, so a draft in the thinking is never run):
+answer part, `harness.checkers.reasoning.split_answer`, so a draft in the thinking is never run):
 1. Among fenced blocks tagged python/py (or untagged), the last one that defines
    `def <entry_point>(` wins; else the longest one. Without such blocks: unfenced text that
    defines the function gives its code (from a line that starts code, trailing prose cut);

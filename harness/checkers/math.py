@@ -257,20 +257,22 @@ def boxed_answer(gold: Any, response: str | None) -> str | None:
     boxes = extract_boxed_run(response or "")
     several = False
     if len(boxes) > 1:
-        try:
-            gold_parsed = _parse_gold(normalize_gold(gold))
-        except ValueError:
-            gold_parsed = []
+        gold_parsed = _gold_parsed(gold)
         several = bool(gold_parsed) and _lists_several(gold_parsed)
     answer = _boxed_answer(boxes, several)
     return None if answer is None else ", ".join(answer)
 
 
-def _score(gold: Any, response: str | None) -> MathVerdict:
+def _gold_parsed(gold: Any) -> list:
+    """math-verify's parse of the gold; [] for no gold answer at all."""
     try:
-        gold_parsed = _parse_gold(normalize_gold(gold))
+        return _parse_gold(normalize_gold(gold))
     except ValueError:
-        gold_parsed = []
+        return []
+
+
+def _score(gold: Any, response: str | None) -> MathVerdict:
+    gold_parsed = _gold_parsed(gold)
     if not gold_parsed:
         return MathVerdict(False, UNPARSABLE_GOLD, None)
     pred_text, pred_parsed = _extract_prediction(response or "", _lists_several(gold_parsed))
@@ -309,11 +311,12 @@ def _deadline(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
 
 
-GRADERS = ("math-verify", "qwen")
+DEFAULT_GRADER = "math-verify"
+GRADERS = (DEFAULT_GRADER, "qwen")
 
 
 def _scorer(grader: str):
-    if grader == "math-verify":
+    if grader == DEFAULT_GRADER:
         return _score
     if grader == "qwen":
         # Imported here: math_qwen builds on this module.
@@ -324,7 +327,7 @@ def _scorer(grader: str):
 
 
 def _score_with_deadline(gold: Any, response: str | None, timeout_s: float,
-                         grader: str = "math-verify") -> MathVerdict:
+                         grader: str = DEFAULT_GRADER) -> MathVerdict:
     score = _scorer(grader)
     try:
         with _deadline(timeout_s):
@@ -367,7 +370,7 @@ def _can_time_out_here() -> bool:
 
 
 def check_math(gold: Any, response: str | None, timeout_s: float = 5.0,
-               grader: str = "math-verify") -> MathVerdict:
+               grader: str = DEFAULT_GRADER) -> MathVerdict:
     """Score one response against one gold answer within about timeout_s.
 
     `grader`: "math-verify" (this module's rules) or "qwen" (`math_qwen`: Qwen2.5-Math's
@@ -382,7 +385,7 @@ def check_math(gold: Any, response: str | None, timeout_s: float = 5.0,
 
 def check_many(
     items: Sequence[tuple[Any, str | None]], timeout_s: float = 5.0, workers: int | None = None,
-    grader: str = "math-verify",
+    grader: str = DEFAULT_GRADER,
 ) -> list[MathVerdict]:
     """Score (gold, response) pairs in killable worker processes; verdicts in input order.
 
@@ -404,7 +407,7 @@ def check_many(
 
 def _score_in_workers(
     items: list[tuple[Any, str | None]], timeout_s: float, workers: int | None,
-    grader: str = "math-verify",
+    grader: str = DEFAULT_GRADER,
 ) -> list[MathVerdict]:
     results = run_in_workers([(g, r, grader) for g, r in items], "harness.checkers.math:_worker_score",
                              timeout_s, workers, warmup=("1", "\\boxed{1}", grader, timeout_s))

@@ -2,7 +2,7 @@
 
 Reasoning models write `<think> ... </think>` before the answer, and the thinking is full of
 candidate answers, boxes and code that must not be scored. Every generative checker's input
-goes through `answer_part`, so the rule lives here only:
+goes through `split_answer`, so the rule lives here only:
 - with the end marker (the last one, if the model wrote several), the text after it is scored;
 - with an opening marker but no end marker after it, the model never finished thinking: there
   is no answer (callers count it apart as `no_answer`, not as a wrong answer);
@@ -34,7 +34,7 @@ def opening_marker(end_marker: str) -> str | None:
     return None
 
 
-def answer_part(response: str | None, end_marker: str | None = DEFAULT_END_MARKER) -> AnswerPart:
+def split_answer(response: str | None, end_marker: str | None = DEFAULT_END_MARKER) -> AnswerPart:
     """The text to score and how the response's thinking ended. An empty marker turns this off."""
     text = response or ""
     if not end_marker:

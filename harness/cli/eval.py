@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from harness.benchmarks import DEFAULT_MATH_GRADER
 from harness.checkers.reasoning import DEFAULT_END_MARKER
 from harness.cli import common
 
@@ -21,7 +22,7 @@ def eval_command(
     truthfulqa_version: str = typer.Option("2021", help="TruthfulQA release: 2021 (817 q, published numbers) or 2025 (790 q)."),
     gpqa_seed: int = typer.Option(0, help="Seed of GPQA's option shuffle."),
     label: str | None = typer.Option(None, help="Name of this model in the run directory (default: the model name)."),
-    math_grader: str = typer.Option("math-verify", help="Math grader: math-verify, qwen (Qwen2.5-Math's math_equal) or both."),
+    math_grader: str = typer.Option(DEFAULT_MATH_GRADER, help="Math grader: math-verify, qwen (Qwen2.5-Math's math_equal) or both."),
     reasoning_end: str = typer.Option(DEFAULT_END_MARKER, help="End of a reasoning model's thinking; checkers score the text after it ('' = off)."),
 ) -> None:
     """Score MODEL on AMC23, MATH-500, AIME24, HumanEval, GPQA-Diamond, IFEval and TruthfulQA."""
