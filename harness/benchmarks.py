@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import data
+from harness.checkers.reasoning import DEFAULT_END_MARKER as DEFAULT_REASONING_END
+from harness.checkers.reasoning import AnswerPart, split_answer
 from harness.errors import HarnessError
 
 MATH_TIMEOUT_S = 5.0
@@ -42,6 +44,12 @@ class Benchmark:
 
 
 MATH_COUNTERS = ("timeout", "no_answer", "unparsable_gold")
+# eval.math_grader: which grader's verdict is a math task's `exact_match`. With "both", math-verify's
+# is, and each grader's verdict is also a metric of its own (GRADER_METRICS).
+MATH_GRADERS = ("math-verify", "qwen", "both")
+DEFAULT_MATH_GRADER = MATH_GRADERS[0]
+GRADER_METRICS = {"math-verify": "math_verify_exact_match", "qwen": "qwen_exact_match"}
+GRADER_TIMEOUTS = {"math-verify": "math_verify_timeout", "qwen": "qwen_timeout"}
 
 
 def _math(name: str, max_new_tokens: int, size: int) -> Benchmark:
@@ -63,12 +71,12 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     _math("aime24", 1024, 30),
     _math("math500", 512, 500),
     Benchmark("humaneval", "generate_until", "pass@1", "humaneval", general=True, chat=True,
-              max_new_tokens=512, counters=("timeout",), size=164),
+              max_new_tokens=512, counters=("timeout", "no_answer"), size=164),
     _mc("gpqa_diamond", "gpqa", 198, redact=True),
     Benchmark("gpqa_diamond_cot", "generate_until", "exact_match", "gpqa", general=True,
               chat=True, max_new_tokens=1024, redact=True, counters=("no_answer",), size=198),
     Benchmark("ifeval", "generate_until", "prompt_level_strict_acc", "ifeval", general=True,
-              chat=True, max_new_tokens=1280, size=541),
+              chat=True, max_new_tokens=1280, counters=("no_answer",), size=541),
     _mc("truthfulqa_mc1", "truthfulqa", 817),
     _mc("truthfulqa_mc2", "truthfulqa", 817),
 )}
@@ -101,14 +109,29 @@ def resolve_benchmarks(spec: str) -> list[str]:
 
 
 def load_rows(task: str, **metadata: Any) -> list[dict]:
-    """A task's docs. Metadata knobs: truthfulqa_version ("2021"), gpqa_seed (0); others ignored
+    """A task's docs. Metadata knobs: truthfulqa_version ("2021"), gpqa_seed (0), and the scoring
+    options every doc of a generative task carries (lm-eval hands process_results the doc only):
+    reasoning_end ("</think>"), math_grader ("math-verify", math tasks). Others are ignored
     (lm-eval passes its whole metadata, model arguments included)."""
     bench = get(task)
     if bench.dataset == "gpqa":
-        return data.load_gpqa("diamond", seed=int(metadata.get("gpqa_seed", 0)))
-    if bench.dataset == "truthfulqa":
+        rows = data.load_gpqa("diamond", seed=int(metadata.get("gpqa_seed", 0)))
+    elif bench.dataset == "truthfulqa":
         return data.load_truthfulqa(str(metadata.get("truthfulqa_version", "2021")))
-    return data.load(bench.dataset)
+    else:
+        rows = data.load(bench.dataset)
+    if bench.output_type != "generate_until":
+        return rows
+    options = {"reasoning_end": str(metadata.get("reasoning_end", DEFAULT_REASONING_END))}
+    if bench.counters == MATH_COUNTERS:
+        options["math_grader"] = check_math_grader(str(metadata.get("math_grader", DEFAULT_MATH_GRADER)))
+    return [{**row, **options} for row in rows]
+
+
+def check_math_grader(name: str) -> str:
+    if name not in MATH_GRADERS:
+        raise HarnessError(f"unknown eval.math_grader {name!r}; valid: {', '.join(MATH_GRADERS)}")
+    return name
 
 
 def task_dataset(task: str, **metadata: Any):
@@ -177,42 +200,71 @@ def _flag(condition: bool) -> float:
     return 1.0 if condition else 0.0
 
 
-def score_math(doc: dict, response: str) -> dict[str, float]:
-    from harness.checkers.math import check_math
+def answer_part(doc: dict, response: str | None) -> AnswerPart:
+    """What the checkers score: the text after the thinking (harness.checkers.reasoning)."""
+    return split_answer(response, doc.get("reasoning_end", DEFAULT_REASONING_END))
 
-    verdict = check_math(doc["gold"], response, timeout_s=MATH_TIMEOUT_S)
-    scores = {"exact_match": _flag(verdict.correct)}
-    scores.update({status: _flag(verdict.status == status) for status in MATH_COUNTERS})
+
+def score_math(doc: dict, response: str) -> dict[str, float]:
+    from harness.checkers.math import NO_ANSWER, MathVerdict, check_math
+
+    choice = doc.get("math_grader") or DEFAULT_MATH_GRADER
+    graders = tuple(GRADER_METRICS) if choice == "both" else (choice,)
+    text = answer_part(doc, response).text
+    verdicts = {
+        grader: (MathVerdict(False, NO_ANSWER) if text is None else
+                 check_math(doc["gold"], text, timeout_s=MATH_TIMEOUT_S, grader=grader))
+        for grader in graders
+    }
+    headline = verdicts[graders[0]]
+    scores = {"exact_match": _flag(headline.correct)}
+    scores.update({status: _flag(headline.status == status) for status in MATH_COUNTERS})
+    if len(graders) > 1:
+        for grader, verdict in verdicts.items():
+            scores[GRADER_METRICS[grader]] = _flag(verdict.correct)
+            scores[GRADER_TIMEOUTS[grader]] = _flag(verdict.status == "timeout")
     return scores
 
 
 def score_humaneval(doc: dict, response: str) -> dict[str, float]:
     from harness.checkers.code import check_humaneval, extract_code
 
-    program = extract_code(response, doc["prompt"], doc["entry_point"])
+    text = answer_part(doc, response).text
+    if text is None:
+        return {"pass@1": 0.0, "timeout": 0.0, "no_answer": 1.0}
+    program = extract_code(text, doc["prompt"], doc["entry_point"])
     verdict = check_humaneval(doc["prompt"], program, doc["test"], doc["entry_point"],
                               timeout_s=CODE_TIMEOUT_S)
-    return {"pass@1": _flag(verdict.passed), "timeout": _flag(verdict.status == "timeout")}
+    return {"pass@1": _flag(verdict.passed), "timeout": _flag(verdict.status == "timeout"),
+            "no_answer": 0.0}
 
 
 def score_gpqa_cot(doc: dict, response: str) -> dict[str, float]:
     from harness.checkers.choice import extract_letter
 
-    letter = extract_letter(response, n_choices=len(doc["choices"]))
+    text = answer_part(doc, response).text
+    letter = None if text is None else extract_letter(text, n_choices=len(doc["choices"]))
     return {"exact_match": _flag(letter == doc["gold_letter"]), "no_answer": _flag(letter is None)}
 
 
 def score_ifeval(doc: dict, response: str) -> dict[str, Any]:
     from harness.checkers.ifeval import check_ifeval
 
+    text = answer_part(doc, response).text
+    if text is None:
+        n = len(doc["instruction_id_list"])
+        return {"prompt_level_strict_acc": False, "inst_level_strict_acc": [False] * n,
+                "prompt_level_loose_acc": False, "inst_level_loose_acc": [False] * n,
+                "no_answer": 1.0}
     # Arrow gives every kwargs dict the union of all keys, None where unused.
     kwargs = [{k: v for k, v in kw.items() if v is not None} for kw in doc["kwargs"]]
-    verdict = check_ifeval(doc["prompt"], response, list(doc["instruction_id_list"]), kwargs)
+    verdict = check_ifeval(doc["prompt"], text, list(doc["instruction_id_list"]), kwargs)
     return {
         "prompt_level_strict_acc": bool(verdict.prompt_level_strict),
         "inst_level_strict_acc": [bool(x) for x in verdict.inst_level_strict],
         "prompt_level_loose_acc": bool(verdict.prompt_level_loose),
         "inst_level_loose_acc": [bool(x) for x in verdict.inst_level_loose],
+        "no_answer": 0.0,
     }
 
 
@@ -255,19 +307,25 @@ def sample_fields(task: str, doc: dict, response: Any) -> dict[str, Any]:
 
     `response` is the generated text for generative tasks, and the per-choice results
     (loglikelihoods or lm-eval's (loglikelihood, is_greedy) pairs) for multiple-choice ones.
-    GPQA gives ids and letters only, never text.
+    GPQA gives ids and letters only, never text. Generative tasks also record `thinking`: how the
+    response's thinking ended (harness.checkers.reasoning: "none", "closed" or "unclosed"); the
+    extraction reads the answer part only, and an unclosed thinking extracts nothing.
     """
     bench = get(task)
     fields: dict[str, Any] = {"item_id": item_id(doc), "gold": None, "extracted": None}
+    text = None
+    if bench.output_type == "generate_until":
+        part = answer_part(doc, response)
+        text, fields["thinking"] = part.text, part.thinking
     if bench.dataset == "gpqa":
         fields["gold"] = doc["gold_letter"]
         if bench.output_type == "multiple_choice":
             best = _argmax(response or ())
             fields["extracted"] = None if best is None else data.LETTERS[best]
-        else:
+        elif text is not None:
             from harness.checkers.choice import extract_letter
 
-            fields["extracted"] = extract_letter(response or "", n_choices=len(doc["choices"]))
+            fields["extracted"] = extract_letter(text, n_choices=len(doc["choices"]))
     elif bench.dataset == "truthfulqa":
         targets = doc["mc1_targets" if task == "truthfulqa_mc1" else "mc2_targets"]
         true_idx = [i for i, label in enumerate(targets["labels"]) if label == 1]
@@ -276,13 +334,26 @@ def sample_fields(task: str, doc: dict, response: Any) -> dict[str, Any]:
     elif bench.dataset == "humaneval":
         from harness.checkers.code import extract_code
 
-        fields["extracted"] = extract_code(response or "", doc["prompt"], doc["entry_point"])
+        if text is not None:
+            fields["extracted"] = extract_code(text, doc["prompt"], doc["entry_point"])
     elif not bench.general:
-        from harness.checkers.math import extract_boxed
-
         fields["gold"] = doc["gold"]
-        fields["extracted"] = extract_boxed(response or "")
+        if text is not None and doc.get("math_grader") == "qwen":
+            from harness.checkers.math_qwen import extract_qwen_answer
+
+            fields["extracted"] = extract_qwen_answer(text) or None
+        elif text is not None:
+            from harness.checkers.math import boxed_answer
+
+            fields["extracted"] = boxed_answer(doc["gold"], text)
     elif bench.dataset == "ifeval":
         # The drift analysis splits IFEval's per-instruction verdicts into format and content ones.
         fields["instruction_id_list"] = list(doc["instruction_id_list"])
     return fields
+
+
+def grader_verdicts(metrics: dict[str, Any]) -> dict[str, bool] | None:
+    """{"math-verify": bool, "qwen": bool} from a math record's metrics when both graders ran."""
+    if not all(name in metrics for name in GRADER_METRICS.values()):
+        return None
+    return {grader: bool(metrics[name]) for grader, name in GRADER_METRICS.items()}

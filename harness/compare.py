@@ -66,7 +66,8 @@ def _eval_config(config: dict):
     return EvalConfig(benchmarks=resolve_benchmarks(ev["benchmarks"] if isinstance(ev["benchmarks"], str)
                                                     else ",".join(ev["benchmarks"])),
                       limit=ev["limit"], seed=config["seeds"][0], max_new_tokens=ev["max_new_tokens"],
-                      truthfulqa_version=str(ev["truthfulqa_version"]), gpqa_seed=ev["gpqa_seed"])
+                      truthfulqa_version=str(ev["truthfulqa_version"]), gpqa_seed=ev["gpqa_seed"],
+                      math_grader=str(ev["math_grader"]), reasoning_end=str(ev["reasoning_end"] or ""))
 
 
 def _vllm_options(config: dict) -> dict:

@@ -18,7 +18,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks import BENCHMARKS, item_id, sample_fields
+from harness.benchmarks import (
+    BENCHMARKS,
+    DEFAULT_MATH_GRADER,
+    DEFAULT_REASONING_END,
+    check_math_grader,
+    grader_verdicts,
+    item_id,
+    sample_fields,
+)
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json, read_jsonl, stable_hash
 from harness.paths import tasks_dir
@@ -39,9 +47,15 @@ class EvalConfig:
     truthfulqa_version: str = "2021"
     gpqa_seed: int = 0
     task_max_new_tokens: dict[str, int] = field(default_factory=dict)
+    math_grader: str = DEFAULT_MATH_GRADER  # math-verify | qwen | both (harness.benchmarks.score_math)
+    reasoning_end: str = DEFAULT_REASONING_END  # checkers score the text after the last one; "" = off
+
+    def __post_init__(self) -> None:
+        check_math_grader(self.math_grader)
 
     def metadata(self) -> dict[str, Any]:
-        return {"truthfulqa_version": self.truthfulqa_version, "gpqa_seed": self.gpqa_seed}
+        return {"truthfulqa_version": self.truthfulqa_version, "gpqa_seed": self.gpqa_seed,
+                "math_grader": self.math_grader, "reasoning_end": self.reasoning_end}
 
     def task_order(self) -> list[str]:
         """Chat tasks first: lm-eval's chat templating is one switch per call (see evaluate_model)."""
@@ -280,6 +294,7 @@ def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
             "prompt": prompt,
             "response": response,
             "metrics": {m: row[m] for m in row["metrics"]},
+            **_verdicts(row),
             "prompt_tokens": gen.prompt_tokens if gen else None,
             "completion_tokens": gen.completion_tokens if gen else None,
             "finish_reason": gen.finish_reason if gen else None,
@@ -291,6 +306,11 @@ def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
             timings.append({"doc_id": row["doc_id"], "seconds": round(gen.seconds, 4), "cached": gen.cached,
                             "completion_tokens": gen.completion_tokens})
     return records, timings
+
+
+def _verdicts(row: dict) -> dict:
+    verdicts = grader_verdicts({m: row[m] for m in row["metrics"]})
+    return {} if verdicts is None else {"verdicts": verdicts}
 
 
 def _throughput(timings: list[dict], wall: float) -> dict:
@@ -328,7 +348,8 @@ def results_table(payloads: dict[str, dict]) -> str:
 def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, backend: str = "hf", seed: int = 0,
              max_new_tokens: int | None = None, batch_size: int = 16, truthfulqa_version: str = "2021",
              gpqa_seed: int = 0, label: str | None = None, shard: Shard | None = None,
-             backend_options: dict | None = None) -> dict:
+             backend_options: dict | None = None, math_grader: str = DEFAULT_MATH_GRADER,
+             reasoning_end: str = DEFAULT_REASONING_END) -> dict:
     """`harness eval`: resolve, evaluate, write the run directory, print the table."""
     import typer
 
@@ -338,7 +359,8 @@ def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, back
     if truthfulqa_version not in ("2021", "2025"):
         raise HarnessError(f"unknown TruthfulQA version {truthfulqa_version!r}: choose 2021 or 2025")
     cfg = EvalConfig(benchmarks=resolve_benchmarks(benchmarks), limit=limit, seed=seed, max_new_tokens=max_new_tokens,
-                     truthfulqa_version=truthfulqa_version, gpqa_seed=gpqa_seed)
+                     truthfulqa_version=truthfulqa_version, gpqa_seed=gpqa_seed, math_grader=math_grader,
+                     reasoning_end=reasoning_end)
     options = {"batch_size": batch_size} if backend == "hf" else dict(backend_options or {})
     engine = make_backend(model, backend, **options)
     label = label or _label(model)

@@ -1,6 +1,8 @@
 """Shared fixtures: an isolated HARNESS_HOME, the offline data dir, and a tiny random model."""
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -35,6 +37,16 @@ def data_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("HARNESS_DATA_DIR is not set to the offline benchmark data")
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def humaneval(data_dir) -> list[dict]:
+    """The 164 HumanEval problems, as the data file has them."""
+    path = data_dir / "humaneval" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing from HARNESS_DATA_DIR")
+    with gzip.open(path, "rt") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 @pytest.fixture(scope="session")

@@ -372,3 +372,27 @@ def test_matches_lm_eval_on_wrapped_gpt4_responses(gpt4):
     ours, _ = compare_with_lm_eval(items, wrapped, pinned)
     strict, loose = accuracies(ours)["prompt_level_strict"], accuracies(ours)["prompt_level_loose"]
     assert loose > strict
+
+
+def test_paper_loose_gap_is_key_1129s_letter_draw(gpt4):
+    """Why loose is 79.48/85.49 here and 79.30/85.37 in the paper (docs/parity.md).
+
+    Key 1129 asks for the "letter" '!' at least 6 times; the reference code (google-research's
+    and lm-eval's alike) replaces a non-letter with a random letter, drawn afresh in the strict
+    pass and again in the loose pass. This checker draws once for both. The GPT-4 response has
+    fewer than 6 of b, j, k, q, x and z: had the paper's loose pass drawn one of those while its
+    strict pass drew any other letter, all four numbers are the paper's to the hundredth.
+    """
+    items, responses, _, _ = gpt4
+    verdicts = [check_ifeval(it["prompt"], r, it["instruction_id_list"], it["kwargs"])
+                for it, r in zip(items, responses)]
+    n = next(k for k, it in enumerate(items) if it["key"] == 1129)
+    item, response = items[n], responses[n]
+    rare = [c for c in "abcdefghijklmnopqrstuvwxyz" if response.lower().count(c) < 6]
+    assert rare == ["b", "j", "k", "q", "x", "z"]
+    loose_pass = check_ifeval(item["prompt"], response, item["instruction_id_list"],
+                              [dict(item["kwargs"][0], letter="z"), item["kwargs"][1]])
+    assert verdicts[n].prompt_level_strict and not loose_pass.prompt_level_loose
+    verdicts[n] = IFEvalVerdict(verdicts[n].prompt_level_strict, verdicts[n].inst_level_strict,
+                                loose_pass.prompt_level_loose, loose_pass.inst_level_loose)
+    assert {k: round(v, 2) for k, v in accuracies(verdicts).items()} == PAPER_GPT4

@@ -69,6 +69,34 @@ def test_extract_boxed(text, boxed):
 
 
 @pytest.mark.parametrize(
+    "text, run",
+    [
+        (r"\boxed{1}, \boxed{2}", ["1", "2"]),
+        (r"\boxed{1} and \boxed{2} and \boxed{3}", ["1", "2", "3"]),
+        (r"$\boxed{(2, 2)} \quad \text{and} \quad \boxed{(6, 2)}$", ["(2, 2)", "(6, 2)"]),
+        (r"\boxed{1} no no no no no \boxed{2}", ["2"]),
+        (r"\boxed{7} then much later, after all: \boxed{7}", ["7"]),
+        (r"\boxed{1}\boxed{1}", ["1"]),
+        (r"\boxed{\boxed{1}, \boxed{2}}", [r"\boxed{1}, \boxed{2}"]),
+        (r"\boxed 3, \boxed{4}", ["3", "4"]),
+        (r"\boxed{4} and \boxed{12", ["4"]),
+        ("no box", []),
+    ],
+)
+def test_extract_boxed_run(text, run):
+    assert math_checker.extract_boxed_run(text) == run
+
+
+def test_box_extraction_stays_linear():
+    # Every box joins the run; a quadratic rescan would take minutes here.
+    text = ", ".join(rf"\boxed{{{i}}}" for i in range(200_000))
+    started = time.perf_counter()
+    run = math_checker.extract_boxed_run(text)
+    assert len(run) == 200_000 and run[-1] == "199999"
+    assert time.perf_counter() - started < 5.0
+
+
+@pytest.mark.parametrize(
     "gold, text",
     [
         (27.0, "27"),

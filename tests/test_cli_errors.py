@@ -36,6 +36,8 @@ def assert_one_line_error(proc, *fragments):
     (["compare", "--set", "eval.benchmarks=math500,nope"], ["unknown benchmark"]),
     (["compare", "--set", "analysis.margin=-1"], ["analysis.margin must be >= 0"]),
     (["compare", "--set", "analysis.multiplicity=sidak"], ["unknown multiplicity method", "holm"]),
+    (["eval", "--math-grader", "sympy", "--benchmarks", "math500"], ["eval.math_grader", "qwen", "both"]),
+    (["compare", "--set", "eval.math_grader=sympy"], ["eval.math_grader", "math-verify"]),
 ])
 def test_bad_names_list_valid_choices(args, fragments, tmp_path):
     proc = run_cli(*args, "-o", str(tmp_path / "run"))

@@ -107,7 +107,7 @@ def test_humaneval_prompt_and_scoring(tasks):
         prompt = task.doc_to_text(doc)
         assert doc["prompt"] in prompt and "```python" in prompt
         gold = f"Here it is:\n```python\n{doc['prompt']}{doc['canonical_solution']}```\n"
-        assert task.process_results(doc, [gold]) == {"pass@1": 1.0, "timeout": 0.0}
+        assert task.process_results(doc, [gold]) == {"pass@1": 1.0, "timeout": 0.0, "no_answer": 0.0}
         wrong = f"```python\n{doc['prompt']}    return None\n```"
         assert _headline(task, doc, wrong) == 0.0
 
@@ -140,7 +140,7 @@ def test_ifeval_prompt_and_scoring(tasks):
                     if list(d["instruction_id_list"]) == ["punctuation:no_comma"])
     assert task.process_results(no_comma, ["A reply without that punctuation mark."]) == {
         "prompt_level_strict_acc": True, "inst_level_strict_acc": [True],
-        "prompt_level_loose_acc": True, "inst_level_loose_acc": [True]}
+        "prompt_level_loose_acc": True, "inst_level_loose_acc": [True], "no_answer": 0.0}
     assert _headline(task, no_comma, "One, two") is False
 
 
@@ -221,11 +221,13 @@ def test_sample_fields(tasks):
     fields = benchmarks.sample_fields("gpqa_diamond", gpqa, _lls(4, 2))
     assert fields == {"item_id": gpqa["id"], "gold": gpqa["gold_letter"], "extracted": "C"}
     fields = benchmarks.sample_fields("gpqa_diamond_cot", gpqa, "The answer is (D)")
-    assert fields == {"item_id": gpqa["id"], "gold": gpqa["gold_letter"], "extracted": "D"}
+    assert fields == {"item_id": gpqa["id"], "gold": gpqa["gold_letter"], "extracted": "D",
+                      "thinking": "none"}
 
     amc = tasks["amc23"].test_docs()[0]
     fields = benchmarks.sample_fields("amc23", amc, "\\boxed{12}")
-    assert fields == {"item_id": str(amc["id"]), "gold": amc["gold"], "extracted": "12"}
+    assert fields == {"item_id": str(amc["id"]), "gold": amc["gold"], "extracted": "12",
+                      "thinking": "none"}
 
     tqa = tasks["truthfulqa_mc2"].test_docs()[0]
     fields = benchmarks.sample_fields("truthfulqa_mc2", tqa, [-3.0, -1.0, -2.0])
@@ -236,11 +238,77 @@ def test_sample_fields(tasks):
     ifeval = tasks["ifeval"].test_docs()[0]
     assert benchmarks.sample_fields("ifeval", ifeval, "text") == {
         "item_id": str(ifeval["key"]), "gold": None, "extracted": None,
-        "instruction_id_list": ifeval["instruction_id_list"]}
+        "instruction_id_list": ifeval["instruction_id_list"], "thinking": "none"}
 
     he = tasks["humaneval"].test_docs()[0]
     fields = benchmarks.sample_fields("humaneval", he, f"```python\n{he['prompt']}    pass\n```")
     assert fields["item_id"] == "HumanEval/0" and "def " in fields["extracted"]
+
+
+def test_sample_fields_read_the_answer_after_the_thinking(tasks):
+    amc = tasks["amc23"].test_docs()[0]
+    fields = benchmarks.sample_fields("amc23", amc, "<think>maybe \\boxed{3}</think> so \\boxed{12}")
+    assert (fields["extracted"], fields["thinking"]) == ("12", "closed")
+    fields = benchmarks.sample_fields("amc23", amc, "<think>maybe \\boxed{3}, still thinking")
+    assert (fields["extracted"], fields["thinking"]) == (None, "unclosed")
+    # The Qwen grader's own extraction: no box, so the text after "the answer is".
+    fields = benchmarks.sample_fields("amc23", {**amc, "math_grader": "qwen"}, "So the answer is 12")
+    assert fields["extracted"] == "12"
+
+
+# Every generative task, with a response whose thinking holds a right-looking answer but never ends.
+@pytest.mark.parametrize("name", ["amc23", "math500", "humaneval", "gpqa_diamond_cot", "ifeval"])
+def test_unclosed_thinking_is_no_answer(tasks, name):
+    task = tasks[name]
+    doc = _docs(task)[0]
+    assert doc["reasoning_end"] == "</think>"
+    scores = task.process_results(doc, ["<think>The answer is (A). \\boxed{1}"])
+    assert scores["no_answer"] == 1.0
+    assert not scores[BENCHMARKS[name].metric]
+
+
+@pytest.mark.parametrize("name", ["amc23", "humaneval", "gpqa_diamond_cot", "ifeval"])
+def test_only_the_text_after_the_thinking_is_scored(tasks, name):
+    task = tasks[name]
+    doc = _docs(task)[0]
+    if name == "amc23":
+        right, wrong = f"\\boxed{{{doc['gold']}}}", "\\boxed{-987654}"
+    elif name == "humaneval":
+        right = f"```python\n{doc['prompt']}{doc['canonical_solution']}```"
+        wrong = f"```python\n{doc['prompt']}    return None\n```"
+    elif name == "gpqa_diamond_cot":
+        right = f"The answer is ({doc['gold_letter']})"
+        wrong = f"The answer is ({'B' if doc['gold_letter'] == 'A' else 'A'})"
+    else:
+        doc = next(d for d in task.test_docs() if list(d["instruction_id_list"]) == ["punctuation:no_comma"])
+        right, wrong = "No commas here.", "One, two"
+    metric = BENCHMARKS[name].metric
+    assert task.process_results(doc, [f"<think>{wrong}</think>{right}"])[metric]
+    assert not task.process_results(doc, [f"<think>{right}</think>{wrong}"])[metric]
+    assert not task.process_results(doc, [f"{right}</think>{wrong}"])[metric]
+
+
+def test_math_grader_both_scores_each_grader(tasks):
+    task = tasks["amc23"]
+    doc = {**_docs(task)[0], "math_grader": "both"}
+    scores = task.process_results(doc, [f"\\boxed{{{doc['gold']}}}"])
+    assert scores["exact_match"] == scores["math_verify_exact_match"] == scores["qwen_exact_match"] == 1.0
+    assert benchmarks.grader_verdicts(scores) == {"math-verify": True, "qwen": True}
+    # A percentage reading only the Qwen grader accepts: the headline stays math-verify's.
+    doc = {**doc, "gold": "0.5"}
+    scores = task.process_results(doc, ["\\boxed{50}"])
+    assert (scores["exact_match"], scores["math_verify_exact_match"], scores["qwen_exact_match"]) == (0, 0, 1)
+    scores = task.process_results({**doc, "math_grader": "qwen"}, ["\\boxed{50}"])
+    assert scores["exact_match"] == 1.0 and "qwen_exact_match" not in scores
+    assert benchmarks.grader_verdicts(scores) is None
+
+
+def test_math_grader_reaches_the_docs():
+    rows = benchmarks.load_rows("aime24", math_grader="qwen", reasoning_end="")
+    assert {(r["math_grader"], r["reasoning_end"]) for r in rows} == {("qwen", "")}
+    assert "math_grader" not in benchmarks.load_rows("ifeval")[0]
+    with pytest.raises(HarnessError, match="math_grader"):
+        benchmarks.load_rows("aime24", math_grader="sympy")
 
 
 # ---------------------------------------------------------------- helpers -----------------------

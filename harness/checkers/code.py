@@ -1,12 +1,12 @@
 """Code checker (HumanEval): turn a model's answer into a program, then earn a verdict in a sandbox.
 
-Extraction rules (`extract_code`), in order:
-1. Reasoning up to the last `</think>` is dropped: a draft there is not the answer.
-2. Among fenced blocks tagged python/py (or untagged), the last one that defines
+Extraction rules (`extract_code`), in order (reasoning is already cut off: callers pass the
+answer part, `harness.checkers.reasoning.split_answer`, so a draft in the thinking is never run):
+1. Among fenced blocks tagged python/py (or untagged), the last one that defines
    `def <entry_point>(` wins; else the longest one. Without such blocks: unfenced text that
    defines the function gives its code (from a line that starts code, trailing prose cut);
    anything else is taken as it is.
-3. A code piece that defines the entry point is appended after the prompt, so the prompt's
+2. A code piece that defines the entry point is appended after the prompt, so the prompt's
    imports and helpers stay available and the new definition replaces the stub.
    Anything else is a function body: it is indented under the prompt's signature.
 
@@ -69,7 +69,6 @@ class HumanEvalSample:
 def extract_code(response: str, prompt: str, entry_point: str) -> str:
     """The full program to run (prompt + the model's code), without the tests."""
     text = response.replace("\r\n", "\n")
-    text = text.rsplit("</think>", 1)[-1]
     code = _pick_code(text, entry_point)
     if _defines(code, entry_point):
         return prompt.rstrip("\n") + "\n\n\n" + textwrap.dedent(code).strip("\n") + "\n"

@@ -2,10 +2,13 @@
 
 Scoring rules, in order:
 1. The gold is normalised (`normalize_gold`) and parsed as LaTeX wrapped in `$...$`: math-verify
-   only extracts LaTeX that sits in a math environment. No parse -> status `unparsable_gold`.
+   only extracts LaTeX that sits in a math environment (a gold with its own `\\boxed{}` is read
+   from its boxes instead). No parse -> status `unparsable_gold`.
 2. The prediction is the content of the response's last complete `\\boxed{}`; without one it is
    whatever math-verify's own extraction finds ("final answer is ...", "answer: ...", else the
-   last number or formula). Nothing found, or an empty box -> status `no_answer`.
+   last number or formula). Nothing found, or an empty box -> status `no_answer`. When the gold
+   lists several answers (`1, 2`), the boxes just before the last one that math-verify would
+   join to it count too (`\\boxed{1} and \\boxed{2}`; see `extract_boxed_run`).
 3. `verify(gold, pred)`, gold first: math-verify is deliberately asymmetric.
 
 What math-verify decides, pinned by tests/cases/math.jsonl: `50\\%` matches `50` and `0.5`
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from sympy import FiniteSet
 
 from harness.checkers.workers import run_in_workers
 
@@ -78,8 +82,30 @@ def extract_boxed(text: str) -> str | None:
     One linear pass, so responses with megabytes or thousands of boxes stay cheap. An unclosed
     box (a generation cut off mid-answer) is skipped in favour of the last complete one.
     """
-    last: str | None = None
-    open_groups: list[int | None] = []  # content start for a box group, None for a plain group
+    boxes = extract_boxed_run(text)
+    return boxes[-1] if boxes else None
+
+
+# math-verify (latex2sympy2_extended's `extract_boxed_content`, mode "last") reads the boxes just
+# before the last one as part of the same answer when little separates them: fewer than 10
+# characters, or fewer than 70 with an "and", "or", comma or semicolon in between (and not the
+# same content again). `\boxed{1}, \boxed{2}` is one answer; `\boxed{3} ... I mean \boxed{4}`
+# with a long gap is not.
+_JOIN_ANY_GAP = 10
+_JOIN_SEPARATED_GAP = 70
+_JOIN_SEPARATOR = re.compile(r"\b(?:and|or)\b|[,;]")
+
+
+def extract_boxed_run(text: str) -> list[str]:
+    """The last complete box and the boxes joined to it, in text order ([] without a box).
+
+    Same single pass as `extract_boxed`. Only top-level boxes count: a box inside another one
+    is part of that one's content.
+    """
+    run: list[tuple[int, int, str]] = []  # (box command start, end after its close, content)
+    # Per open group: (content start, box command start) for a box group, None for a plain one.
+    open_groups: list[tuple[int, int] | None] = []
+    open_boxes = 0
     for match in _BRACE_TOKEN.finditer(text):
         token = match.group(0)
         if token.startswith("\\\\") or token in ("\\{", "\\}"):
@@ -87,16 +113,36 @@ def extract_boxed(text: str) -> str | None:
         if token == "{":
             open_groups.append(None)
         elif token == "}":
-            start = open_groups.pop() if open_groups else None
-            if start is not None:
-                last = text[start : match.start()]
+            box = open_groups.pop() if open_groups else None
+            if box is not None:
+                open_boxes -= 1
+                if not open_boxes:
+                    _extend_run(run, text, box[1], match.end(), text[box[0] : match.start()])
         elif match.group(1):
-            open_groups.append(match.end())
-        else:
+            open_groups.append((match.end(), match.start()))
+            open_boxes += 1
+        elif not open_boxes:
             bare = _BARE_BOX_ARGUMENT.match(text, match.end())
             if bare:
-                last = bare.group(1).rstrip(".,")
-    return None if last is None else _unwrap_nested_box(last.strip())
+                _extend_run(run, text, match.start(), bare.end(), bare.group(1).rstrip(".,"))
+    return [_unwrap_nested_box(content.strip()) for _, _, content in run]
+
+
+def _extend_run(run: list[tuple[int, int, str]], text: str, start: int, end: int,
+                content: str) -> None:
+    if run:
+        gap_start = run[-1][1]
+        same = run[-1][2].strip() == content.strip()
+        joined = start - gap_start < _JOIN_ANY_GAP or (
+            not same and start - gap_start < _JOIN_SEPARATED_GAP
+            and _JOIN_SEPARATOR.search(text, gap_start, start))
+        if not joined:
+            run.clear()
+        elif same:
+            # math-verify keeps one copy of a box repeated back to back.
+            run[-1] = (run[-1][0], end, content)
+            return
+    run.append((start, end, content))
 
 
 def _unwrap_nested_box(content: str) -> str:
@@ -155,18 +201,38 @@ def _clean_boxed(content: str) -> str:
 
 
 def _parse_gold(gold_text: str) -> list:
+    if _BOX_COMMAND.search(gold_text):
+        # A gold that marks its own answer (a worked solution, `\\boxed{1} and \\boxed{2}`) is read
+        # the way math-verify reads any text: from its boxes. Wrapped in `$...$`, math-verify
+        # would join every box in it, however far apart.
+        return parse(gold_text, _LATEX_OR_EXPR, parsing_timeout=None)
     # Inline `$...$` cannot span lines (matrices are often written over several).
     one_line = gold_text.replace("\n", " ")
     return parse(f"${one_line}$", _LATEX_OR_EXPR, parsing_timeout=None)
 
 
-def _extract_prediction(response: str) -> tuple[str | None, list]:
-    """(the answer text as extracted, math-verify's parse of it)."""
-    boxed = extract_boxed(response)
-    if boxed is not None:
-        if not boxed:
+_BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+
+
+def _lists_several(gold_parsed: list) -> bool:
+    """Whether the gold is a list of answers (`1, 2`; `(1, 2), (2, 1)`; `x = 1, y = 2`)."""
+    return isinstance(gold_parsed[0], FiniteSet) and len(gold_parsed[0]) > 1
+
+
+def _extract_prediction(response: str, several: bool) -> tuple[str | None, list]:
+    """(the answer text as extracted, math-verify's parse of it).
+
+    With `several`, the boxes joined to the last one (`extract_boxed_run`) form the answer, as
+    math-verify joins them; otherwise the last box alone is the answer, so that a second box
+    close after the first (a correction, a restatement) does not turn one answer into two.
+    """
+    answer = _boxed_answer(extract_boxed_run(response), several)
+    if answer is not None:
+        if not answer:
             return None, []
-        return boxed, parse(f"\\boxed{{{_clean_boxed(boxed)}}}", _LATEX_ONLY, parsing_timeout=None)
+        latex = ", ".join(_clean_boxed(box) for box in answer)
+        parsed = parse(f"\\boxed{{{latex}}}", _LATEX_ONLY, parsing_timeout=None)
+        return ", ".join(answer), parsed
     parsed = parse(response, _LATEX_OR_EXPR, parsing_timeout=None)
     if not parsed:
         return None, []
@@ -174,14 +240,42 @@ def _extract_prediction(response: str) -> tuple[str | None, list]:
     return (as_text[-1] if as_text else str(parsed[0])), parsed
 
 
-def _score(gold: Any, response: str | None) -> MathVerdict:
+def _boxed_answer(boxes: list[str], several: bool) -> list[str] | None:
+    """The boxes that make up the answer; None without a box, [] when the last box is empty."""
+    if not boxes:
+        return None
+    if not boxes[-1]:
+        return []
+    return [box for box in boxes if box] if several else boxes[-1:]
+
+
+def boxed_answer(gold: Any, response: str | None) -> str | None:
+    """The boxed answer `check_math` scores, as text (the `extracted` of sample records).
+
+    None without a box, "" for an empty last box.
+    """
+    boxes = extract_boxed_run(response or "")
+    several = False
+    if len(boxes) > 1:
+        gold_parsed = _gold_parsed(gold)
+        several = bool(gold_parsed) and _lists_several(gold_parsed)
+    answer = _boxed_answer(boxes, several)
+    return None if answer is None else ", ".join(answer)
+
+
+def _gold_parsed(gold: Any) -> list:
+    """math-verify's parse of the gold; [] for no gold answer at all."""
     try:
-        gold_parsed = _parse_gold(normalize_gold(gold))
+        return _parse_gold(normalize_gold(gold))
     except ValueError:
-        gold_parsed = []
+        return []
+
+
+def _score(gold: Any, response: str | None) -> MathVerdict:
+    gold_parsed = _gold_parsed(gold)
     if not gold_parsed:
         return MathVerdict(False, UNPARSABLE_GOLD, None)
-    pred_text, pred_parsed = _extract_prediction(response or "")
+    pred_text, pred_parsed = _extract_prediction(response or "", _lists_several(gold_parsed))
     if pred_text is None:
         return MathVerdict(False, NO_ANSWER, None)
     # allow_set_relation_comp: `0 < x \le 1` answers the gold `(0, 1]` as well as the interval does.
@@ -217,10 +311,27 @@ def _deadline(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
 
 
-def _score_with_deadline(gold: Any, response: str | None, timeout_s: float) -> MathVerdict:
+DEFAULT_GRADER = "math-verify"
+GRADERS = (DEFAULT_GRADER, "qwen")
+
+
+def _scorer(grader: str):
+    if grader == DEFAULT_GRADER:
+        return _score
+    if grader == "qwen":
+        # Imported here: math_qwen builds on this module.
+        from harness.checkers.math_qwen import score_qwen
+
+        return score_qwen
+    raise ValueError(f"unknown math grader {grader!r}; valid: {', '.join(GRADERS)}")
+
+
+def _score_with_deadline(gold: Any, response: str | None, timeout_s: float,
+                         grader: str = DEFAULT_GRADER) -> MathVerdict:
+    score = _scorer(grader)
     try:
         with _deadline(timeout_s):
-            return _score(gold, response)
+            return score(gold, response)
     except _DeadlineExceeded:
         return MathVerdict(False, TIMEOUT, None)
 
@@ -240,8 +351,9 @@ def _is_tame(gold: Any, response: str | None) -> bool:
         return False
     if text.count("\\boxed") + text.count("\\fbox") > 20:
         return False
-    parsed_part = extract_boxed(text)
-    parsed_part = text if parsed_part is None else parsed_part
+    # The boxes joined to the last one may be parsed too, when the gold lists several answers.
+    boxes = extract_boxed_run(text)
+    parsed_part = "\n".join(boxes) if boxes else text
     return _EXPLOSIVE.search(parsed_part) is None and _EXPLOSIVE.search(str(gold)) is None
 
 
@@ -257,46 +369,52 @@ def _can_time_out_here() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-def check_math(gold: Any, response: str | None, timeout_s: float = 5.0) -> MathVerdict:
+def check_math(gold: Any, response: str | None, timeout_s: float = 5.0,
+               grader: str = DEFAULT_GRADER) -> MathVerdict:
     """Score one response against one gold answer within about timeout_s.
 
-    Inputs unsafe to score here also pay for starting a worker process (about a second), so
-    score batches, and anything off the main thread, with check_many.
+    `grader`: "math-verify" (this module's rules) or "qwen" (`math_qwen`: Qwen2.5-Math's
+    `math_equal`). Inputs unsafe to score here also pay for starting a worker process (about a
+    second), so score batches, and anything off the main thread, with check_many.
     """
+    _scorer(grader)
     if _can_time_out_here() and _is_tame(gold, response):
-        return _score_with_deadline(gold, response, timeout_s)
-    return _score_in_workers([(gold, response)], timeout_s, workers=1)[0]
+        return _score_with_deadline(gold, response, timeout_s, grader)
+    return _score_in_workers([(gold, response)], timeout_s, workers=1, grader=grader)[0]
 
 
 def check_many(
-    items: Sequence[tuple[Any, str | None]], timeout_s: float = 5.0, workers: int | None = None
+    items: Sequence[tuple[Any, str | None]], timeout_s: float = 5.0, workers: int | None = None,
+    grader: str = DEFAULT_GRADER,
 ) -> list[MathVerdict]:
     """Score (gold, response) pairs in killable worker processes; verdicts in input order.
 
     No item takes much longer than timeout_s: a worker still busy after timeout_s plus a small
     margin is killed and replaced, and its item gets status `timeout`.
     """
+    _scorer(grader)
     items = list(items)
     if not items:
         return []
     small = len(items) <= _IN_PROCESS_BATCH
     if small and _can_time_out_here() and all(_is_tame(g, r) for g, r in items):
-        return [_score_with_deadline(g, r, timeout_s) for g, r in items]
-    return _score_in_workers(items, timeout_s, workers)
+        return [_score_with_deadline(g, r, timeout_s, grader) for g, r in items]
+    return _score_in_workers(items, timeout_s, workers, grader)
 
 
 # ---------------------------------------------------------------- worker processes
 
 
 def _score_in_workers(
-    items: list[tuple[Any, str | None]], timeout_s: float, workers: int | None
+    items: list[tuple[Any, str | None]], timeout_s: float, workers: int | None,
+    grader: str = DEFAULT_GRADER,
 ) -> list[MathVerdict]:
-    results = run_in_workers(items, "harness.checkers.math:_worker_score", timeout_s, workers,
-                             warmup=("1", "\\boxed{1}", timeout_s))
+    results = run_in_workers([(g, r, grader) for g, r in items], "harness.checkers.math:_worker_score",
+                             timeout_s, workers, warmup=("1", "\\boxed{1}", grader, timeout_s))
     return [MathVerdict(*r) if r is not None else MathVerdict(False, TIMEOUT, None) for r in results]
 
 
-def _worker_score(gold: Any, response: str | None, timeout_s: float) -> tuple:
+def _worker_score(gold: Any, response: str | None, grader: str, timeout_s: float) -> tuple:
     """In a worker: the verdict as plain data."""
-    verdict = _score_with_deadline(gold, response, timeout_s)
+    verdict = _score_with_deadline(gold, response, timeout_s, grader)
     return verdict.correct, verdict.status, verdict.pred

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from harness.benchmarks import DEFAULT_MATH_GRADER
+from harness.checkers.reasoning import DEFAULT_END_MARKER
 from harness.cli import common
 from harness.errors import HarnessError
 
@@ -29,6 +31,8 @@ def eval_command(
                                                  help="vllm: share of each GPU's memory to take."),
     max_model_len: int | None = typer.Option(None, "--max-model-len", min=16, help="vllm: context length to "
                                              "size the KV cache for (default: the model's)."),
+    math_grader: str = typer.Option(DEFAULT_MATH_GRADER, help="Math grader: math-verify, qwen (Qwen2.5-Math's math_equal) or both."),
+    reasoning_end: str = typer.Option(DEFAULT_END_MARKER, help="End of a reasoning model's thinking; checkers score the text after it ('' = off)."),
 ) -> None:
     """Score MODEL on AMC23, MATH-500, AIME24, HumanEval, GPQA-Diamond, IFEval and TruthfulQA.
 
@@ -48,7 +52,8 @@ def eval_command(
     run_dir = common.new_run_dir(label or model, output)
     payload = run_eval(model=model, benchmarks=benchmarks, limit=limit, run_dir=run_dir, backend=backend, seed=seed,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, truthfulqa_version=truthfulqa_version,
-                       gpqa_seed=gpqa_seed, label=label, shard=parsed,
+                       gpqa_seed=gpqa_seed, label=label, shard=parsed, math_grader=math_grader,
+                       reasoning_end=reasoning_end,
                        backend_options=vllm if backend == "vllm" else None)
     if launched:
         distributed.barrier()

@@ -11,6 +11,7 @@ from harness import drift
 from harness.io import atomic_write_bytes, atomic_write_text
 from harness.findings import AnalysisConfig, analyse
 from harness.report import claims, plots, sections
+from harness.report.graders import grader_disagreement
 from harness.report.html import render_page
 from harness.report.rundata import RunData, method_of, metric_label
 from harness.report.tables import Table, to_csv, to_latex, to_markdown
@@ -92,6 +93,7 @@ def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) ->
     findings_intro, findings = claims.intro(analysis), claims.findings_table(analysis.findings)
     family, family_rows = claims.family_table(analysis)
     seeds = sections.seed_table(run)
+    graders = grader_disagreement(run)
     main_parts: list[Table | str] = [main.table] + ([seeds.table] if seeds else [])
     stats_parts: list[Table | str] = [family] if family.rows else ["No comparisons: the run has no trained methods."]
     files: dict[str, str | bytes | None] = {
@@ -105,6 +107,8 @@ def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) ->
         "forgetting.csv": forget.csv,
         "comparisons.md": _markdown(run, "Statistics: every comparison", [findings_intro, family]),
         "comparisons.csv": to_csv(claims.FAMILY_CSV_COLUMNS, family_rows),
+        "graders.md": _markdown(run, "Math graders: where they disagree", [graders.table]) if graders else None,
+        "graders.csv": graders.csv if graders else None,
         "compute.md": _markdown(run, "Compute", compute_parts),
         "compute.csv": compute.csv,
         "summary.md": _markdown(run, "Summary", ["## Findings", findings_intro, findings, "## By method",
@@ -125,6 +129,7 @@ def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) ->
             ("Format drift", [drift_rows.table]),
             ("Forgetting", [forget.table]),
             ("Statistics", stats_parts),
+            *([("Math graders", [graders.table])] if graders else []),
             ("Compute", compute_parts),
             ("Per-item verdicts", [f"Which items flipped: flips/{t}.csv" for t in flip_files]),
         ])
