@@ -37,6 +37,7 @@ class Benchmark:
     redact: bool = False  # GPQA: per-sample records keep ids, letters and metrics only
     counters: tuple[str, ...] = ()  # status counters reported as their own metrics
     size: int = 0  # items in the full test set (TruthfulQA: the 2021 release; see n_items)
+    binary: bool = True  # per-item scores are 0/1 verdicts (False: continuous, TruthfulQA-MC2)
 
     @property
     def category(self) -> str:
@@ -57,9 +58,9 @@ def _math(name: str, max_new_tokens: int, size: int) -> Benchmark:
                      max_new_tokens=max_new_tokens, counters=MATH_COUNTERS, size=size)
 
 
-def _mc(name: str, dataset: str, size: int, redact: bool = False) -> Benchmark:
+def _mc(name: str, dataset: str, size: int, redact: bool = False, binary: bool = True) -> Benchmark:
     return Benchmark(name, "multiple_choice", "acc", dataset, general=True, chat=False,
-                     redact=redact, size=size)
+                     redact=redact, size=size, binary=binary)
 
 
 # Token budgets are CPU-sane defaults (the evaluator may override them): MATH-500 gets 512,
@@ -78,7 +79,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("ifeval", "generate_until", "prompt_level_strict_acc", "ifeval", general=True,
               chat=True, max_new_tokens=1280, counters=("no_answer",), size=541),
     _mc("truthfulqa_mc1", "truthfulqa", 817),
-    _mc("truthfulqa_mc2", "truthfulqa", 817),
+    _mc("truthfulqa_mc2", "truthfulqa", 817, binary=False),
 )}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.report.rundata import (
+from harness.rundata import (
     BASE,
     LOGLIKELIHOOD_TASKS,
     MATH_TASKS,
@@ -300,9 +300,8 @@ def label_measures(run: RunData, group: str, task: str) -> list[Measures]:
     return [item_measures(run.samples(label, task), task) for label in run.groups[group]]
 
 
-def measure_change(run: RunData, method: str, reference: str, task: str, measure: str,
-                   alpha: float = DEFAULT_ALPHA) -> Change | None:
-    base, other = label_measures(run, reference, task), label_measures(run, method, task)
+def _measure_change(method: str, reference: str, task: str, measure: str, base: list[Measures],
+                    other: list[Measures], alpha: float) -> Change | None:
     units = {m.length_unit for m in (*base, *other)}
     if measure == "length" and len(units) != 1:
         return None
@@ -311,10 +310,22 @@ def measure_change(run: RunData, method: str, reference: str, task: str, measure
                    next(iter(units)) if measure == "length" else "", reference)
 
 
+def measure_change(run: RunData, method: str, reference: str, task: str, measure: str,
+                   alpha: float = DEFAULT_ALPHA) -> Change | None:
+    return _measure_change(method, reference, task, measure, label_measures(run, reference, task),
+                           label_measures(run, method, task), alpha)
+
+
 def measure_changes(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
-    """Every method's drift measures against base, per generative task."""
-    return [c for method in _methods(run) for task in run.tasks if is_generative(run, task)
-            for measure in MEASURES if (c := measure_change(run, method, BASE, task, measure, alpha))]
+    """Every method's drift measures against base, per generative task (each record measured once)."""
+    base = {task: label_measures(run, BASE, task) for task in run.tasks if is_generative(run, task)}
+    changes = []
+    for method in _methods(run):
+        for task, base_measures in base.items():
+            other = label_measures(run, method, task)
+            changes += [c for measure in MEASURES
+                        if (c := _measure_change(method, BASE, task, measure, base_measures, other, alpha))]
+    return changes
 
 
 def changes_vs_base(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:

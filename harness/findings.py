@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from harness import drift
 from harness.drift import Change
 from harness.errors import HarnessError
-from harness.report.rundata import BASE, MATH_TASKS, RunData
+from harness.rundata import BASE, MATH_TASKS, RunData, is_general
 from harness.stats import DEFAULT_POWER, adjust, check_method, mde
 
 # Quantities for which a rise is not an improvement: their verdicts say higher / lower.
 _NEUTRAL = frozenset({"critique", "length"})
-GENERAL_NI_TASKS = ("ifeval", "truthfulqa_mc1", "truthfulqa_mc2", "gpqa_diamond", "gpqa_diamond_cot")
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,11 @@ def _present(names: tuple[str, ...] | frozenset[str]) -> Callable[[RunData], lis
     return lambda run: [t for t in run.tasks if t in names]
 
 
+def _general_but_code(run: RunData) -> list[str]:
+    """H5's benchmarks: the general ones, except HumanEval (H6 asks for a gain there)."""
+    return [t for t in run.tasks if is_general(t) and t != "humaneval"]
+
+
 HYPOTHESES = (
     Hypothesis("H1", "CGD > SFT on math (AMC23, MATH-500, AIME24)", "cgd", "sft", _present(MATH_TASKS),
                (Test("score", "higher"),)),
@@ -120,7 +124,7 @@ HYPOTHESES = (
                "cft", BASE, _present(MATH_TASKS), (Test("critique", "higher"), Test("parseable", "lower"))),
     Hypothesis("H4", "CFT loses IFEval vs base", "cft", BASE, _present(("ifeval",)), (Test("score", "lower"),)),
     Hypothesis("H5", "CGD non-inferior to base on IFEval, TruthfulQA and GPQA", "cgd", BASE,
-               _present(GENERAL_NI_TASKS), (Test("score", "non-inferior"),)),
+               _general_but_code, (Test("score", "non-inferior"),)),
     Hypothesis("H6", "CGD gains on HumanEval vs base (out of domain)", "cgd", BASE, _present(("humaneval",)),
                (Test("score", "higher"),)),
 )
@@ -134,21 +138,26 @@ class Finding:
     why: str
 
 
-def _comparison(run: RunData, h: Hypothesis, task: str, test: Test) -> Change | None:
+def _comparison(run: RunData, h: Hypothesis, task: str, test: Test, known: dict[tuple, Change]) -> Change | None:
+    """The comparison a hypothesis needs: one already made against base, or a new one between methods."""
+    quantity = run.headline(task) if test.quantity == "score" else test.quantity
+    if (h.method, h.reference, task, quantity) in known:
+        return known[h.method, h.reference, task, quantity]
     if test.quantity == "score":
-        return drift.score_change(run, h.method, h.reference, task, run.headline(task))
-    return drift.measure_change(run, h.method, h.reference, task, test.quantity)
+        return drift.score_change(run, h.method, h.reference, task, quantity)
+    return drift.measure_change(run, h.method, h.reference, task, quantity)
 
 
-def hypothesis_changes(run: RunData) -> dict[str, list[tuple[Test, Change]]]:
+def hypothesis_changes(run: RunData, vs_base: list[Change]) -> dict[str, list[tuple[Test, Change]]]:
     """Each hypothesis's comparisons on this run (unsettled: no adjusted p yet)."""
+    known = {(c.method, c.reference, c.task, c.quantity): c for c in vs_base}
     out = {}
     for h in HYPOTHESES:
         if not {h.method, h.reference} <= set(run.groups):
             out[h.key] = []
             continue
         out[h.key] = [(test, c) for task in h.tasks(run) for test in h.tests
-                      if (c := _comparison(run, h, task, test))]
+                      if (c := _comparison(run, h, task, test, known))]
     return out
 
 
@@ -209,7 +218,7 @@ class Analysis:
 def analyse(run: RunData, cfg: AnalysisConfig) -> Analysis:
     """Every comparison the report makes, adjusted as one family, and the hypotheses' verdicts."""
     vs_base = drift.changes_vs_base(run, cfg.alpha)
-    per_hypothesis = hypothesis_changes(run)
+    per_hypothesis = hypothesis_changes(run, vs_base)
     by_key = {c.key: c for c in vs_base}
     for pairs in per_hypothesis.values():
         for _, c in pairs:

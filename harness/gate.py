@@ -24,7 +24,7 @@ import numpy as np
 from harness.drift import format_p
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json, stable_hash
-from harness.report.rundata import BASE, RunData, task_sort_key
+from harness.rundata import BASE, RunData, task_sort_key
 from harness.report.tables import Table, to_markdown
 from harness.stats import adjust, check_method, compare_items
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import benchmarks
+from harness.drift import MEASURES
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig
 from harness.stats import mde, n_for_effect
 
 DISCORDANCES = (0.05, 0.1, 0.2, 0.4)
 N_FOR_EFFECT_AT = (0.1, 0.2, 0.4)
-# Drift measures compared per generative benchmark and method (harness.drift.MEASURES).
-_MEASURES_PER_TASK = 4
-_CONTINUOUS = frozenset({"truthfulqa_mc2"})
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def family_size(config: dict) -> int:
     methods = list(config.get("methods") or [])
     generative = [t for t in tasks if benchmarks.get(t).output_type == "generate_until"]
     columns = len(tasks) + (1 if "ifeval" in tasks else 0)   # IFEval's instruction-level column
-    per_method = columns + _MEASURES_PER_TASK * len(generative)
+    per_method = columns + len(MEASURES) * len(generative)
     math = [t for t in tasks if not benchmarks.get(t).general]
     between = sum(len(math) for ref in ("sft", "cft") if "cgd" in methods and ref in methods)
     return max(1, len(methods) * per_method + between)
@@ -59,7 +57,7 @@ def plan(config: dict, effect_points: float) -> tuple[list[PlanRow], int, Analys
     rows = []
     for task in planned_benchmarks(config):
         n = benchmarks.n_items(task, ev.get("limit"), str(ev.get("truthfulqa_version", "2021")))
-        binary = task not in _CONTINUOUS
+        binary = benchmarks.get(task).binary
         rows.append(PlanRow(
             task, n, mde(n, None, cfg.alpha, cfg.power, binary),
             tuple(mde(n, d, cfg.alpha, cfg.power, binary) for d in DISCORDANCES),

@@ -16,7 +16,7 @@ from harness.drift import (
     paragraphs,
     response_length,
 )
-from harness.report.rundata import RunData
+from harness.rundata import RunData
 from test_report import make_run
 
 CASES = [json.loads(line) for line in

@@ -10,7 +10,7 @@ from harness.drift import Change
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig, analyse, verdict
 from harness.io import atomic_write_json
-from harness.report.rundata import RunData
+from harness.rundata import RunData
 from harness.stats import ItemComparison, PairedTest
 from test_report import _gpqa_record, _math_record, _mc2_record, write_eval
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.io import atomic_write_json, atomic_write_jsonl
 from harness.report.graders import grader_disagreement
-from harness.report.rundata import RunData
+from harness.rundata import RunData
 from harness.report.tables import to_markdown
 
 

@@ -25,6 +25,7 @@ def compare_command(
     """Build critique data, train each method with a matched budget, evaluate base + variants, write the report."""
     from harness import distributed
     from harness.compare import compare
+    from harness.report.sections import without_config
 
     overrides = [f"{k}={v}" for k, v in (("methods", methods), ("teacher", teacher), ("model", model),
                                          ("seeds", seeds), ("eval.limit", limit)) if v is not None]
@@ -39,10 +40,6 @@ def compare_command(
         return
     for name in ("table.md", "findings.md"):   # the findings last: what a reader sees when it ends
         if (out / name).exists():
-            typer.echo(_without_config((out / name).read_text(encoding="utf-8")))
+            typer.echo(without_config((out / name).read_text(encoding="utf-8")))
     typer.echo(f"report: {out}")
 
-
-def _without_config(markdown: str) -> str:
-    """A report file as the terminal shows it: the resolved config stays in the file."""
-    return markdown.split("\n<details><summary>Resolved config")[0].rstrip() + "\n"

@@ -1,7 +1,7 @@
 """Report generation: tables (md/csv/tex/html), plots and per-item comparisons for a run directory.
 
-`write_report` is imported lazily so that modules needing only the run-directory reader
-(`harness.report.rundata`, used by drift and gate) do not pull in matplotlib.
+`write_report` is imported lazily so that modules needing only the table model
+(`harness.report.tables`, used by the gate) do not pull in matplotlib at start-up.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from harness.findings import AnalysisConfig, analyse
 from harness.report import claims, plots, sections
 from harness.report.graders import grader_disagreement
 from harness.report.html import render_page
-from harness.report.rundata import RunData, method_of, metric_label
+from harness.rundata import RunData, method_of, metric_label
 from harness.report.tables import Table, to_csv, to_latex, to_markdown
 
 

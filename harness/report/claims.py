@@ -4,7 +4,6 @@ from __future__ import annotations
 from harness.drift import Change, format_p
 from harness.findings import Analysis, Finding
 from harness.report.tables import Table, to_markdown
-from harness.stats import MULTIPLICITY_METHODS
 
 _ADJUSTMENT = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
 
@@ -39,7 +38,7 @@ def evidence_text(change: Change) -> str:
 
 def intro(analysis: Analysis) -> str:
     cfg = analysis.config
-    method = _ADJUSTMENT[cfg.multiplicity] if cfg.multiplicity in MULTIPLICITY_METHODS else cfg.multiplicity
+    method = _ADJUSTMENT[cfg.multiplicity]   # validated by AnalysisConfig
     return (f"The CGD paper's claims, tested on this run as hypotheses. Every p-value is adjusted "
             f"({method}) over the family of {len(analysis.family)} comparisons this report makes "
             f"(listed under Statistics); alpha = {cfg.alpha:g}; margin ±{cfg.margin:g} points for "

@@ -6,7 +6,7 @@ so the report names the items the graders split on, per benchmark and model.
 """
 from __future__ import annotations
 
-from harness.report.rundata import RunData
+from harness.rundata import RunData
 from harness.report.sections import Section
 from harness.report.tables import Table, to_csv
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.drift import Change, DriftRow, format_p
 from harness.report.claims import interval_text, mde_text
-from harness.report.rundata import BASE, RunData, metric_label
+from harness.rundata import BASE, RunData, metric_label
 from harness.report.tables import Table, to_csv
 from harness.stats import aggregate_interval, score_interval, seed_variance_share
 
@@ -258,10 +258,18 @@ def header_markdown(run: RunData, title: str) -> str:
     return f"# {title}\n\nRun `{run.run_id}` · git revision `{run.git_revision}` · seeds {_seeds(run)}\n\n"
 
 
+CONFIG_MARKER = "\n<details><summary>Resolved config"
+
+
 def footer_markdown(run: RunData) -> str:
     """Every Markdown report ends with the resolved config (after the results a reader came for)."""
     config = json.dumps(run.config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return f"\n<details><summary>Resolved config</summary>\n\n```json\n{config}\n```\n\n</details>\n"
+    return f"{CONFIG_MARKER}</summary>\n\n```json\n{config}\n```\n\n</details>\n"
+
+
+def without_config(markdown: str) -> str:
+    """A Markdown report as a terminal shows it: the resolved config stays in the file."""
+    return markdown.split(CONFIG_MARKER)[0].rstrip() + "\n"
 
 
 def _seeds(run: RunData) -> str:

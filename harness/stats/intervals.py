@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
 
 DEFAULT_CONFIDENCE = 0.95
@@ -109,7 +110,5 @@ def aggregate_interval(value: float, stderr: float | None, n: int,
         return None
     if stderr is None or stderr <= 0.0:
         return wilson(min(max(value, 0.0), 1.0), n, confidence)
-    from scipy.stats import norm
-
     z = float(norm.ppf(0.5 + confidence / 2.0))
     return Interval(value, value - z * stderr, value + z * stderr, n, "normal")

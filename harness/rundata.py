@@ -10,7 +10,9 @@ headline, so stats, drift, report and gate all score a benchmark the same way:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cached_property
+from types import MappingProxyType
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,7 @@ class RunData:
         if not self.labels:
             raise HarnessError(f"{self.root}: no evaluated models (expected eval/<label>/results.json)")
         self._samples: dict[tuple[str, str], list[dict]] = {}
+        self._item_scores: dict[tuple[str, str, str], Mapping[str, float]] = {}
 
     @property
     def run_id(self) -> str:
@@ -208,10 +211,16 @@ class RunData:
             self._samples[key] = read_jsonl(path) if path.exists() else []
         return self._samples[key]
 
-    def item_scores(self, label: str, task: str, metric: str) -> dict[str, float]:
-        """Per-item scores (empty when the run has no samples carrying that metric)."""
-        pairs = [pair for rec in self.samples(label, task) for pair in item_units(rec, metric).items()]
-        return _mean_over_duplicates(pairs)
+    def item_scores(self, label: str, task: str, metric: str) -> Mapping[str, float]:
+        """Per-item scores (empty when the run has no samples carrying that metric).
+
+        Computed once per (label, task, metric): the main table, plots, drift, findings and gate all
+        read them, and a read-only view keeps one reader from changing another's numbers."""
+        key = (label, task, metric)
+        if key not in self._item_scores:
+            pairs = [pair for rec in self.samples(label, task) for pair in item_units(rec, metric).items()]
+            self._item_scores[key] = MappingProxyType(_mean_over_duplicates(pairs))
+        return self._item_scores[key]
 
     def group_item_scores(self, group: str, task: str, metric: str) -> dict[str, float]:
         """Per-item scores averaged over a method's seeds, on items every seed evaluated."""
