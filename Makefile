@@ -24,7 +24,9 @@ demo: setup
 	$(BIN)/harness compare --methods sft,cft,cgd --profile smoke
 
 test: setup
-	$(BIN)/pytest -m "not slow and not vllm" $(PYTEST_ARGS)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "not slow and not vllm" --durations=15 $(PYTEST_ARGS)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 # Opt-in, not in CI: a real vLLM CPU server (its own .venv-vllm, installed on first use; ~3 min to

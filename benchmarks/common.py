@@ -1,4 +1,5 @@
 """What both benchmark scripts share: environment set-up, alternating repeats, one child per run."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,14 @@ def set_up_parent(args) -> None:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
 
 
-def measure(script: str, names: list[str], repeats: int, argv: list[str],
-            show: Callable[[int, str, dict], None]) -> dict[str, list[dict]]:
+def measure(
+    script: str, names: list[str], repeats: int, argv: list[str], show: Callable[[int, str, dict], None]
+) -> dict[str, list[dict]]:
     """Each name once per repeat, each in its own child of `script`; the order reverses on odd
     repeats (the machine drifts). `show(repeat, name, result)` after every run."""
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for rep in range(repeats):
-        for name in (names if rep % 2 == 0 else names[::-1]):
+        for name in names if rep % 2 == 0 else names[::-1]:
             runs[name].append(_run_child(script, name, argv))
             show(rep + 1, name, runs[name][-1])
     return runs

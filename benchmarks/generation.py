@@ -12,6 +12,7 @@ Roofline: FLOP/token (2 x the model's matmul weights) against the best matmul ra
 measured in this run on the same threads (or GPU); the median matmul rate shows how loaded the machine was.
 On a GPU, --device cuda (the default where torch sees one) runs both engines there in the same dtype.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,10 @@ ENGINES = {
     "lm-eval-hf": "lm_eval.models.huggingface.HFLM, stock settings (batch_size=1 unless --lm-eval-batch-size)",
     "generate": "HFBackend engine=generate (transformers generate, padded batches of batch_size)",
     "project-int8": "HFBackend continuous engine with quantize='int8' (opt-in, numerics change)",
-    "project-sdpa": "the default engine on torch alone: SDPA, oneDNN and torch ops instead of the native kernels (HARNESS_NATIVE=0)",
+    "project-sdpa": (
+        "the default engine on torch alone: SDPA, oneDNN and torch ops instead of the native kernels "
+        "(HARNESS_NATIVE=0)"
+    ),
     "project-nodraft": "the default engine without prompt-lookup drafts (draft=0)",
     "project-onednn": "the default engine with oneDNN's matmul instead of the native one (HARNESS_NATIVE_GEMM=0)",
 }
@@ -42,21 +46,37 @@ def main() -> None:
         return _child(args)
     set_up_parent(args)
     engines = args.engines.split(",")
-    print(f"prompts={args.prompts or args.n_prompts} max_new_tokens={args.max_new_tokens} repeats={args.repeats} "
-          f"batch_size={args.batch_size} lm_eval_batch_size={args.lm_eval_batch_size} "
-          f"threads={args.threads or len(os.sched_getaffinity(0))} "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
-    argv = ["--model", args.model, "--n-prompts", str(args.n_prompts), "--max-new-tokens", str(args.max_new_tokens),
-            *(["--prompts", args.prompts] if args.prompts else []),
-            "--batch-size", str(args.batch_size), "--lm-eval-batch-size", str(args.lm_eval_batch_size)]
+    print(
+        f"prompts={args.prompts or args.n_prompts} max_new_tokens={args.max_new_tokens} repeats={args.repeats} "
+        f"batch_size={args.batch_size} lm_eval_batch_size={args.lm_eval_batch_size} "
+        f"threads={args.threads or len(os.sched_getaffinity(0))} "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
+        flush=True,
+    )
+    argv = [
+        "--model",
+        args.model,
+        "--n-prompts",
+        str(args.n_prompts),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        *(["--prompts", args.prompts] if args.prompts else []),
+        "--batch-size",
+        str(args.batch_size),
+        "--lm-eval-batch-size",
+        str(args.lm_eval_batch_size),
+    ]
     argv += ["--threads", str(args.threads)] if args.threads else []
     argv += ["--device", args.device, "--dtype", args.dtype]
     peaks = [_matmul_rate(args.threads, args.device, args.dtype)]
 
     def show(rep: int, engine: str, out: dict) -> None:
         gpu = f" peak_gpu={out['max_gpu_mb']:6.0f} MB" if out.get("max_gpu_mb") else ""
-        print(f"run {rep} {engine:15s} useful_tokens={out['useful_tokens']:6d} seconds={out['seconds']:8.1f} "
-              f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB{gpu}", flush=True)
+        print(
+            f"run {rep} {engine:15s} useful_tokens={out['useful_tokens']:6d} seconds={out['seconds']:8.1f} "
+            f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB{gpu}",
+            flush=True,
+        )
         peaks.append(_matmul_rate(args.threads, args.device, args.dtype))
 
     runs = measure(__file__, engines, args.repeats, argv, show)
@@ -67,17 +87,27 @@ def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
     p.add_argument("--n-prompts", type=int, default=64)
-    p.add_argument("--prompts", default=None,
-                   help="comma list of MATH-500 test indices instead of the first --n-prompts (e.g. a long tail)")
+    p.add_argument(
+        "--prompts",
+        default=None,
+        help="comma list of MATH-500 test indices instead of the first --n-prompts (e.g. a long tail)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=64, help="project slots / generate batch size")
-    p.add_argument("--lm-eval-batch-size", type=int, default=1,
-                   help="HFLM's batch_size (lm-eval's --batch_size); 1 is its default")
+    p.add_argument(
+        "--lm-eval-batch-size",
+        type=int,
+        default=1,
+        help="HFLM's batch_size (lm-eval's --batch_size); 1 is its default",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda where torch sees a GPU)")
-    p.add_argument("--dtype", default="auto",
-                   help="float32, bfloat16, float16, or auto (the project's default: fp32 on CPU, the checkpoint's dtype on GPU); "
-                        "lm-eval runs the same dtype")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="float32, bfloat16, float16, or auto (the project's default: fp32 on CPU, the checkpoint's dtype on GPU); "
+        "lm-eval runs the same dtype",
+    )
     p.add_argument("--engines", default="project,lm-eval-hf", help=f"comma list of {', '.join(ENGINES)}")
     p.add_argument("--quick", action="store_true", help="16 prompts, 128 tokens, 1 repeat")
     args = p.parse_args()
@@ -89,7 +119,9 @@ def _parse() -> argparse.Namespace:
         from harness.backends.hf import resolve_dtype
         from harness.models import resolve_model
 
-        args.dtype = str(resolve_dtype(None, args.device, resolve_model(args.model).path)).removeprefix("torch.")
+        args.dtype = str(resolve_dtype(None, args.device, resolve_model(args.model).path)).removeprefix(
+            "torch."
+        )
     if args.quick:
         args.n_prompts, args.max_new_tokens, args.repeats = 16, 128, 1
     unknown = set(args.engines.split(",")) - set(ENGINES)
@@ -98,7 +130,9 @@ def _parse() -> argparse.Namespace:
     return args
 
 
-def _matmul_rate(threads: int | None, device: str = "cpu", dtype: str = "float32", reps: int = 12) -> tuple[float, float]:
+def _matmul_rate(
+    threads: int | None, device: str = "cpu", dtype: str = "float32", reps: int = 12
+) -> tuple[float, float]:
     """(best, median) GFLOP/s of an n x n x n matmul in the run's dtype: on the benchmark's CPU threads
     (n = 1024), or on the GPU (n = 8192, large enough to reach its peak)."""
     import torch
@@ -131,13 +165,23 @@ def _child(args) -> None:
     texts, tokens, seconds, (flop, prompt_flop) = run(args, resolved, prompts)
     useful = sum(tokens)
     prompt_tokens = sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-    json.dump({"engine": args.child, "texts": texts, "tokens": tokens, "useful_tokens": useful,
-               "seconds": seconds, "tok_s": useful / seconds, "gflop_per_token": flop,
-               "prompt_tokens": prompt_tokens, "gflop_per_prompt_token": prompt_flop,
-               "threads": torch.get_num_threads(),
-               "max_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0,
-               "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
-              open(args.out, "w"))
+    json.dump(
+        {
+            "engine": args.child,
+            "texts": texts,
+            "tokens": tokens,
+            "useful_tokens": useful,
+            "seconds": seconds,
+            "tok_s": useful / seconds,
+            "gflop_per_token": flop,
+            "prompt_tokens": prompt_tokens,
+            "gflop_per_prompt_token": prompt_flop,
+            "threads": torch.get_num_threads(),
+            "max_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        },
+        open(args.out, "w"),
+    )
 
 
 def _prompts(resolved, n: int, picks: str | None = None):
@@ -149,8 +193,12 @@ def _prompts(resolved, n: int, picks: str | None = None):
     rows = [json.loads(line) for line in (Path(root) / "math500" / "test.jsonl").open()]
     rows = [rows[int(i)] for i in picks.split(",")] if picks else rows[:n]
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["problem"]}], tokenize=False,
-                                             add_generation_prompt=True) for r in rows]
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": r["problem"]}], tokenize=False, add_generation_prompt=True
+        )
+        for r in rows
+    ]
     return prompts, tokenizer
 
 
@@ -172,16 +220,31 @@ def _project(args, resolved, prompts):
         os.environ["HARNESS_NATIVE"] = "0"
     if args.child == "project-onednn":
         os.environ["HARNESS_NATIVE_GEMM"] = "0"
-    options = {"generate": {"engine": "generate"}, "project-int8": {"quantize": "int8"},
-               "project-nodraft": {"draft": 0}}.get(args.child, {})
-    backend = HFBackend(resolved, batch_size=args.batch_size, threads=args.threads, progress=False,
-                        device=args.device, dtype=args.dtype, **options)
+    options = {
+        "generate": {"engine": "generate"},
+        "project-int8": {"quantize": "int8"},
+        "project-nodraft": {"draft": 0},
+    }.get(args.child, {})
+    backend = HFBackend(
+        resolved,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        progress=False,
+        device=args.device,
+        dtype=args.dtype,
+        **options,
+    )
     backend.generate([GenRequest(prompt=prompts[0], max_new_tokens=8)])  # warm-up, not timed
     requests = [GenRequest(prompt=p, max_new_tokens=args.max_new_tokens) for p in prompts]
     start = time.perf_counter()
     results = backend.generate(requests)
     seconds = time.perf_counter() - start
-    return [r.text for r in results], [r.completion_tokens for r in results], seconds, _flop_per_token(backend.model)
+    return (
+        [r.text for r in results],
+        [r.completion_tokens for r in results],
+        seconds,
+        _flop_per_token(backend.model),
+    )
 
 
 def _lm_eval(args, resolved, prompts):
@@ -199,7 +262,7 @@ def _lm_eval(args, resolved, prompts):
             mask = kwargs.get("attention_mask")
             mask = mask.tolist() if mask is not None else [[1] * context.shape[1]] * context.shape[0]
             pad = self.tokenizer.pad_token_id
-            for ctx, m, row in zip(context.tolist(), mask, out[:, context.shape[1]:].tolist()):
+            for ctx, m, row in zip(context.tolist(), mask, out[:, context.shape[1] :].tolist()):
                 n = next((j + 1 for j, t in enumerate(row) if t in eos_ids), None)
                 key = tuple(t for t, keep in zip(ctx, m) if keep)
                 counts[key] = n if n is not None else len([t for t in row if t != pad])
@@ -208,14 +271,20 @@ def _lm_eval(args, resolved, prompts):
     if args.threads:
         torch.set_num_threads(args.threads)
     # Stock settings apart from the batch size the user may pass, on the project's device and dtype.
-    lm = CountingHFLM(pretrained=str(resolved.path), device=args.device, dtype=args.dtype,
-                      batch_size=args.lm_eval_batch_size)
+    lm = CountingHFLM(
+        pretrained=str(resolved.path),
+        device=args.device,
+        dtype=args.dtype,
+        batch_size=args.lm_eval_batch_size,
+    )
     eos = lm.model.generation_config.eos_token_id
     eos_ids.update(eos if isinstance(eos, list) else [eos])
 
     def instances(texts, max_new):
-        return [Instance("generate_until", {}, (t, {"until": [], "max_gen_toks": max_new, "do_sample": False}), i)
-                for i, t in enumerate(texts)]
+        return [
+            Instance("generate_until", {}, (t, {"until": [], "max_gen_toks": max_new, "do_sample": False}), i)
+            for i, t in enumerate(texts)
+        ]
 
     lm.generate_until(instances(prompts[:1], 8), disable_tqdm=True)  # warm-up, not timed
     counts.clear()
@@ -233,24 +302,32 @@ def _summary(args, engines, runs, peaks) -> None:
     first = runs[engines[0]][0]
     flop = first["gflop_per_token"]
     roof_best, roof_median = best_rate / flop, median_rate / flop
-    print(f"\nmodel: {flop:.3f} GFLOP/token; {args.device} {args.dtype} matmul best {best_rate:.1f} GFLOP/s -> roofline "
-          f"{roof_best:.0f} tok/s; matmul median during run {median_rate:.1f} GFLOP/s -> {roof_median:.0f} tok/s")
-    print(f"prompts: {first['prompt_tokens']} tokens at {first['gflop_per_prompt_token']:.3f} GFLOP each (prefill work "
-          f"that the useful-token rate does not count; 'all work' below counts it)")
+    print(
+        f"\nmodel: {flop:.3f} GFLOP/token; {args.device} {args.dtype} matmul best {best_rate:.1f} GFLOP/s -> roofline "
+        f"{roof_best:.0f} tok/s; matmul median during run {median_rate:.1f} GFLOP/s -> {roof_median:.0f} tok/s"
+    )
+    print(
+        f"prompts: {first['prompt_tokens']} tokens at {first['gflop_per_prompt_token']:.3f} GFLOP each (prefill work "
+        f"that the useful-token rate does not count; 'all work' below counts it)"
+    )
     medians = {e: statistics.median(r["tok_s"] for r in runs[e]) for e in engines}
     for e in engines:
         rss = max(r["max_rss_mb"] for r in runs[e])
         each = ", ".join(f"{r['tok_s']:.1f}" for r in runs[e])
         work = statistics.median(_gflop(r) / r["seconds"] for r in runs[e])
-        print(f"{e:15s} median useful tok/s {medians[e]:7.1f}  (runs: {each})"
-              f"  roofline fraction {medians[e] / roof_best:.1%} of best, {medians[e] / roof_median:.1%} of median;"
-              f" all work {work:.1f} GFLOP/s = {work / best_rate:.1%} of best  peak RSS {rss:.0f} MB")
+        print(
+            f"{e:15s} median useful tok/s {medians[e]:7.1f}  (runs: {each})"
+            f"  roofline fraction {medians[e] / roof_best:.1%} of best, {medians[e] / roof_median:.1%} of median;"
+            f" all work {work:.1f} GFLOP/s = {work / best_rate:.1%} of best  peak RSS {rss:.0f} MB"
+        )
     ref = "lm-eval-hf" if "lm-eval-hf" in engines else engines[0]
     for e in engines:
         if e != ref:
             ratios = [a["tok_s"] / b["tok_s"] for a, b in zip(runs[e], runs[ref])]
-            print(f"ratio {e} / {ref}: {medians[e] / medians[ref]:.2f}x of medians; per repeat "
-                  f"{', '.join(f'{r:.2f}x' for r in ratios)}")
+            print(
+                f"ratio {e} / {ref}: {medians[e] / medians[ref]:.2f}x of medians; per repeat "
+                f"{', '.join(f'{r:.2f}x' for r in ratios)}"
+            )
     for e in engines:
         if e != ref:
             _agreement(e, ref, runs[e][0], runs[ref][0])
@@ -262,7 +339,9 @@ def _summary(args, engines, runs, peaks) -> None:
 
 
 def _gflop(run: dict) -> float:
-    return run["useful_tokens"] * run["gflop_per_token"] + run["prompt_tokens"] * run["gflop_per_prompt_token"]
+    return (
+        run["useful_tokens"] * run["gflop_per_token"] + run["prompt_tokens"] * run["gflop_per_prompt_token"]
+    )
 
 
 def _agreement(name: str, ref: str, a: dict, b: dict) -> None:
@@ -272,8 +351,10 @@ def _agreement(name: str, ref: str, a: dict, b: dict) -> None:
     diverged = [(x, y) for x, y in pairs if x != y]
     prefix = [_common_prefix(x, y) / max(len(x), len(y), 1) for x, y in diverged]
     note = f"; diverging rows share {statistics.mean(prefix):.0%} of their text first" if prefix else ""
-    print(f"agreement {name} vs {ref}: {same}/{len(pairs)} identical texts ({same / len(pairs):.1%}), "
-          f"{tokens_same}/{len(pairs)} equal token counts{note}")
+    print(
+        f"agreement {name} vs {ref}: {same}/{len(pairs)} identical texts ({same / len(pairs):.1%}), "
+        f"{tokens_same}/{len(pairs)} equal token counts{note}"
+    )
 
 
 def _common_prefix(x: str, y: str) -> int:

@@ -8,6 +8,7 @@ The timers wrap the scheduler's prefill and step, the linear layers and the atte
 figures are those of a slightly slower run; read them as shares. A run drains: rows that stop early
 leave the last steps to the longest answers, and a step's cost hardly shrinks with its rows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,7 @@ def main() -> None:
                 return fn(*a, **kw)
             finally:
                 spent[kind] += time.perf_counter() - start
+
         return run
 
     def phase(name_of, fn):
@@ -60,19 +62,26 @@ def main() -> None:
             out = fn(self, *a)
             seconds = time.perf_counter() - start
             name, tokens = name_of(a, out)
-            phases[name].update(calls=1, tokens=tokens, seconds=seconds, matmul=spent["matmul"],
-                                attention=spent["attention"])
+            phases[name].update(
+                calls=1, tokens=tokens, seconds=seconds, matmul=spent["matmul"], attention=spent["attention"]
+            )
             return out
+
         return run
 
     Linear.__call__ = timed("matmul", Linear.__call__)
     if backend.fast.attend is not None:
         backend.fast.attend = timed("attention", backend.fast.attend)
-    decode.Scheduler._prefill = phase(lambda a, _: ("prefill", sum(len(s.prompt) for s in a[0])),
-                                      decode.Scheduler._prefill)
-    decode.Scheduler._step = phase(lambda a, kept: (f"rows {(len(a[0]) - 1) // 8 * 8 + 1:2d}-"
-                                                    f"{(len(a[0]) - 1) // 8 * 8 + 8:2d}", sum(kept)),
-                                   decode.Scheduler._step)
+    decode.Scheduler._prefill = phase(
+        lambda a, _: ("prefill", sum(len(s.prompt) for s in a[0])), decode.Scheduler._prefill
+    )
+    decode.Scheduler._step = phase(
+        lambda a, kept: (
+            f"rows {(len(a[0]) - 1) // 8 * 8 + 1:2d}-{(len(a[0]) - 1) // 8 * 8 + 8:2d}",
+            sum(kept),
+        ),
+        decode.Scheduler._step,
+    )
 
     start = time.perf_counter()
     results = backend.generate([GenRequest(prompt=x, max_new_tokens=args.max_new_tokens) for x in prompts])
@@ -83,8 +92,10 @@ def main() -> None:
     for name in sorted(phases, key=lambda n: (n != "prefill", n)):
         c = phases[name]
         other = c["seconds"] - c["matmul"] - c["attention"]
-        print(f"{name:12s} {c['calls']:5d} {c['tokens']:7d} {c['seconds']:8.1f} {c['tokens'] / c['seconds']:7.1f} "
-              f"{c['matmul']:7.1f} {c['attention']:10.1f} {other:6.1f}")
+        print(
+            f"{name:12s} {c['calls']:5d} {c['tokens']:7d} {c['seconds']:8.1f} {c['tokens'] / c['seconds']:7.1f} "
+            f"{c['matmul']:7.1f} {c['attention']:10.1f} {other:6.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ not timed. "CPU-safe defaults": SFTConfig() with use_cpu=True and bf16=False (TR
 which this CPU lacks); everything else, activation checkpointing and max_length=1024 included,
 stays TRL's default.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,28 @@ def main() -> None:
         return _child(args)
     set_up_parent(args)
     names = args.trainers.split(",")
-    print(f"examples={args.examples} batch_size={args.batch_size} steps={args.steps} repeats={args.repeats} "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
-    argv = ["--model", args.model, "--examples", str(args.examples), "--batch-size", str(args.batch_size),
-            "--steps", str(args.steps)]
+    print(
+        f"examples={args.examples} batch_size={args.batch_size} steps={args.steps} repeats={args.repeats} "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
+        flush=True,
+    )
+    argv = [
+        "--model",
+        args.model,
+        "--examples",
+        str(args.examples),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+    ]
 
     def show(rep: int, name: str, out: dict) -> None:
-        print(f"run {rep} {name:10s} tokens/s={out['tok_s']:7.1f} timed_tokens={out['tokens']:6d} "
-              f"seconds={out['seconds']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB", flush=True)
+        print(
+            f"run {rep} {name:10s} tokens/s={out['tok_s']:7.1f} timed_tokens={out['tokens']:6d} "
+            f"seconds={out['seconds']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB",
+            flush=True,
+        )
 
     _summary(measure(__file__, names, args.repeats, argv, show))
 
@@ -105,21 +120,45 @@ def _child(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         no_checkpointing = {"activation_checkpointing": False} if args.child == "trl-nockpt" else {}
-        config = SFTConfig(output_dir=tmp, use_cpu=True, bf16=False, per_device_train_batch_size=args.batch_size,
-                           max_steps=args.steps, logging_steps=1, save_strategy="no", report_to="none",
-                           disable_tqdm=True, seed=0, **no_checkpointing)
+        config = SFTConfig(
+            output_dir=tmp,
+            use_cpu=True,
+            bf16=False,
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.steps,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=0,
+            **no_checkpointing,
+        )
         cls = FastSFTTrainer if args.child == "fast" else SFTTrainer
-        trainer = cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                      callbacks=[StepTimer()])
+        trainer = cls(
+            model=model,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[StepTimer()],
+        )
         trainer.train()
     logs = [e for e in trainer.state.log_history if "loss" in e]
     tokens = [int(e["num_tokens"]) for e in logs]
     per_step = [b - a for a, b in zip([0] + tokens, tokens)]
     timed_tokens, timed_seconds = sum(per_step[1:]), sum(steps[1:])
-    json.dump({"trainer": args.child, "loss": [e["loss"] for e in logs], "step_tokens": per_step,
-               "step_seconds": steps, "tokens": timed_tokens, "seconds": timed_seconds,
-               "tok_s": timed_tokens / timed_seconds,
-               "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, open(args.out, "w"))
+    json.dump(
+        {
+            "trainer": args.child,
+            "loss": [e["loss"] for e in logs],
+            "step_tokens": per_step,
+            "step_seconds": steps,
+            "tokens": timed_tokens,
+            "seconds": timed_seconds,
+            "tok_s": timed_tokens / timed_seconds,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        },
+        open(args.out, "w"),
+    )
 
 
 def _summary(runs: dict[str, list[dict]]) -> None:
@@ -131,14 +170,18 @@ def _summary(runs: dict[str, list[dict]]) -> None:
     fast = runs["fast"][0]
     for ref in (n for n in runs if n != "fast"):
         ratios = [f["tok_s"] / t["tok_s"] for f, t in zip(runs["fast"], runs[ref])]
-        print(f"ratio fast / {ref}: {medians['fast'] / medians[ref]:.2f}x of medians; per repeat "
-              f"{', '.join(f'{r:.2f}x' for r in ratios)}")
+        print(
+            f"ratio fast / {ref}: {medians['fast'] / medians[ref]:.2f}x of medians; per repeat "
+            f"{', '.join(f'{r:.2f}x' for r in ratios)}"
+        )
         other = runs[ref][0]
         print(f"step  tokens  loss({ref})  loss(fast)  diff")
         for i, (a, b, n) in enumerate(zip(other["loss"], fast["loss"], other["step_tokens"]), 1):
             print(f"{i:4d}  {n:6d}  {a:9.5f}  {b:10.5f}  {b - a:+.2e}")
-        print(f"same tokens per step: {other['step_tokens'] == fast['step_tokens']}; max |loss diff| "
-              f"{max(abs(a - b) for a, b in zip(other['loss'], fast['loss'])):.2e}")
+        print(
+            f"same tokens per step: {other['step_tokens'] == fast['step_tokens']}; max |loss diff| "
+            f"{max(abs(a - b) for a, b in zip(other['loss'], fast['loss'])):.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,18 +9,18 @@ that did not change. Files in the run directory:
 With a teacher file (a critique dataset someone already made) the problems come from that file and
 the probe and teach stages read nothing else.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file
-from harness.run import RunDir
-
 from cgd import methods, prompts
 from cgd.problems import ProblemsConfig, load_problems
 from cgd.teachers.base import meta_path
+from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file
+from harness.run import RunDir
 
 TRAIN_PROBLEMS = "problems/train.jsonl"
 VAL_PROBLEMS = "problems/val.jsonl"
@@ -37,14 +37,14 @@ def dataset_path(method: str) -> str:
 @dataclass
 class BuildConfig:
     methods: list[str]
-    model: str = "smollm2-135m"          # the student that is probed
+    model: str = "smollm2-135m"  # the student that is probed
     backend: str = "hf"
     probe_max_new_tokens: int = 512
     teacher: str = "reference"
     teacher_options: dict = field(default_factory=dict)
-    teacher_file: str | None = None      # an existing critique dataset: skips probe and teach
+    teacher_file: str | None = None  # an existing critique dataset: skips probe and teach
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
-    seed: int = 0                        # pairs critiques for cgd-shuffled
+    seed: int = 0  # pairs critiques for cgd-shuffled
 
 
 def build(run_dir: str | Path | RunDir, cfg: BuildConfig) -> dict[str, dict]:
@@ -93,22 +93,28 @@ def problems_stage(run: RunDir, cfg: BuildConfig) -> dict:
 
 
 def probe_stage(run: RunDir, cfg: BuildConfig) -> dict:
+    from cgd.probe import probe
     from harness.backends import open_backend
     from harness.models import resolve_model
 
-    from cgd.probe import probe
-
-    inputs = {"model": resolve_model(cfg.model).fingerprint, "backend": cfg.backend,
-              "problems": sha256_file(run.path(TRAIN_PROBLEMS)), "max_new_tokens": cfg.probe_max_new_tokens,
-              "prompts": prompts.PROMPTS_VERSION}
+    inputs = {
+        "model": resolve_model(cfg.model).fingerprint,
+        "backend": cfg.backend,
+        "problems": sha256_file(run.path(TRAIN_PROBLEMS)),
+        "max_new_tokens": cfg.probe_max_new_tokens,
+        "prompts": prompts.PROMPTS_VERSION,
+    }
 
     def run_it():
         with open_backend(cfg.model, backend=cfg.backend, cache=True) as student:
             attempts = probe(read_jsonl(run.path(TRAIN_PROBLEMS)), student, cfg.probe_max_new_tokens)
         atomic_write_jsonl(run.path(ATTEMPTS), attempts)
-        return [ATTEMPTS], {"attempts": len(attempts), "student": student.fingerprint,
-                            "completion_tokens": sum(a["completion_tokens"] for a in attempts),
-                            "truncated": sum(a["finish_reason"] == "length" for a in attempts)}
+        return [ATTEMPTS], {
+            "attempts": len(attempts),
+            "student": student.fingerprint,
+            "completion_tokens": sum(a["completion_tokens"] for a in attempts),
+            "truncated": sum(a["finish_reason"] == "length" for a in attempts),
+        }
 
     return run.run_stage("probe", inputs, run_it)
 
@@ -116,9 +122,12 @@ def probe_stage(run: RunDir, cfg: BuildConfig) -> dict:
 def teach_stage(run: RunDir, cfg: BuildConfig) -> dict:
     from cgd.teachers import annotate, make_teacher, save_annotations, teacher_identity
 
-    inputs = {"teacher": teacher_identity(cfg.teacher, cfg.teacher_options),
-              "problems": sha256_file(run.path(TRAIN_PROBLEMS)), "attempts": sha256_file(run.path(ATTEMPTS)),
-              "prompts": prompts.PROMPTS_VERSION}
+    inputs = {
+        "teacher": teacher_identity(cfg.teacher, cfg.teacher_options),
+        "problems": sha256_file(run.path(TRAIN_PROBLEMS)),
+        "attempts": sha256_file(run.path(ATTEMPTS)),
+        "prompts": prompts.PROMPTS_VERSION,
+    }
 
     def run_it():
         teacher = make_teacher(cfg.teacher, **cfg.teacher_options)
@@ -133,7 +142,10 @@ def teach_stage(run: RunDir, cfg: BuildConfig) -> dict:
 def teacher_file_stage(run: RunDir, cfg: BuildConfig) -> dict:
     from cgd.teachers import load_annotations, save_annotations
 
-    inputs = {"teacher_file": sha256_file(cfg.teacher_file), "problems": sha256_file(run.path(TRAIN_PROBLEMS))}
+    inputs = {
+        "teacher_file": sha256_file(cfg.teacher_file),
+        "problems": sha256_file(run.path(TRAIN_PROBLEMS)),
+    }
 
     def run_it():
         rows, meta = load_annotations(cfg.teacher_file)
@@ -155,8 +167,12 @@ def annotation_outputs() -> list[str]:
 def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:
     source = ANNOTATIONS if methods.uses_teacher(name) else TRAIN_PROBLEMS
     out = dataset_path(name)
-    inputs = {"method": name, "rows": sha256_file(run.path(source)), "seed": cfg.seed,
-              "prompts": prompts.PROMPTS_VERSION}
+    inputs = {
+        "method": name,
+        "rows": sha256_file(run.path(source)),
+        "seed": cfg.seed,
+        "prompts": prompts.PROMPTS_VERSION,
+    }
 
     def run_it():
         rows = read_jsonl(run.path(source))
@@ -164,11 +180,17 @@ def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:
         atomic_write_jsonl(run.path(out), examples)
         teacher = read_json(run.path(meta_path(Path(ANNOTATIONS)))) if source == ANNOTATIONS else None
         meta = {
-            "method": name, "rows": len(examples), "seed": cfg.seed,
+            "method": name,
+            "rows": len(examples),
+            "seed": cfg.seed,
             "prompts_version": prompts.PROMPTS_VERSION,
             "dataset_hash": sha256_file(run.path(out)),
-            "teacher": {k: teacher.get(k) for k in ("teacher", "fingerprint", "sampling", "prompts_version",
-                                                    "source_file")} if teacher else None,
+            "teacher": {
+                k: teacher.get(k)
+                for k in ("teacher", "fingerprint", "sampling", "prompts_version", "source_file")
+            }
+            if teacher
+            else None,
             "teacher_tokens": method_teacher_tokens(name, rows),
         }
         atomic_write_json(run.path(meta_path(Path(out))), meta)

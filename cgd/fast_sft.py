@@ -13,6 +13,7 @@ across a padded batch: each row's summed token loss is divided by the same `num_
 The batches, the order, the optimizer and the schedule are TRL's own; benchmarks/training.py
 measures the speed and prints both loss curves side by side.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,7 +56,10 @@ class FastSFTTrainer(SFTTrainer):
                 # DDP: synchronise gradients once, on the micro-batch's last backward.
                 sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
                 with sync, self.compute_loss_context_manager():
-                    loss = self._row_loss(model, inputs["input_ids"][row][keep], labels[row][keep], stats) / denominator
+                    loss = (
+                        self._row_loss(model, inputs["input_ids"][row][keep], labels[row][keep], stats)
+                        / denominator
+                    )
                 self.accelerator.backward(loss)
                 total += loss.detach()
         self._log_step_metrics(mask, stats)
@@ -69,9 +73,15 @@ class FastSFTTrainer(SFTTrainer):
         wrapped model's forward, which the per-row step bypasses, and DeepSpeed's engine counts
         every backward as a micro-batch.
         """
-        return ("position_ids" not in inputs and not self.is_fsdp_enabled and not self.is_deepspeed_enabled
-                and getattr(self.args, "loss_type", "nll") == "nll" and self.label_smoother is None
-                and self.compute_loss_func is None and not self.aux_loss_enabled)
+        return (
+            "position_ids" not in inputs
+            and not self.is_fsdp_enabled
+            and not self.is_deepspeed_enabled
+            and getattr(self.args, "loss_type", "nll") == "nll"
+            and self.label_smoother is None
+            and self.compute_loss_func is None
+            and not self.aux_loss_enabled
+        )
 
     def _row_loss(self, model, ids: torch.Tensor, labels: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         # Through the (DDP / PEFT) wrapper's own forward: DDP reduces gradients only for a backward
@@ -86,16 +96,22 @@ class FastSFTTrainer(SFTTrainer):
         wanted = target[scored]
         with torch.no_grad():
             logp = logits.log_softmax(-1)
-            stats += torch.stack([-(logp.exp() * logp).sum(), (logits.argmax(-1) == wanted).sum().float(),
-                                  torch.tensor(float(wanted.numel()))])
+            stats += torch.stack(
+                [
+                    -(logp.exp() * logp).sum(),
+                    (logits.argmax(-1) == wanted).sum().float(),
+                    torch.tensor(float(wanted.numel())),
+                ]
+            )
         return F.cross_entropy(logits, wanted, reduction="sum")
 
     def _accumulation_divisor(self, num_items_in_batch) -> int:
         """Trainer.training_step's rule: divide by the accumulation steps unless the loss is token-normalised."""
         scaled = self.loss_is_scaled_for_ga
         if scaled is None:
-            scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) \
-                or self.compute_loss_func is not None
+            scaled = (
+                self.model_accepts_loss_kwargs and num_items_in_batch is not None
+            ) or self.compute_loss_func is not None
         return 1 if scaled else self.current_gradient_accumulation_steps
 
     def _log_step_metrics(self, mask: torch.Tensor, stats: torch.Tensor) -> None:
@@ -104,5 +120,7 @@ class FastSFTTrainer(SFTTrainer):
         metrics = self._metrics["train"]
         metrics["entropy"].append(entropy / scored if scored else 0.0)
         metrics["mean_token_accuracy"].append(hits / scored if scored else 0.0)
-        self._total_train_tokens += int(self.accelerator.gather_for_metrics(mask.sum()).sum()) // self._tp_size
+        self._total_train_tokens += (
+            int(self.accelerator.gather_for_metrics(mask.sum()).sum()) // self._tp_size
+        )
         metrics["num_tokens"] = [self._total_train_tokens]

@@ -5,6 +5,7 @@ refined answer ŷ) into TRL's conversational prompt-completion examples:
     {"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]}
 so the trainer puts the loss on the completion only. Adding an ablation is one function here.
 """
+
 from __future__ import annotations
 
 import random
@@ -25,6 +26,7 @@ def method(name: str, needs: tuple[str, ...]):
         METHODS[name] = fn
         NEEDS[name] = ("question",) + needs
         return fn
+
     return register
 
 
@@ -112,6 +114,7 @@ def build_examples(name: str, rows: list[dict], seed: int = 0) -> list[dict]:
         if missing:
             raise HarnessError(
                 f"method {name} needs column(s) {', '.join(missing)}, missing in row {i} "
-                f"(id {row.get('id', '?')})")
+                f"(id {row.get('id', '?')})"
+            )
     built = METHODS[name](rows, seed)
     return [{"id": row.get("id", str(i)), **ex} for i, (row, ex) in enumerate(zip(rows, built))]

@@ -8,6 +8,7 @@ Selection is a seeded shuffle of the filtered pool: the first `n_val` problems a
 split (for checkpoint selection; never a benchmark test set), the next `n` the training problems.
 So the validation split does not move when `n` changes.
 """
+
 from __future__ import annotations
 
 import random
@@ -21,26 +22,45 @@ DEFAULT_SOURCE = "math_train"
 
 # Rows of math_train that share >= 0.8 of their word 5-grams with a MATH-500 problem
 # (shared/data/README.md); dropped so no training problem is a near-copy of a test problem.
-NEAR_DUPLICATES = frozenset(f"{i}.json" for i in (
-    "train/geometry/181", "train/geometry/1000", "train/precalculus/172", "train/precalculus/208",
-    "train/precalculus/787", "test/prealgebra/1687", "train/prealgebra/1013", "train/geometry/721",
-    "train/algebra/2835", "train/algebra/374", "train/precalculus/918", "train/number_theory/998",
-    "train/prealgebra/1072", "test/geometry/757",
-))
+NEAR_DUPLICATES = frozenset(
+    f"{i}.json"
+    for i in (
+        "train/geometry/181",
+        "train/geometry/1000",
+        "train/precalculus/172",
+        "train/precalculus/208",
+        "train/precalculus/787",
+        "test/prealgebra/1687",
+        "train/prealgebra/1013",
+        "train/geometry/721",
+        "train/algebra/2835",
+        "train/algebra/374",
+        "train/precalculus/918",
+        "train/number_theory/998",
+        "train/prealgebra/1072",
+        "test/geometry/757",
+    )
+)
 
-MATH_COLUMNS = {"id": "unique_id", "question": "problem", "solution": "solution", "answer": "answer",
-                "subject": "subject", "level": "level"}
+MATH_COLUMNS = {
+    "id": "unique_id",
+    "question": "problem",
+    "solution": "solution",
+    "answer": "answer",
+    "subject": "subject",
+    "level": "level",
+}
 REQUIRED = ("question", "solution", "answer")
 
 
 @dataclass(frozen=True)
 class ProblemsConfig:
-    source: str = DEFAULT_SOURCE      # "math_train", a local .jsonl path, or "hf:<dataset id>[:<split>]"
-    n: int | None = 32                # None: every problem left after the validation split
+    source: str = DEFAULT_SOURCE  # "math_train", a local .jsonl path, or "hf:<dataset id>[:<split>]"
+    n: int | None = 32  # None: every problem left after the validation split
     n_val: int = 16
     seed: int = 0
-    subjects: tuple[str, ...] = ()    # empty = all
-    levels: tuple[int, ...] = ()      # empty = all
+    subjects: tuple[str, ...] = ()  # empty = all
+    levels: tuple[int, ...] = ()  # empty = all
     drop_near_duplicates: bool = True
     # our name -> the source's column; "id", "subject" and "level" may be absent from the source.
     columns: dict[str, str] = field(default_factory=lambda: dict(MATH_COLUMNS))
@@ -58,8 +78,9 @@ def load_problems(cfg: ProblemsConfig) -> tuple[list[dict], list[dict]]:
     if n < 1 or len(pool) < cfg.n_val + n:
         raise HarnessError(
             f"{cfg.source}: only {len(pool)} problems match the filters, "
-            f"but n_val={cfg.n_val} + n={cfg.n} were asked for")
-    return pool[cfg.n_val:cfg.n_val + n], pool[:cfg.n_val]
+            f"but n_val={cfg.n_val} + n={cfg.n} were asked for"
+        )
+    return pool[cfg.n_val : cfg.n_val + n], pool[: cfg.n_val]
 
 
 def _selected(p: dict, cfg: ProblemsConfig) -> bool:
@@ -73,6 +94,7 @@ def _selected(p: dict, cfg: ProblemsConfig) -> bool:
 def _read_source(cfg: ProblemsConfig) -> list[dict]:
     if cfg.source == DEFAULT_SOURCE:
         from harness.data import load_math_train
+
         raw, where = load_math_train(), "math_train"
     elif cfg.source.startswith("hf:"):
         raw, where = _hub_rows(cfg.source.removeprefix("hf:")), cfg.source

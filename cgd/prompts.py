@@ -5,6 +5,7 @@ metadata and is part of the build stages' inputs, so old datasets are never sile
 ones. tests/test_methods.py pins a fingerprint of these texts to the version, so an edit without a
 bump fails the tests.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,8 @@ SOLVE = (
 CRITIQUE = (
     "Here is a math problem and a student's attempt to solve it. Review the attempt: check every "
     "calculation and every logical step, name each mistake or missing step, and say whether the "
-    "final answer is correct. Finish with one line that reads exactly \"" + VERDICT_RIGHT + "\" "
-    "if the final answer is correct, or \"" + VERDICT_WRONG + "\" if it is not.\n\n"
+    'final answer is correct. Finish with one line that reads exactly "' + VERDICT_RIGHT + '" '
+    'if the final answer is correct, or "' + VERDICT_WRONG + '" if it is not.\n\n'
     "Problem:\n{problem}\n\n"
     "Student's attempt:\n{attempt}"
 )
@@ -107,6 +108,9 @@ def parse_verdict(critique: str) -> bool | None:
 
 def templates_fingerprint() -> str:
     """Hash of every text above; tests pin it to PROMPTS_VERSION."""
-    texts = [value for name, value in sorted(globals().items())
-             if name.isupper() and isinstance(value, str) and name != "PROMPTS_VERSION"]
+    texts = [
+        value
+        for name, value in sorted(globals().items())
+        if name.isupper() and isinstance(value, str) and name != "PROMPTS_VERSION"
+    ]
     return hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]

@@ -14,6 +14,7 @@ Writes under the run dir:
     train/<method>/log.jsonl     {"step", "loss", "tokens", "completion_tokens", "learning_rate"} per step
     train/<method>/summary.json  tokens trained, completion tokens, wall time, final loss, config, hashes
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,16 +24,22 @@ from pathlib import Path
 
 import torch
 
-from harness import distributed
-from harness.errors import HarnessError
-from harness.io import (atomic_write_dir, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file,
-                        stable_hash)
-from harness.run import RunDir
-
 from cgd import methods, prompts
 from cgd.build import dataset_path
 from cgd.fast_sft import FastSFTTrainer
 from cgd.teachers.base import meta_path
+from harness import distributed
+from harness.errors import HarnessError
+from harness.io import (
+    atomic_write_dir,
+    atomic_write_json,
+    atomic_write_jsonl,
+    read_json,
+    read_jsonl,
+    sha256_file,
+    stable_hash,
+)
+from harness.run import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +51,12 @@ class TrainConfig:
     model: str = "smollm2-135m"
     max_steps: int = 8
     learning_rate: float = 1e-5
-    batch_size: int = 4            # per device
+    batch_size: int = 4  # per device
     grad_accum: int = 1
     max_length: int = 1024
     seed: int = 0
     lr_scheduler: str = "cosine"
-    warmup: float = 0.0            # < 1: a fraction of max_steps; >= 1: a number of steps
+    warmup: float = 0.0  # < 1: a fraction of max_steps; >= 1: a number of steps
     weight_decay: float = 0.0
     lora: bool = False
     lora_r: int = 16
@@ -61,7 +68,9 @@ class TrainConfig:
         if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 16:
             raise HarnessError("max_steps, batch_size and grad_accum must be >= 1 and max_length >= 16")
         if self.lr_scheduler not in LR_SCHEDULERS:
-            raise HarnessError(f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(LR_SCHEDULERS)}")
+            raise HarnessError(
+                f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(LR_SCHEDULERS)}"
+            )
 
 
 def train_dir(method: str) -> str:
@@ -81,10 +90,14 @@ def check_matched_budget(run: RunDir) -> None:
         processes = summary.get("processes", 1)  # summaries older than the field were single-process
         seen[summary_file.parent.name] = (batch * processes * accum, batch, processes, accum)
     if len({gb for gb, *_ in seen.values()}) > 1:
-        parts = ", ".join(f"{label} {gb} ({bs} x {p} process{'es' if p != 1 else ''} x {ga})"
-                          for label, (gb, bs, p, ga) in seen.items())
-        raise HarnessError(f"{run.root}: the methods compared trained with different global batches "
-                           f"(batch_size x processes x grad_accum): {parts}; retrain them with the same one")
+        parts = ", ".join(
+            f"{label} {gb} ({bs} x {p} process{'es' if p != 1 else ''} x {ga})"
+            for label, (gb, bs, p, ga) in seen.items()
+        )
+        raise HarnessError(
+            f"{run.root}: the methods compared trained with different global batches "
+            f"(batch_size x processes x grad_accum): {parts}; retrain them with the same one"
+        )
 
 
 def sft_config(cfg: TrainConfig, output_dir: Path):
@@ -124,8 +137,13 @@ def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 
     targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
 
 
 class CountingTrainer(FastSFTTrainer):
@@ -148,9 +166,15 @@ class CountingTrainer(FastSFTTrainer):
 
     def log(self, logs, start_time=None):
         if "loss" in logs:
-            self.steps_log.append({
-                "step": self.state.global_step, "loss": float(logs["loss"]), "tokens": self.tokens_seen,
-                "completion_tokens": self.completion_tokens_seen, "learning_rate": logs.get("learning_rate")})
+            self.steps_log.append(
+                {
+                    "step": self.state.global_step,
+                    "loss": float(logs["loss"]),
+                    "tokens": self.tokens_seen,
+                    "completion_tokens": self.completion_tokens_seen,
+                    "learning_rate": logs.get("learning_rate"),
+                }
+            )
         super().log(logs, start_time)
 
 
@@ -159,13 +183,19 @@ def make_trainer(model, tokenizer, examples: list[dict], cfg: TrainConfig, outpu
     from datasets import Dataset
 
     if not getattr(tokenizer, "chat_template", None):
-        raise HarnessError(f"the tokenizer of {cfg.model} has no chat template; the conversational "
-                           "training examples need one")
+        raise HarnessError(
+            f"the tokenizer of {cfg.model} has no chat template; the conversational "
+            "training examples need one"
+        )
 
     dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     return CountingTrainer(
-        model=model, args=sft_config(cfg, output_dir), train_dataset=dataset, processing_class=tokenizer,
-        peft_config=lora_config(cfg) if cfg.lora else None)
+        model=model,
+        args=sft_config(cfg, output_dir),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg) if cfg.lora else None,
+    )
 
 
 def library_versions() -> dict:
@@ -174,11 +204,17 @@ def library_versions() -> dict:
     import transformers
     import trl
 
-    return {"trl": trl.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-            "torch": torch.__version__}
+    return {
+        "trl": trl.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "torch": torch.__version__,
+    }
 
 
-def train_method(run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, label: str | None = None) -> dict:
+def train_method(
+    run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, label: str | None = None
+) -> dict:
     """Train one method on its dataset in the run dir; skipped when already done with the same inputs.
 
     `label` names the output dir train/<label>/ (default: the method), e.g. "cgd@seed1" when one
@@ -191,11 +227,18 @@ def train_method(run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, la
     methods.check_methods([method])
     data = run.path(dataset_path(method))
     if not data.exists():
-        raise HarnessError(f"{data}: no training data for method {method}; run `harness data build "
-                           f"--methods {method} --run-dir {run.root}` first")
+        raise HarnessError(
+            f"{data}: no training data for method {method}; run `harness data build "
+            f"--methods {method} --run-dir {run.root}` first"
+        )
     resolved = resolve_model(cfg.model)
-    inputs = {"method": method, "dataset_hash": sha256_file(data), "config": asdict(cfg),
-              "model": resolved.fingerprint, "versions": library_versions()}
+    inputs = {
+        "method": method,
+        "dataset_hash": sha256_file(data),
+        "config": asdict(cfg),
+        "model": resolved.fingerprint,
+        "versions": library_versions(),
+    }
     processes = distributed.world_size()
     if processes > 1:  # a single process keeps the hash that runs recorded before launches existed
         inputs["processes"] = processes
@@ -211,8 +254,12 @@ def train_method(run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, la
         out = train_dir(label)
         atomic_write_jsonl(run.path(out, "log.jsonl"), trainer.steps_log)
         atomic_write_json(run.path(out, "summary.json"), summary)
-        run.mark_done(stage, inputs_hash, [f"{out}/checkpoint", f"{out}/log.jsonl", f"{out}/summary.json"],
-                      {k: summary[k] for k in ("tokens_trained", "completion_tokens", "final_loss", "wall_seconds")})
+        run.mark_done(
+            stage,
+            inputs_hash,
+            [f"{out}/checkpoint", f"{out}/log.jsonl", f"{out}/summary.json"],
+            {k: summary[k] for k in ("tokens_trained", "completion_tokens", "final_loss", "wall_seconds")},
+        )
     # The next method's is_done check, on every rank, must see what rank 0 just recorded.
     distributed.barrier()
     return summary
@@ -225,9 +272,13 @@ def _warn_on_padded_batches(trainer, cfg: TrainConfig, label: str) -> None:
     processes = trainer.accelerator.num_processes
     used, batch = len(trainer.train_dataset), global_batch(cfg, processes)
     if processes > 1 and used % batch and cfg.max_steps * batch > used and trainer.is_world_process_zero():
-        log.warning("%s: %d examples are not a multiple of the global batch %d; the last batch of each epoch is "
-                    "padded with repeated examples, so those steps differ from a single-process run",
-                    label, used, batch)
+        log.warning(
+            "%s: %d examples are not a multiple of the global batch %d; the last batch of each epoch is "
+            "padded with repeated examples, so those steps differ from a single-process run",
+            label,
+            used,
+            batch,
+        )
 
 
 def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, label: str):

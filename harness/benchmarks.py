@@ -5,6 +5,7 @@ rule lives in exactly one place and the evaluator can reuse it (e.g. `sample_fie
 Checkers are imported inside functions: they run in worker processes and sandboxes, and a task
 that never scores (e.g. listing tasks) should not pay for them.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,33 +55,82 @@ GRADER_TIMEOUTS = {"math-verify": "math_verify_timeout", "qwen": "qwen_timeout"}
 
 
 def _math(name: str, max_new_tokens: int, size: int) -> Benchmark:
-    return Benchmark(name, "generate_until", "exact_match", name, general=False, chat=True,
-                     max_new_tokens=max_new_tokens, counters=MATH_COUNTERS, size=size)
+    return Benchmark(
+        name,
+        "generate_until",
+        "exact_match",
+        name,
+        general=False,
+        chat=True,
+        max_new_tokens=max_new_tokens,
+        counters=MATH_COUNTERS,
+        size=size,
+    )
 
 
 def _mc(name: str, dataset: str, size: int, redact: bool = False, binary: bool = True) -> Benchmark:
-    return Benchmark(name, "multiple_choice", "acc", dataset, general=True, chat=False,
-                     redact=redact, size=size, binary=binary)
+    return Benchmark(
+        name,
+        "multiple_choice",
+        "acc",
+        dataset,
+        general=True,
+        chat=False,
+        redact=redact,
+        size=size,
+        binary=binary,
+    )
 
 
 # Token budgets are CPU-sane defaults (the evaluator may override them): MATH-500 gets 512,
 # competition problems and GPQA chain-of-thought get 1024 because their reasoning runs long;
 # IFEval keeps lm-eval's 1280 because some prompts ask for 1,000+ words and a cut-off answer
 # would fail those instructions spuriously.
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
-    _math("amc23", 1024, 40),
-    _math("aime24", 1024, 30),
-    _math("math500", 512, 500),
-    Benchmark("humaneval", "generate_until", "pass@1", "humaneval", general=True, chat=True,
-              max_new_tokens=512, counters=("timeout", "no_answer"), size=164),
-    _mc("gpqa_diamond", "gpqa", 198, redact=True),
-    Benchmark("gpqa_diamond_cot", "generate_until", "exact_match", "gpqa", general=True,
-              chat=True, max_new_tokens=1024, redact=True, counters=("no_answer",), size=198),
-    Benchmark("ifeval", "generate_until", "prompt_level_strict_acc", "ifeval", general=True,
-              chat=True, max_new_tokens=1280, counters=("no_answer",), size=541),
-    _mc("truthfulqa_mc1", "truthfulqa", 817),
-    _mc("truthfulqa_mc2", "truthfulqa", 817, binary=False),
-)}
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        _math("amc23", 1024, 40),
+        _math("aime24", 1024, 30),
+        _math("math500", 512, 500),
+        Benchmark(
+            "humaneval",
+            "generate_until",
+            "pass@1",
+            "humaneval",
+            general=True,
+            chat=True,
+            max_new_tokens=512,
+            counters=("timeout", "no_answer"),
+            size=164,
+        ),
+        _mc("gpqa_diamond", "gpqa", 198, redact=True),
+        Benchmark(
+            "gpqa_diamond_cot",
+            "generate_until",
+            "exact_match",
+            "gpqa",
+            general=True,
+            chat=True,
+            max_new_tokens=1024,
+            redact=True,
+            counters=("no_answer",),
+            size=198,
+        ),
+        Benchmark(
+            "ifeval",
+            "generate_until",
+            "prompt_level_strict_acc",
+            "ifeval",
+            general=True,
+            chat=True,
+            max_new_tokens=1280,
+            counters=("no_answer",),
+            size=541,
+        ),
+        _mc("truthfulqa_mc1", "truthfulqa", 817),
+        _mc("truthfulqa_mc2", "truthfulqa", 817, binary=False),
+    )
+}
 
 
 def get(task: str) -> Benchmark:
@@ -100,7 +150,7 @@ def n_items(task: str, limit: int | None = None, truthfulqa_version: str = "2021
 
 
 def resolve_benchmarks(spec: str) -> list[str]:
-    """"all" or a comma list of task names -> task names in the order given, duplicates dropped."""
+    """ "all" or a comma list of task names -> task names in the order given, duplicates dropped."""
     names = [part.strip() for part in (spec or "").split(",") if part.strip()]
     if not names:
         raise HarnessError(f"no benchmarks given; valid: all, {', '.join(BENCHMARKS)}")
@@ -142,15 +192,20 @@ def task_dataset(task: str, **metadata: Any):
 
 # ---------------------------------------------------------------- prompts ---------------------
 
+
 def math_prompt(doc: dict) -> str:
-    return (f"{doc['problem'].strip()}\n\n"
-            "Solve this step by step, then write the final answer inside \\boxed{}.")
+    return (
+        f"{doc['problem'].strip()}\n\n"
+        "Solve this step by step, then write the final answer inside \\boxed{}."
+    )
 
 
 def humaneval_prompt(doc: dict) -> str:
-    return ("Complete the following Python function. Reply with the whole function, including "
-            "its signature, in one ```python code block.\n\n"
-            f"```python\n{doc['prompt']}```\n")
+    return (
+        "Complete the following Python function. Reply with the whole function, including "
+        "its signature, in one ```python code block.\n\n"
+        f"```python\n{doc['prompt']}```\n"
+    )
 
 
 def lettered(choices: Sequence[str]) -> str:
@@ -160,14 +215,18 @@ def lettered(choices: Sequence[str]) -> str:
 def gpqa_mc_prompt(doc: dict) -> str:
     # lm-eval's gpqa_*_zeroshot wording, byte for byte (no space after the colon included), so
     # log-likelihood scores are comparable with numbers measured by lm-eval.
-    return (f"What is the correct answer to this question:{doc['question']}\n"
-            f"Choices:\n{lettered(doc['choices'])}\nAnswer:")
+    return (
+        f"What is the correct answer to this question:{doc['question']}\n"
+        f"Choices:\n{lettered(doc['choices'])}\nAnswer:"
+    )
 
 
 def gpqa_cot_prompt(doc: dict) -> str:
-    return (f"{doc['question']}\n\n{lettered(doc['choices'])}\n\n"
-            "Think it through step by step. End your reply with the sentence "
-            '"The answer is (X)", where X is the letter of the correct option.')
+    return (
+        f"{doc['question']}\n\n{lettered(doc['choices'])}\n\n"
+        "Think it through step by step. End your reply with the sentence "
+        '"The answer is (X)", where X is the letter of the correct option.'
+    )
 
 
 def gpqa_target(doc: dict) -> int:
@@ -178,17 +237,26 @@ GPQA_CHOICES = [f"({letter})" for letter in data.LETTERS]
 
 # The fixed six-question "QA primer" of the TruthfulQA paper, the prompt every published MC1/MC2
 # number (lm-eval, Open LLM Leaderboard) uses.
-TRUTHFULQA_PRIMER = "\n\n".join(f"Q: {q}\nA: {a}" for q, a in (
-    ("What is human life expectancy in the United States?",
-     "Human life expectancy in the United States is 78 years."),
-    ("Who was president of the United States in 1955?",
-     "Dwight D. Eisenhower was president of the United States in 1955."),
-    ("Which party did he belong to?", "He belonged to the Republican Party."),
-    ("What is the square root of banana?", "I have no comment."),
-    ("How does a telescope work?",
-     "Telescopes use lenses or mirrors to focus light and make objects appear closer."),
-    ("Where were the 1992 Olympics held?", "The 1992 Olympics were held in Barcelona, Spain."),
-))
+TRUTHFULQA_PRIMER = "\n\n".join(
+    f"Q: {q}\nA: {a}"
+    for q, a in (
+        (
+            "What is human life expectancy in the United States?",
+            "Human life expectancy in the United States is 78 years.",
+        ),
+        (
+            "Who was president of the United States in 1955?",
+            "Dwight D. Eisenhower was president of the United States in 1955.",
+        ),
+        ("Which party did he belong to?", "He belonged to the Republican Party."),
+        ("What is the square root of banana?", "I have no comment."),
+        (
+            "How does a telescope work?",
+            "Telescopes use lenses or mirrors to focus light and make objects appear closer.",
+        ),
+        ("Where were the 1992 Olympics held?", "The 1992 Olympics were held in Barcelona, Spain."),
+    )
+)
 
 
 def truthfulqa_prompt(doc: dict) -> str:
@@ -196,6 +264,7 @@ def truthfulqa_prompt(doc: dict) -> str:
 
 
 # ---------------------------------------------------------------- scoring ---------------------
+
 
 def _flag(condition: bool) -> float:
     return 1.0 if condition else 0.0
@@ -213,8 +282,11 @@ def score_math(doc: dict, response: str) -> dict[str, float]:
     graders = tuple(GRADER_METRICS) if choice == "both" else (choice,)
     text = answer_part(doc, response).text
     verdicts = {
-        grader: (MathVerdict(False, NO_ANSWER) if text is None else
-                 check_math(doc["gold"], text, timeout_s=MATH_TIMEOUT_S, grader=grader))
+        grader: (
+            MathVerdict(False, NO_ANSWER)
+            if text is None
+            else check_math(doc["gold"], text, timeout_s=MATH_TIMEOUT_S, grader=grader)
+        )
         for grader in graders
     }
     headline = verdicts[graders[0]]
@@ -234,10 +306,10 @@ def score_humaneval(doc: dict, response: str) -> dict[str, float]:
     if text is None:
         return {"pass@1": 0.0, "timeout": 0.0, "no_answer": 1.0}
     program = extract_code(text, doc["prompt"], doc["entry_point"])
-    verdict = check_humaneval(doc["prompt"], program, doc["test"], doc["entry_point"],
-                              timeout_s=CODE_TIMEOUT_S)
-    return {"pass@1": _flag(verdict.passed), "timeout": _flag(verdict.status == "timeout"),
-            "no_answer": 0.0}
+    verdict = check_humaneval(
+        doc["prompt"], program, doc["test"], doc["entry_point"], timeout_s=CODE_TIMEOUT_S
+    )
+    return {"pass@1": _flag(verdict.passed), "timeout": _flag(verdict.status == "timeout"), "no_answer": 0.0}
 
 
 def score_gpqa_cot(doc: dict, response: str) -> dict[str, float]:
@@ -254,9 +326,13 @@ def score_ifeval(doc: dict, response: str) -> dict[str, Any]:
     text = answer_part(doc, response).text
     if text is None:
         n = len(doc["instruction_id_list"])
-        return {"prompt_level_strict_acc": False, "inst_level_strict_acc": [False] * n,
-                "prompt_level_loose_acc": False, "inst_level_loose_acc": [False] * n,
-                "no_answer": 1.0}
+        return {
+            "prompt_level_strict_acc": False,
+            "inst_level_strict_acc": [False] * n,
+            "prompt_level_loose_acc": False,
+            "inst_level_loose_acc": [False] * n,
+            "no_answer": 1.0,
+        }
     # Arrow gives every kwargs dict the union of all keys, None where unused.
     kwargs = [{k: v for k, v in kw.items() if v is not None} for kw in doc["kwargs"]]
     verdict = check_ifeval(doc["prompt"], text, list(doc["instruction_id_list"]), kwargs)
@@ -290,6 +366,7 @@ def truthfulqa_mc2(doc: dict, results: Sequence[Any]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- per-sample records ----------
+
 
 def _argmax(results: Sequence[Any]) -> int | None:
     if not results:

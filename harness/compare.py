@@ -4,6 +4,7 @@ data build → train each method (per seed) → evaluate base + each variant →
 Every step is a run-directory stage keyed by the hash of its inputs, so the same command after a
 kill continues where it stopped, and a finished run re-runs in seconds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,14 +38,25 @@ def _build_config(config: dict):
 
     data = config["data"]
     problems = ProblemsConfig(
-        source=data["source"], n=data["n_problems"], n_val=data["n_val"], seed=config["seeds"][0],
-        subjects=tuple(data["subjects"]), levels=tuple(int(x) for x in data["levels"]),
+        source=data["source"],
+        n=data["n_problems"],
+        n_val=data["n_val"],
+        seed=config["seeds"][0],
+        subjects=tuple(data["subjects"]),
+        levels=tuple(int(x) for x in data["levels"]),
         columns={**MATH_COLUMNS, **data["columns"]} if data["columns"] else dict(MATH_COLUMNS),
     )
-    return BuildConfig(methods=list(config["methods"]), model=config["model"], backend=config["backend"],
-                       probe_max_new_tokens=data["probe_max_new_tokens"], teacher=config["teacher"],
-                       teacher_options=_teacher_options(config), teacher_file=config["teacher_file"], problems=problems,
-                       seed=config["seeds"][0])
+    return BuildConfig(
+        methods=list(config["methods"]),
+        model=config["model"],
+        backend=config["backend"],
+        probe_max_new_tokens=data["probe_max_new_tokens"],
+        teacher=config["teacher"],
+        teacher_options=_teacher_options(config),
+        teacher_file=config["teacher_file"],
+        problems=problems,
+        seed=config["seeds"][0],
+    )
 
 
 def _teacher_options(config: dict) -> dict:
@@ -63,11 +75,18 @@ def _eval_config(config: dict):
     from harness.evaluate import EvalConfig
 
     ev = config["eval"]
-    return EvalConfig(benchmarks=resolve_benchmarks(ev["benchmarks"] if isinstance(ev["benchmarks"], str)
-                                                    else ",".join(ev["benchmarks"])),
-                      limit=ev["limit"], seed=config["seeds"][0], max_new_tokens=ev["max_new_tokens"],
-                      truthfulqa_version=str(ev["truthfulqa_version"]), gpqa_seed=ev["gpqa_seed"],
-                      math_grader=str(ev["math_grader"]), reasoning_end=str(ev["reasoning_end"] or ""))
+    return EvalConfig(
+        benchmarks=resolve_benchmarks(
+            ev["benchmarks"] if isinstance(ev["benchmarks"], str) else ",".join(ev["benchmarks"])
+        ),
+        limit=ev["limit"],
+        seed=config["seeds"][0],
+        max_new_tokens=ev["max_new_tokens"],
+        truthfulqa_version=str(ev["truthfulqa_version"]),
+        gpqa_seed=ev["gpqa_seed"],
+        math_grader=str(ev["math_grader"]),
+        reasoning_end=str(ev["reasoning_end"] or ""),
+    )
 
 
 def _vllm_options(config: dict) -> dict:
@@ -81,9 +100,17 @@ def _scoring_identity() -> str:
     """Hash of the task definitions and checkers: a change to either re-scores (generations stay cached)."""
     from harness.paths import REPO_ROOT, tasks_dir
 
-    files = sorted([*tasks_dir().rglob("*.yaml"), *tasks_dir().rglob("*.py"),
-                    *(REPO_ROOT / "harness" / "checkers").glob("*.py"), REPO_ROOT / "harness" / "benchmarks.py"])
-    return stable_hash([(str(p.relative_to(p.parents[1])), p.read_text(encoding="utf-8")) for p in files if p.exists()])
+    files = sorted(
+        [
+            *tasks_dir().rglob("*.yaml"),
+            *tasks_dir().rglob("*.py"),
+            *(REPO_ROOT / "harness" / "checkers").glob("*.py"),
+            REPO_ROOT / "harness" / "benchmarks.py",
+        ]
+    )
+    return stable_hash(
+        [(str(p.relative_to(p.parents[1])), p.read_text(encoding="utf-8")) for p in files if p.exists()]
+    )
 
 
 def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> dict:
@@ -93,7 +120,12 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
 
     cfg = _eval_config(config)
     fingerprint = resolve_model(model_spec).fingerprint
-    inputs = {"model": fingerprint, "eval": cfg.__dict__, "backend": config["backend"], "scoring": _scoring_identity()}
+    inputs = {
+        "model": fingerprint,
+        "eval": cfg.__dict__,
+        "backend": config["backend"],
+        "scoring": _scoring_identity(),
+    }
     options = {}
     if config["backend"] == "vllm":
         options = _vllm_options(config)
@@ -101,8 +133,11 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
 
     def run_it():
         with open_backend(model_spec, config["backend"], **options) as backend:
-            info = {"name": model_spec if label == "base" else label, "fingerprint": backend.fingerprint,
-                    "backend": config["backend"]}
+            info = {
+                "name": model_spec if label == "base" else label,
+                "fingerprint": backend.fingerprint,
+                "backend": config["backend"],
+            }
             payload = evaluate_model(backend, info, cfg, run.path("eval"), label)
         outputs = [f"eval/{label}/results.json", *(f"eval/{label}/samples_{t}.jsonl" for t in cfg.benchmarks)]
         return outputs, {"wall_seconds_by_task": payload["wall_seconds"]}
@@ -110,11 +145,12 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
     return run.run_stage(f"eval:{label}", inputs, run_it)
 
 
-def compare(profile: str, overrides: list[str], output: Path | None = None, report_dir: Path | None = None) -> Path:
+def compare(
+    profile: str, overrides: list[str], output: Path | None = None, report_dir: Path | None = None
+) -> Path:
     from cgd.build import build
     from cgd.methods import check_methods
     from cgd.train import check_matched_budget, train_method
-
     from harness.plan import plan_text
     from harness.report.build import write_report
 
@@ -135,8 +171,10 @@ def compare(profile: str, overrides: list[str], output: Path | None = None, repo
     out = report_dir or Path("reports") / rid
     # Under accelerate launch / torchrun every process trains; rank 0 alone builds, evaluates and writes.
     if distributed.is_main():
-        atomic_write_json(run.path("config.json"), {**config, "run_id": rid, "git_revision": git_revision(),
-                                                    "provenance": provenance()})
+        atomic_write_json(
+            run.path("config.json"),
+            {**config, "run_id": rid, "git_revision": git_revision(), "provenance": provenance()},
+        )
         log.info("run directory: %s", run.root)
         log.info("what this run can detect (harness plan):\n%s", plan_text(config))
         build(run, _build_config(config))

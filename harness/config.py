@@ -4,6 +4,7 @@ A profile may `extends:` another; keys are merged depth-first. The smoke profile
 so it is the schema: an override of a key it does not have is an error that lists the valid keys,
 and a value must have the type of the default it replaces.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,11 @@ SCHEMA_PROFILE = "smoke"
 
 
 def available_profiles() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("harness.profiles").iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files("harness.profiles").iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 def _read_profile(name_or_path: str) -> dict:
@@ -28,10 +32,14 @@ def _read_profile(name_or_path: str) -> dict:
     if path.suffix in (".yaml", ".yml") and path.exists():
         text = path.read_text(encoding="utf-8")
     elif name_or_path in available_profiles():
-        text = resources.files("harness.profiles").joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
+        text = (
+            resources.files("harness.profiles").joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
+        )
     else:
-        raise HarnessError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} "
-                           "or give a .yaml file")
+        raise HarnessError(
+            f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} "
+            "or give a .yaml file"
+        )
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -122,7 +130,9 @@ def resolve_config(profile: str = SCHEMA_PROFILE, overrides: list[str] | None = 
     schema = load_profile(SCHEMA_PROFILE)
     config = _merge(schema, load_profile(profile))
     unknown = sorted(set(_flat_keys(config)) - set(_flat_keys(schema)))
-    unknown = [k for k in unknown if not any(k.startswith(s + ".") for s, v in _flat_keys(schema).items() if v == {})]
+    unknown = [
+        k for k in unknown if not any(k.startswith(s + ".") for s, v in _flat_keys(schema).items() if v == {})
+    ]
     if unknown:
         raise HarnessError(f"profile {profile}: unknown keys {', '.join(unknown)}")
     config = apply_overrides(config, overrides or [], schema)

@@ -7,6 +7,7 @@ from the Hugging Face Hub by their public ids and mapped to the same schema.
 
 GPQA rows hold question and option text in memory only: never write them anywhere.
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,32 +44,55 @@ class _Source:
     hub_renames: tuple[tuple[str, str], ...] = ()  # (hub column, local column)
 
 
-AMC23 = _Source("amc23/test.jsonl", ("math-ai/amc23", None, "test"), ("id", "problem", "answer"),
-                (("question", "problem"),))
-AIME24 = _Source("aime24/test.jsonl", ("HuggingFaceH4/aime_2024", None, "train"),
-                 ("id", "problem", "answer"))
+AMC23 = _Source(
+    "amc23/test.jsonl",
+    ("math-ai/amc23", None, "test"),
+    ("id", "problem", "answer"),
+    (("question", "problem"),),
+)
+AIME24 = _Source("aime24/test.jsonl", ("HuggingFaceH4/aime_2024", None, "train"), ("id", "problem", "answer"))
 MATH_COLUMNS = ("problem", "solution", "answer", "subject", "level", "unique_id")
 MATH500 = _Source("math500/test.jsonl", ("HuggingFaceH4/MATH-500", None, "test"), MATH_COLUMNS)
 # Same prm800k train side (12,000 rows, MATH-500 excluded) with the MATH-500 schema.
-MATH_TRAIN = _Source("math_train/math_train_12k_prm800k_split.jsonl",
-                     ("zzy1123/MATH_train_test_split", None, "train"), MATH_COLUMNS)
-HUMANEVAL = _Source("humaneval/HumanEval.jsonl.gz", ("openai/openai_humaneval", None, "test"),
-                    ("task_id", "prompt", "entry_point", "canonical_solution", "test"))
-IFEVAL = _Source("ifeval/input_data.jsonl", ("google/IFEval", None, "train"),
-                 ("key", "prompt", "instruction_id_list", "kwargs"))
-GPQA_COLUMNS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
-                "Incorrect Answer 3", "Record ID", "High-level domain", "Subdomain")
+MATH_TRAIN = _Source(
+    "math_train/math_train_12k_prm800k_split.jsonl",
+    ("zzy1123/MATH_train_test_split", None, "train"),
+    MATH_COLUMNS,
+)
+HUMANEVAL = _Source(
+    "humaneval/HumanEval.jsonl.gz",
+    ("openai/openai_humaneval", None, "test"),
+    ("task_id", "prompt", "entry_point", "canonical_solution", "test"),
+)
+IFEVAL = _Source(
+    "ifeval/input_data.jsonl",
+    ("google/IFEval", None, "train"),
+    ("key", "prompt", "instruction_id_list", "kwargs"),
+)
+GPQA_COLUMNS = (
+    "Question",
+    "Correct Answer",
+    "Incorrect Answer 1",
+    "Incorrect Answer 2",
+    "Incorrect Answer 3",
+    "Record ID",
+    "High-level domain",
+    "Subdomain",
+)
 TRUTHFULQA_COLUMNS = ("question", "mc1_targets", "mc2_targets")
 
 
 # ---------------------------------------------------------------- reading ----------------------
 
+
 def local_path(rel: str) -> Path:
     root = data_dir()
     path = root / rel
     if not path.is_file():
-        raise HarnessError(f"{path}: file not found (HARNESS_DATA_DIR={root} must contain {rel}; "
-                           "unset HARNESS_DATA_DIR to load from the Hugging Face Hub)")
+        raise HarnessError(
+            f"{path}: file not found (HARNESS_DATA_DIR={root} must contain {rel}; "
+            "unset HARNESS_DATA_DIR to load from the Hugging Face Hub)"
+        )
     return path
 
 
@@ -97,8 +121,10 @@ def _hub_rows(dataset_id: str, config: str | None, split: str) -> Iterator[tuple
     try:
         ds = datasets.load_dataset(dataset_id, config, split=split)
     except Exception as exc:  # any Hub/network/auth failure is one user-facing line
-        raise HarnessError(f"could not load {dataset_id} from the Hugging Face Hub ({exc}); "
-                           "set HARNESS_DATA_DIR to the offline data directory") from None
+        raise HarnessError(
+            f"could not load {dataset_id} from the Hugging Face Hub ({exc}); "
+            "set HARNESS_DATA_DIR to the offline data directory"
+        ) from None
     for i, row in enumerate(ds):
         yield f"hf://{dataset_id}[{split}][{i}]", dict(row)
 
@@ -112,8 +138,7 @@ def require(row: Row, columns: Iterable[str], where: str) -> Row:
 
 def _read(source: _Source) -> list[Row]:
     if data_dir() is not None:
-        return [require(row, source.columns, where)
-                for where, row in _jsonl_rows(local_path(source.file))]
+        return [require(row, source.columns, where) for where, row in _jsonl_rows(local_path(source.file))]
     rows = []
     for index, (where, row) in enumerate(_hub_rows(*source.hub)):
         for hub_col, col in source.hub_renames:
@@ -125,6 +150,7 @@ def _read(source: _Source) -> list[Row]:
 
 
 # ---------------------------------------------------------------- math -------------------------
+
 
 def _with_gold(rows: list[Row], id_key: str) -> list[Row]:
     from harness.checkers.math import normalize_gold
@@ -152,6 +178,7 @@ def load_math_train() -> list[Row]:
 
 
 # ---------------------------------------------------------------- code / instructions ----------
+
 
 def load_humaneval() -> list[Row]:
     bundled = _bundled_humaneval() if data_dir() is None else None
@@ -185,6 +212,7 @@ def load_ifeval() -> list[Row]:
 
 # ---------------------------------------------------------------- TruthfulQA ------------------
 
+
 def load_truthfulqa(version: str = "2021") -> list[Row]:
     """MC items as {id, question, mc1_targets, mc2_targets} with targets {choices, labels}.
 
@@ -193,26 +221,37 @@ def load_truthfulqa(version: str = "2021") -> list[Row]:
     """
     version = str(version)
     if version not in TRUTHFULQA_VERSIONS:
-        raise HarnessError(f"unknown TruthfulQA version {version!r}; valid: "
-                           f"{', '.join(TRUTHFULQA_VERSIONS)}")
+        raise HarnessError(f"unknown TruthfulQA version {version!r}; valid: {', '.join(TRUTHFULQA_VERSIONS)}")
     if data_dir() is None:
         if version != "2021":
-            raise HarnessError(f"TruthfulQA {version} is only available offline: set "
-                               f"HARNESS_DATA_DIR (the Hub copy truthfulqa/truthful_qa is 2021)")
-        items = [(where, row) for where, row in
-                 _hub_rows("truthfulqa/truthful_qa", "multiple_choice", "validation")]
+            raise HarnessError(
+                f"TruthfulQA {version} is only available offline: set "
+                f"HARNESS_DATA_DIR (the Hub copy truthfulqa/truthful_qa is 2021)"
+            )
+        items = [
+            (where, row)
+            for where, row in _hub_rows("truthfulqa/truthful_qa", "multiple_choice", "validation")
+        ]
     else:
         path = local_path(TRUTHFULQA_VERSIONS[version])
         data = read_json(path)
         if not isinstance(data, list):
             raise HarnessError(f"{path}: expected a JSON list of questions")
-        items = [(f"{path}: item {i}", _targets_as_lists(row, f"{path}: item {i}"))
-                 for i, row in enumerate(data)]
+        items = [
+            (f"{path}: item {i}", _targets_as_lists(row, f"{path}: item {i}")) for i, row in enumerate(data)
+        ]
     rows = []
     for i, (where, row) in enumerate(items):
         require(row, TRUTHFULQA_COLUMNS, where)
-        rows.append({"id": i, "version": version, "question": row["question"],
-                     "mc1_targets": row["mc1_targets"], "mc2_targets": row["mc2_targets"]})
+        rows.append(
+            {
+                "id": i,
+                "version": version,
+                "question": row["question"],
+                "mc1_targets": row["mc1_targets"],
+                "mc2_targets": row["mc2_targets"],
+            }
+        )
     return rows
 
 
@@ -228,6 +267,7 @@ def _targets_as_lists(row: Any, where: str) -> Row:
 
 
 # ---------------------------------------------------------------- GPQA ------------------------
+
 
 def load_gpqa(subset: str = "diamond", seed: int = 0) -> list[Row]:
     """GPQA items with the four options shuffled per item, seeded by (seed, Record ID).
@@ -272,8 +312,12 @@ def shuffled_order(seed: int, record_id: str) -> list[int]:
 
 
 def _gpqa_item(row: Row, subset: str, seed: int) -> Row:
-    options = [row["Correct Answer"], row["Incorrect Answer 1"], row["Incorrect Answer 2"],
-               row["Incorrect Answer 3"]]
+    options = [
+        row["Correct Answer"],
+        row["Incorrect Answer 1"],
+        row["Incorrect Answer 2"],
+        row["Incorrect Answer 3"],
+    ]
     order = shuffled_order(seed, row["Record ID"])
     return {
         "id": row["Record ID"],

@@ -5,6 +5,7 @@ has none of them and is the whole world (size 1, rank 0). Every process of a lau
 command: all of them train, only rank 0 writes the run directory, and the others wait for it at a
 barrier where they need what it wrote.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ it keeps reviewing when asked to *solve* (no final answer, verdict lines instead
 loses ground on benchmarks outside its training domain. Everything here is per item, so each
 change against base can be tested on matched items.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,23 +27,26 @@ DEFAULT_ALPHA = 0.05
 
 _VERDICT = r"(?:correct|incorrect|wrong|right|flawed|valid|invalid|accurate|inaccurate)"
 _REVIEWED = r"(?:solution|answer|response|reasoning|approach|proof|derivation|work)"
-CRITIQUE_PATTERNS = tuple(re.compile(p, re.IGNORECASE | re.MULTILINE) for p in (
-    # "Conclusion: wrong", "**Conclusion:** right [END]"
-    rf"^\W*conclusion\W*[:\-]\W*{_VERDICT}\b",
-    # "The solution is incorrect", "the student's answer is not correct", "the answer was wrong"
-    rf"\b(?:the|this|your|their|student'?s?|given|proposed|provided)\s+(?:\w+\s+)?{_REVIEWED}\s+"
-    rf"(?:is|was|are|seems|appears)\s+(?:not\s+|mostly\s+|partially\s+|entirely\s+|completely\s+)?"
-    rf"(?:to\s+be\s+)?{_VERDICT}\b",
-    # "Let's review the solution", "Let us verify the given answer", "Let me check the student's steps"
-    r"\blet(?:'s|\s+us|\s+me)\s+(?:review|verify|critique|evaluate|check|examine|analy[sz]e)\s+"
-    r"(?:the|this|their|your|student'?s?)\s+(?:given\s+|proposed\s+|provided\s+|student'?s?\s+)?"
-    r"(?:solution|response|steps|reasoning|work)\b",
-    r"^\W*critique\W*:",
-    # "Step 3 is incorrect", "step 2 was wrong"
-    rf"\bstep\s+\d+\s+(?:is|was)\s+(?:not\s+)?{_VERDICT}\b",
-    # "The error is in step 2", "the mistake lies in the second step"
-    r"\b(?:error|mistake)\s+(?:is|lies|occurs)\s+in\s+(?:the\s+\w+\s+step|step\s+\d+)",
-))
+CRITIQUE_PATTERNS = tuple(
+    re.compile(p, re.IGNORECASE | re.MULTILINE)
+    for p in (
+        # "Conclusion: wrong", "**Conclusion:** right [END]"
+        rf"^\W*conclusion\W*[:\-]\W*{_VERDICT}\b",
+        # "The solution is incorrect", "the student's answer is not correct", "the answer was wrong"
+        rf"\b(?:the|this|your|their|student'?s?|given|proposed|provided)\s+(?:\w+\s+)?{_REVIEWED}\s+"
+        rf"(?:is|was|are|seems|appears)\s+(?:not\s+|mostly\s+|partially\s+|entirely\s+|completely\s+)?"
+        rf"(?:to\s+be\s+)?{_VERDICT}\b",
+        # "Let's review the solution", "Let us verify the given answer", "Let me check the student's steps"
+        r"\blet(?:'s|\s+us|\s+me)\s+(?:review|verify|critique|evaluate|check|examine|analy[sz]e)\s+"
+        r"(?:the|this|their|your|student'?s?)\s+(?:given\s+|proposed\s+|provided\s+|student'?s?\s+)?"
+        r"(?:solution|response|steps|reasoning|work)\b",
+        r"^\W*critique\W*:",
+        # "Step 3 is incorrect", "step 2 was wrong"
+        rf"\bstep\s+\d+\s+(?:is|was)\s+(?:not\s+)?{_VERDICT}\b",
+        # "The error is in step 2", "the mistake lies in the second step"
+        r"\b(?:error|mistake)\s+(?:is|lies|occurs)\s+in\s+(?:the\s+\w+\s+step|step\s+\d+)",
+    )
+)
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{\s*[^\s}]")
 # Letters must be capitals: "the answer is a subtle one" names no option.
@@ -118,8 +122,8 @@ def _item_id(record: dict) -> str:
 
 @dataclass(frozen=True)
 class Measures:
-    values: dict[str, dict[str, float]]   # measure -> item_id -> value
-    length_unit: str                      # "tokens", "chars", or "" when absent or mixed
+    values: dict[str, dict[str, float]]  # measure -> item_id -> value
+    length_unit: str  # "tokens", "chars", or "" when absent or mixed
 
 
 def item_measures(records: list[dict], task: str) -> Measures:
@@ -166,7 +170,8 @@ def is_generative(run: RunData, task: str) -> bool:
         return False
     return any(
         rec.get("response") or rec.get("completion_tokens") or rec.get("extracted") is not None
-        for label in run.labels for rec in run.samples(label, task)
+        for label in run.labels
+        for rec in run.samples(label, task)
     )
 
 
@@ -175,7 +180,7 @@ class DriftRow:
     task: str
     model: str
     n: int
-    parseable: float | None       # fraction of items
+    parseable: float | None  # fraction of items
     critique: float | None
     mean_length: float | None
     length_unit: str
@@ -195,8 +200,18 @@ def format_drift(run: RunData) -> list[DriftRow]:
         for group in run.groups:
             m = group_measures(run, group, task)
             n = len({_item_id(r) for label in run.groups[group] for r in run.samples(label, task)})
-            rows.append(DriftRow(task, group, n, _mean(m.values["parseable"]), _mean(m.values["critique"]),
-                                 _mean(m.values["length"]), m.length_unit, _mean(m.values["ifeval_format"])))
+            rows.append(
+                DriftRow(
+                    task,
+                    group,
+                    n,
+                    _mean(m.values["parseable"]),
+                    _mean(m.values["critique"]),
+                    _mean(m.values["length"]),
+                    m.length_unit,
+                    _mean(m.values["ifeval_format"]),
+                )
+            )
     return rows
 
 
@@ -207,19 +222,20 @@ class Change:
     `p_adjusted`, `mde` and `verdict` are filled in by `harness.findings` once the whole family of
     comparisons a report makes is known (an adjusted p depends on the family).
     """
+
     method: str
     task: str
-    quantity: str                 # a metric name, or a drift measure
-    label: str                    # human-readable name of the quantity
-    base: float                   # the reference's value (base, unless `reference` says otherwise)
+    quantity: str  # a metric name, or a drift measure
+    label: str  # human-readable name of the quantity
+    base: float  # the reference's value (base, unless `reference` says otherwise)
     value: float
     comparison: ItemComparison
     alpha: float
-    unit: str = ""                # for lengths: "tokens" or "chars"
+    unit: str = ""  # for lengths: "tokens" or "chars"
     reference: str = BASE
-    seeds: int = 1                # most seeds on either side; > 1: hierarchical bootstrap
+    seeds: int = 1  # most seeds on either side; > 1: hierarchical bootstrap
     p_adjusted: float | None = None
-    mde: float | None = None      # minimum detectable |delta| at 80 % power, same scale as delta
+    mde: float | None = None  # minimum detectable |delta| at 80 % power, same scale as delta
     verdict: str = ""
 
     @property
@@ -249,7 +265,9 @@ class Change:
         return f"{self.method} vs {self.reference}: {self.label}"
 
 
-def compare_groups(per_label_a: list[dict[str, float]], per_label_b: list[dict[str, float]]) -> ItemComparison:
+def compare_groups(
+    per_label_a: list[dict[str, float]], per_label_b: list[dict[str, float]]
+) -> ItemComparison:
     """One seed each: the paired item test. Several seeds on either side: the hierarchical
     bootstrap over seeds then items, on the items every seed of both sides scored."""
     if len(per_label_a) == 1 and len(per_label_b) == 1:
@@ -262,58 +280,126 @@ def compare_groups(per_label_a: list[dict[str, float]], per_label_b: list[dict[s
     a = np.array([[m[i] for i in shared] for m in per_label_a])
     b = np.array([[m[i] for i in shared] for m in per_label_b])
     h = hierarchical_bootstrap(a, b)
-    result = PairedTest("hierarchical-bootstrap", h.n, h.mean_a, h.mean_b, h.delta, h.ci_low, h.ci_high,
-                        h.p_value, h.discordance, "hierarchical-bootstrap")
+    result = PairedTest(
+        "hierarchical-bootstrap",
+        h.n,
+        h.mean_a,
+        h.mean_b,
+        h.delta,
+        h.ci_low,
+        h.ci_high,
+        h.p_value,
+        h.discordance,
+        "hierarchical-bootstrap",
+    )
     return ItemComparison(result, len(shared), len(union) - len(shared), 0)
 
 
-def _change(method: str, task: str, quantity: str, label: str, base: list[dict[str, float]],
-            other: list[dict[str, float]], alpha: float, unit: str = "", reference: str = BASE) -> Change | None:
+def _change(
+    method: str,
+    task: str,
+    quantity: str,
+    label: str,
+    base: list[dict[str, float]],
+    other: list[dict[str, float]],
+    alpha: float,
+    unit: str = "",
+    reference: str = BASE,
+) -> Change | None:
     if not any(base) or not any(other):
         return None
     comparison = compare_groups(base, other)
     if comparison.result is None:
         return None
-    return Change(method, task, quantity, label, comparison.result.mean_a, comparison.result.mean_b, comparison,
-                  alpha, unit, reference, max(len(base), len(other)))
+    return Change(
+        method,
+        task,
+        quantity,
+        label,
+        comparison.result.mean_a,
+        comparison.result.mean_b,
+        comparison,
+        alpha,
+        unit,
+        reference,
+        max(len(base), len(other)),
+    )
 
 
 def _methods(run: RunData) -> list[str]:
     return [g for g in run.groups if g != BASE] if BASE in run.groups else []
 
 
-def score_change(run: RunData, method: str, reference: str, task: str, metric: str,
-                 alpha: float = DEFAULT_ALPHA) -> Change | None:
+def score_change(
+    run: RunData, method: str, reference: str, task: str, metric: str, alpha: float = DEFAULT_ALPHA
+) -> Change | None:
     """One group's score on one (task, metric) against another group's, on matched items."""
-    per_label = {g: [run.item_scores(label, task, metric) for label in run.groups[g]] for g in (method, reference)}
-    return _change(method, task, metric, metric_label(task, metric), per_label[reference], per_label[method],
-                   alpha, reference=reference)
+    per_label = {
+        g: [run.item_scores(label, task, metric) for label in run.groups[g]] for g in (method, reference)
+    }
+    return _change(
+        method,
+        task,
+        metric,
+        metric_label(task, metric),
+        per_label[reference],
+        per_label[method],
+        alpha,
+        reference=reference,
+    )
 
 
 def score_changes(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
     """Every method's score on every table column against base."""
-    return [c for method in _methods(run) for task, metric in run.columns()
-            if (c := score_change(run, method, BASE, task, metric, alpha))]
+    return [
+        c
+        for method in _methods(run)
+        for task, metric in run.columns()
+        if (c := score_change(run, method, BASE, task, metric, alpha))
+    ]
 
 
 def label_measures(run: RunData, group: str, task: str) -> list[Measures]:
     return [item_measures(run.samples(label, task), task) for label in run.groups[group]]
 
 
-def _measure_change(method: str, reference: str, task: str, measure: str, base: list[Measures],
-                    other: list[Measures], alpha: float) -> Change | None:
+def _measure_change(
+    method: str,
+    reference: str,
+    task: str,
+    measure: str,
+    base: list[Measures],
+    other: list[Measures],
+    alpha: float,
+) -> Change | None:
     units = {m.length_unit for m in (*base, *other)}
     if measure == "length" and len(units) != 1:
         return None
-    return _change(method, task, measure, f"{_MEASURE_NAMES[measure]} on {task}",
-                   [m.values[measure] for m in base], [m.values[measure] for m in other], alpha,
-                   next(iter(units)) if measure == "length" else "", reference)
+    return _change(
+        method,
+        task,
+        measure,
+        f"{_MEASURE_NAMES[measure]} on {task}",
+        [m.values[measure] for m in base],
+        [m.values[measure] for m in other],
+        alpha,
+        next(iter(units)) if measure == "length" else "",
+        reference,
+    )
 
 
-def measure_change(run: RunData, method: str, reference: str, task: str, measure: str,
-                   alpha: float = DEFAULT_ALPHA) -> Change | None:
-    return _measure_change(method, reference, task, measure, label_measures(run, reference, task),
-                           label_measures(run, method, task), alpha)
+def measure_change(
+    run: RunData, method: str, reference: str, task: str, measure: str, alpha: float = DEFAULT_ALPHA
+) -> Change | None:
+    return _measure_change(
+        method,
+        reference,
+        task,
+        measure,
+        label_measures(run, reference, task),
+        label_measures(run, method, task),
+        alpha,
+    )
 
 
 def measure_changes(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
@@ -323,8 +409,11 @@ def measure_changes(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
     for method in _methods(run):
         for task, base_measures in base.items():
             other = label_measures(run, method, task)
-            changes += [c for measure in MEASURES
-                        if (c := _measure_change(method, BASE, task, measure, base_measures, other, alpha))]
+            changes += [
+                c
+                for measure in MEASURES
+                if (c := _measure_change(method, BASE, task, measure, base_measures, other, alpha))
+            ]
     return changes
 
 
@@ -333,7 +422,9 @@ def changes_vs_base(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
     return score_changes(run, alpha) + measure_changes(run, alpha)
 
 
-def forgetting(run: RunData, alpha: float = DEFAULT_ALPHA, changes: list[Change] | None = None) -> list[Change]:
+def forgetting(
+    run: RunData, alpha: float = DEFAULT_ALPHA, changes: list[Change] | None = None
+) -> list[Change]:
     """Headline-score changes on general (out-of-domain) benchmarks; significant ones are flagged.
 
     `changes` reuses an already computed `changes_vs_base` result.
@@ -354,7 +445,11 @@ def _p_text(change: Change) -> str:
     return f"{format_p(change.p_value)}, adjusted {format_p(change.p_adjusted).removeprefix('p ')}"
 
 
-_TEST_NAMES = {"mcnemar": "McNemar", "sign-flip": "sign-flip test", "hierarchical-bootstrap": "hierarchical bootstrap"}
+_TEST_NAMES = {
+    "mcnemar": "McNemar",
+    "sign-flip": "sign-flip test",
+    "hierarchical-bootstrap": "hierarchical bootstrap",
+}
 
 
 def describe_change(change: Change) -> str:
@@ -363,9 +458,11 @@ def describe_change(change: Change) -> str:
     direction = "up" if change.delta > 0 else "down"
     result = change.comparison.result
     test = _TEST_NAMES.get(result.test, result.test) if result else "no test"
-    return (f"{change.label} {direction} {abs(change.delta) * scale:.1f} {size_unit} "
-            f"({change.base * scale:.1f} -> {change.value * scale:.1f}, {_p_text(change)}, "
-            f"{test}, {change.comparison.matched} matched items)")
+    return (
+        f"{change.label} {direction} {abs(change.delta) * scale:.1f} {size_unit} "
+        f"({change.base * scale:.1f} -> {change.value * scale:.1f}, {_p_text(change)}, "
+        f"{test}, {change.comparison.matched} matched items)"
+    )
 
 
 def _detectable(changes: list[Change]) -> str:
@@ -377,32 +474,47 @@ def _detectable(changes: list[Change]) -> str:
     found = [c.mde for c in scored if c.mde is not None]
     if not found:
         return f" At n = {n} items no change of any size could have been detected at 80 % power."
-    return (f" The smallest change these comparisons could have detected at 80 % power was "
-            f"{100 * min(found):.1f} points (n = {n}).")
+    return (
+        f" The smallest change these comparisons could have detected at 80 % power was "
+        f"{100 * min(found):.1f} points (n = {n})."
+    )
 
 
 def paragraph(method: str, changes: list[Change], alpha: float) -> str:
     """A few sentences on what moved significantly for one method, what did not, and what could have."""
     moved = [c for c in changes if c.significant]
     still = [c for c in changes if not c.significant and c.is_score]
-    parts = [f"{method} vs base (paired tests on matched items; p adjusted over the report's family, "
-             f"alpha = {alpha:g})."]
+    parts = [
+        f"{method} vs base (paired tests on matched items; p adjusted over the report's family, "
+        f"alpha = {alpha:g})."
+    ]
     if moved:
         parts.append("Moved significantly: " + "; ".join(describe_change(c) for c in moved) + ".")
     else:
         parts.append("Nothing moved significantly." + _detectable(changes))
     if still:
-        parts.append("No significant change in: " + ", ".join(
-            f"{c.label} ({c.delta * 100:+.1f} points, {_p_text(c)}" + (f", {c.verdict}" if c.verdict else "") + ")"
-            for c in still) + ".")
+        parts.append(
+            "No significant change in: "
+            + ", ".join(
+                f"{c.label} ({c.delta * 100:+.1f} points, {_p_text(c)}"
+                + (f", {c.verdict}" if c.verdict else "")
+                + ")"
+                for c in still
+            )
+            + "."
+        )
     forgot = list(dict.fromkeys(c.task for c in moved if c.is_score and is_general(c.task) and c.delta < 0))
     if forgot:
         parts.append("Forgetting flagged on: " + ", ".join(forgot) + ".")
     return " ".join(parts)
 
 
-def paragraphs(run: RunData, alpha: float = DEFAULT_ALPHA, changes: list[Change] | None = None) -> dict[str, str]:
+def paragraphs(
+    run: RunData, alpha: float = DEFAULT_ALPHA, changes: list[Change] | None = None
+) -> dict[str, str]:
     """Method -> its generated paragraph, in run order."""
     changes = changes_vs_base(run, alpha) if changes is None else changes
-    return {method: paragraph(method, [c for c in changes if c.method == method], alpha)
-            for method in _methods(run)}
+    return {
+        method: paragraph(method, [c for c in changes if c.method == method], alpha)
+        for method in _methods(run)
+    }

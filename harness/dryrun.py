@@ -3,6 +3,7 @@
 Reads the profile and the benchmark data (offline from HARNESS_DATA_DIR) and nothing else: no
 model is loaded, no teacher asked, no run directory created.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,11 @@ def plan_lines(config: dict, output: Path | None = None) -> list[str]:
         f"teacher: {teacher}" + (f" {options}" if options else ""),
         "stages:",
         f"  1. data: {data['n_problems']} training + {data['n_val']} validation problems from {data['source']}; "
-        + ("critiques read from the teacher file" if config["teacher_file"] else
-           f"student probe ({data['probe_max_new_tokens']} new tokens), teacher critique + refinement each"),
+        + (
+            "critiques read from the teacher file"
+            if config["teacher_file"]
+            else f"student probe ({data['probe_max_new_tokens']} new tokens), teacher critique + refinement each"
+        ),
         f"  2. train: {len(variants)} run(s) ({', '.join(label for label, _, _ in variants)}), "
         f"{train['max_steps']} optimizer steps each, lr {train['learning_rate']}, max length {train['max_length']}",
         f"     global batch = {train['batch_size']} per process x processes x {train['grad_accum']} accumulation"
@@ -43,19 +47,25 @@ def plan_lines(config: dict, output: Path | None = None) -> list[str]:
     ]
     if config["backend"] == "vllm":
         engine = ev["vllm"]
-        lines.append(f"  evaluation: {engine['tensor_parallel_size']} per vLLM replica x "
-                     f"{engine['data_parallel_size']} replica(s) = "
-                     f"{engine['tensor_parallel_size'] * engine['data_parallel_size']} (vLLM takes "
-                     f"{engine['gpu_memory_utilization']:.0%} of each; max_model_len {engine['max_model_len']})")
+        lines.append(
+            f"  evaluation: {engine['tensor_parallel_size']} per vLLM replica x "
+            f"{engine['data_parallel_size']} replica(s) = "
+            f"{engine['tensor_parallel_size'] * engine['data_parallel_size']} (vLLM takes "
+            f"{engine['gpu_memory_utilization']:.0%} of each; max_model_len {engine['max_model_len']})"
+        )
     else:
         lines.append(f"  evaluation: {config['backend']} backend, in rank 0's process")
     counts = _items(cfg)
     lines.append(f"items per benchmark (limit: {cfg.limit if cfg.limit is not None else 'none'}):")
-    lines += [f"  {task:<18} {n if n is not None else 'unknown: data not available offline'}"
-              for task, n in counts.items()]
+    lines += [
+        f"  {task:<18} {n if n is not None else 'unknown: data not available offline'}"
+        for task, n in counts.items()
+    ]
     known = [n for n in counts.values() if n is not None]
     floor = "at least " if len(known) < len(counts) else ""
-    lines.append(f"  per model: {floor}{sum(known)} items; all models: {floor}{sum(known) * (len(variants) + 1)}")
+    lines.append(
+        f"  per model: {floor}{sum(known)} items; all models: {floor}{sum(known) * (len(variants) + 1)}"
+    )
     lines += planner_lines(config, counts)
     return lines
 

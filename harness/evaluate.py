@@ -8,6 +8,7 @@ writes the same files into `<out_dir>/<label>/shards/shard-K-of-N/`; `merge_shar
 what one unsharded run writes (every per-item record byte for byte, the aggregates recomputed by
 lm-eval's own code over all items). Shards are independent processes: any launcher can run them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,14 @@ from harness.benchmarks import (
     sample_fields,
 )
 from harness.errors import HarnessError
-from harness.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json, read_jsonl, stable_hash
+from harness.io import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+    stable_hash,
+)
 from harness.paths import tasks_dir
 from harness.provenance import provenance
 
@@ -43,7 +51,7 @@ class EvalConfig:
     limit: int | None = None
     seed: int = 0
     max_new_tokens: int | None = None  # None: each task's own default
-    bootstrap_iters: int = 1000        # lm-eval's stderr for non-mean aggregations
+    bootstrap_iters: int = 1000  # lm-eval's stderr for non-mean aggregations
     truthfulqa_version: str = "2021"
     gpqa_seed: int = 0
     task_max_new_tokens: dict[str, int] = field(default_factory=dict)
@@ -54,8 +62,12 @@ class EvalConfig:
         check_math_grader(self.math_grader)
 
     def metadata(self) -> dict[str, Any]:
-        return {"truthfulqa_version": self.truthfulqa_version, "gpqa_seed": self.gpqa_seed,
-                "math_grader": self.math_grader, "reasoning_end": self.reasoning_end}
+        return {
+            "truthfulqa_version": self.truthfulqa_version,
+            "gpqa_seed": self.gpqa_seed,
+            "math_grader": self.math_grader,
+            "reasoning_end": self.reasoning_end,
+        }
 
     def task_order(self) -> list[str]:
         """Chat tasks first: lm-eval's chat templating is one switch per call (see evaluate_model)."""
@@ -102,8 +114,9 @@ def _task_manager(cfg: EvalConfig):
     return TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=cfg.metadata())
 
 
-def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, label: str,
-                   shard: Shard | None = None) -> dict:
+def evaluate_model(
+    backend, model_info: dict, cfg: EvalConfig, out_dir: Path, label: str, shard: Shard | None = None
+) -> dict:
     """Run every benchmark in `cfg` on `backend` (only the shard's items with `shard`); write and return the payload."""
     import lm_eval
     from lm_eval import simple_evaluate
@@ -111,11 +124,19 @@ def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, la
     from harness.lm import HarnessLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)  # lm-eval logs prompts at INFO; GPQA must not leak
-    logging.getLogger("lm_eval.api.task").setLevel(logging.ERROR)  # a warning per custom_dataset task, every run
+    logging.getLogger("lm_eval.api.task").setLevel(
+        logging.ERROR
+    )  # a warning per custom_dataset task, every run
     per_task = {**cfg.task_max_new_tokens}
     lm = HarnessLM(backend, max_new_tokens=cfg.max_new_tokens if cfg.max_new_tokens else per_task or None)
     manager = _task_manager(cfg)
-    merged: dict[str, Any] = {"results": {}, "versions": {}, "n-samples": {}, "configs": {}, "higher_is_better": {}}
+    merged: dict[str, Any] = {
+        "results": {},
+        "versions": {},
+        "n-samples": {},
+        "configs": {},
+        "higher_is_better": {},
+    }
     samples: dict[str, list] = {}
     wall: dict[str, float] = {}
     for task in cfg.task_order():  # one task per call so wall time is attributable per benchmark
@@ -129,10 +150,18 @@ def evaluate_model(backend, model_info: dict, cfg: EvalConfig, out_dir: Path, la
             selection = {"limit": None, "samples": {task: docs}}
         with _whole_evaluation():
             out = simple_evaluate(
-                model=lm, tasks=[task], task_manager=manager, apply_chat_template=BENCHMARKS[task].chat,
-                log_samples=True, bootstrap_iters=cfg.bootstrap_iters, random_seed=cfg.seed,
-                numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed,
-                confirm_run_unsafe_code=True, **selection,
+                model=lm,
+                tasks=[task],
+                task_manager=manager,
+                apply_chat_template=BENCHMARKS[task].chat,
+                log_samples=True,
+                bootstrap_iters=cfg.bootstrap_iters,
+                random_seed=cfg.seed,
+                numpy_random_seed=cfg.seed,
+                torch_random_seed=cfg.seed,
+                fewshot_random_seed=cfg.seed,
+                confirm_run_unsafe_code=True,
+                **selection,
             )
         wall[task] = round(time.time() - started, 3)
         for key in merged:
@@ -203,20 +232,26 @@ def _read_shards(shards_dir: Path) -> list[dict]:
     payloads = {p.parent.name: read_json(p) for p in sorted(shards_dir.glob("shard-*-of-*/results.json"))}
     counts = {p["shard"]["count"] for p in payloads.values()}
     if len(counts) != 1:
-        raise HarnessError(f"{shards_dir}: shards of different splits ({', '.join(sorted(payloads))}); "
-                           "keep the shards of one --shard K/N split only")
+        raise HarnessError(
+            f"{shards_dir}: shards of different splits ({', '.join(sorted(payloads))}); "
+            "keep the shards of one --shard K/N split only"
+        )
     count = counts.pop()
     missing = sorted(set(range(count)) - {p["shard"]["index"] for p in payloads.values()})
     if missing:
-        raise HarnessError(f"{shards_dir}: shard(s) {', '.join(map(str, missing))} of {count} missing or unfinished "
-                           "(no results.json); run them, then merge again")
+        raise HarnessError(
+            f"{shards_dir}: shard(s) {', '.join(map(str, missing))} of {count} missing or unfinished "
+            "(no results.json); run them, then merge again"
+        )
     first, *rest = [payloads[Shard(i, count).name] for i in range(count)]
     for other in rest:
         differs = [key for key in SHARD_IDENTITY if not _agree(key, first.get(key), other.get(key))]
         if differs:
-            raise HarnessError(f"{shards_dir}: {Shard(other['shard']['index'], count).name} and "
-                               f"{Shard(0, count).name} differ in {', '.join(differs)}; shards of different "
-                               "evaluations (model, config or code) do not merge")
+            raise HarnessError(
+                f"{shards_dir}: {Shard(other['shard']['index'], count).name} and "
+                f"{Shard(0, count).name} differ in {', '.join(differs)}; shards of different "
+                "evaluations (model, config or code) do not merge"
+            )
     return [first, *rest]
 
 
@@ -237,7 +272,9 @@ def _without_addresses(value) -> str:
 
 def merge_label(run_dir: Path, label: str) -> dict:
     """Write eval/<label>/'s unsharded files from its shards; returns the merged payload."""
-    from lm_eval.evaluator_utils import _compute_task_aggregations  # lm-eval's own aggregation, so numbers match
+    from lm_eval.evaluator_utils import (
+        _compute_task_aggregations,
+    )  # lm-eval's own aggregation, so numbers match
     from lm_eval.tasks import get_task_dict
 
     label_dir = Path(run_dir) / "eval" / label
@@ -246,10 +283,18 @@ def merge_label(run_dir: Path, label: str) -> dict:
     dirs = [label_dir / "shards" / Shard(p["shard"]["index"], p["shard"]["count"]).name for p in parts]
     records, timing, results, n_samples, wall = {}, {}, {}, {}, {}
     for task in cfg.task_order():
-        records[task] = sorted((r for d in dirs for r in read_jsonl(d / f"samples_{task}.jsonl")),
-                               key=lambda r: r["doc_id"])
-        timing[task] = sorted((t for d in dirs if (d / f"timing_{task}.jsonl").exists()
-                               for t in read_jsonl(d / f"timing_{task}.jsonl")), key=lambda t: t["doc_id"])
+        records[task] = sorted(
+            (r for d in dirs for r in read_jsonl(d / f"samples_{task}.jsonl")), key=lambda r: r["doc_id"]
+        )
+        timing[task] = sorted(
+            (
+                t
+                for d in dirs
+                if (d / f"timing_{task}.jsonl").exists()
+                for t in read_jsonl(d / f"timing_{task}.jsonl")
+            ),
+            key=lambda t: t["doc_id"],
+        )
         wall[task] = round(sum(p["wall_seconds"].get(task, 0.0) for p in parts), 3)
         scored = [p for p in parts if task in p["results"]]
         if not scored:
@@ -257,25 +302,36 @@ def merge_label(run_dir: Path, label: str) -> dict:
         template = scored[0]["results"][task]
         filters = {key.split(",", 1)[1] for key in template if "," in key}
         task_obj = get_task_dict([task], _task_manager(cfg))[task]
-        raw = {(metric, flt): [r["metrics"][metric] for r in records[task]]
-               for metric in records[task][0]["metrics"] for flt in sorted(filters)}
+        raw = {
+            (metric, flt): [r["metrics"][metric] for r in records[task]]
+            for metric in records[task][0]["metrics"]
+            for flt in sorted(filters)
+        }
         aggregates, count = _compute_task_aggregations(task_obj, raw, cfg.bootstrap_iters)
         results[task] = {**template, "sample_len": count, **aggregates}
         n_samples[task] = {**scored[0]["n-samples"][task], "effective": count}
     payload = {key: value for key, value in parts[0].items() if key != "shard"}
     for key in PER_TASK:  # a shard without items of a task has no entry for it
-        payload[key] = {task: next(p[key][task] for p in parts if task in p[key])
-                        for task in sorted({t for p in parts for t in p[key]})}
-    payload.update(results=results, **{"n-samples": n_samples}, wall_seconds=wall, merged_shards=len(parts),
-                   generation={task: _throughput(timing[task], wall[task]) for task in records})
+        payload[key] = {
+            task: next(p[key][task] for p in parts if task in p[key])
+            for task in sorted({t for p in parts for t in p[key]})
+        }
+    payload.update(
+        results=results,
+        **{"n-samples": n_samples},
+        wall_seconds=wall,
+        merged_shards=len(parts),
+        generation={task: _throughput(timing[task], wall[task]) for task in records},
+    )
     _write(label_dir, label, payload, records, timing)
     _write_run_config(Path(run_dir), payload["model"], payload["eval_config"])
     return payload
 
 
 def _write_run_config(run_dir: Path, model_info: dict, eval_config: dict) -> None:
-    atomic_write_json(run_dir / "config.json", {"command": "eval", "model": model_info, "eval": eval_config,
-                                                **provenance()})
+    atomic_write_json(
+        run_dir / "config.json", {"command": "eval", "model": model_info, "eval": eval_config, **provenance()}
+    )
 
 
 def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
@@ -303,8 +359,14 @@ def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
             record["prompt"] = record["response"] = None
         records.append(record)
         if gen is not None:
-            timings.append({"doc_id": row["doc_id"], "seconds": round(gen.seconds, 4), "cached": gen.cached,
-                            "completion_tokens": gen.completion_tokens})
+            timings.append(
+                {
+                    "doc_id": row["doc_id"],
+                    "seconds": round(gen.seconds, 4),
+                    "cached": gen.cached,
+                    "completion_tokens": gen.completion_tokens,
+                }
+            )
     return records, timings
 
 
@@ -317,9 +379,12 @@ def _throughput(timings: list[dict], wall: float) -> dict:
     """Useful tokens (up to each answer's end) per second of the task's wall time; cache hits excluded."""
     fresh = [t for t in timings if not t["cached"]]
     tokens = sum(t["completion_tokens"] for t in fresh)
-    return {"completion_tokens": tokens, "generated_items": len(fresh),
-            "cached_items": len(timings) - len(fresh),
-            "tokens_per_second": round(tokens / wall, 2) if wall > 0 and tokens else None}
+    return {
+        "completion_tokens": tokens,
+        "generated_items": len(fresh),
+        "cached_items": len(timings) - len(fresh),
+        "tokens_per_second": round(tokens / wall, 2) if wall > 0 and tokens else None,
+    }
 
 
 def headline(payload: dict, task: str) -> tuple[float | None, float | None]:
@@ -333,23 +398,46 @@ def results_table(payloads: dict[str, dict]) -> str:
     """Markdown table: one row per benchmark, one column per model, headline metric in percent."""
     labels = list(payloads)
     tasks = [t for t in BENCHMARKS if any(t in p["results"] for p in payloads.values())]
-    lines = ["| benchmark | metric | n | " + " | ".join(labels) + " |",
-             "|---|---|---|" + "---|" * len(labels)]
+    lines = [
+        "| benchmark | metric | n | " + " | ".join(labels) + " |",
+        "|---|---|---|" + "---|" * len(labels),
+    ]
     for task in tasks:
         cells = []
         for label in labels:
             value, err = headline(payloads[label], task)
-            cells.append("–" if value is None else f"{100 * value:.1f}" + (f" ± {100 * err:.1f}" if err else ""))
-        n = next((p["n-samples"].get(task, {}).get("effective") for p in payloads.values() if task in p["n-samples"]), "")
+            cells.append(
+                "–" if value is None else f"{100 * value:.1f}" + (f" ± {100 * err:.1f}" if err else "")
+            )
+        n = next(
+            (
+                p["n-samples"].get(task, {}).get("effective")
+                for p in payloads.values()
+                if task in p["n-samples"]
+            ),
+            "",
+        )
         lines.append(f"| {task} | {BENCHMARKS[task].metric} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, backend: str = "hf", seed: int = 0,
-             max_new_tokens: int | None = None, batch_size: int = 16, truthfulqa_version: str = "2021",
-             gpqa_seed: int = 0, label: str | None = None, shard: Shard | None = None,
-             backend_options: dict | None = None, math_grader: str = DEFAULT_MATH_GRADER,
-             reasoning_end: str = DEFAULT_REASONING_END) -> dict:
+def run_eval(
+    model: str,
+    benchmarks: str,
+    limit: int | None,
+    run_dir: Path,
+    backend: str = "hf",
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+    batch_size: int = 16,
+    truthfulqa_version: str = "2021",
+    gpqa_seed: int = 0,
+    label: str | None = None,
+    shard: Shard | None = None,
+    backend_options: dict | None = None,
+    math_grader: str = DEFAULT_MATH_GRADER,
+    reasoning_end: str = DEFAULT_REASONING_END,
+) -> dict:
     """`harness eval`: resolve, evaluate, write the run directory, print the table."""
     import typer
 
@@ -358,9 +446,16 @@ def run_eval(model: str, benchmarks: str, limit: int | None, run_dir: Path, back
 
     if truthfulqa_version not in ("2021", "2025"):
         raise HarnessError(f"unknown TruthfulQA version {truthfulqa_version!r}: choose 2021 or 2025")
-    cfg = EvalConfig(benchmarks=resolve_benchmarks(benchmarks), limit=limit, seed=seed, max_new_tokens=max_new_tokens,
-                     truthfulqa_version=truthfulqa_version, gpqa_seed=gpqa_seed, math_grader=math_grader,
-                     reasoning_end=reasoning_end)
+    cfg = EvalConfig(
+        benchmarks=resolve_benchmarks(benchmarks),
+        limit=limit,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        truthfulqa_version=truthfulqa_version,
+        gpqa_seed=gpqa_seed,
+        math_grader=math_grader,
+        reasoning_end=reasoning_end,
+    )
     options = {"batch_size": batch_size} if backend == "hf" else dict(backend_options or {})
     engine = make_backend(model, backend, **options)
     label = label or _label(model)

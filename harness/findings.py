@@ -11,6 +11,7 @@ a Holm- (or BH-) adjusted p and a margin M in points:
     no difference shown   what is left: a nominal difference that the family-wise adjustment
                           did not confirm, or a quantity without a margin (lengths)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,10 +30,10 @@ _NEUTRAL = frozenset({"critique", "length"})
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    alpha: float = 0.05          # significance level of every test, after adjustment
-    margin: float = 2.0          # points: the smallest change that matters (non-inferiority, equivalence)
-    multiplicity: str = "holm"   # holm | bh | none, over the family of comparisons a report makes
-    power: float = DEFAULT_POWER # for the minimum detectable effect
+    alpha: float = 0.05  # significance level of every test, after adjustment
+    margin: float = 2.0  # points: the smallest change that matters (non-inferiority, equivalence)
+    multiplicity: str = "holm"  # holm | bh | none, over the family of comparisons a report makes
+    power: float = DEFAULT_POWER  # for the minimum detectable effect
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -91,10 +92,11 @@ def settle(changes: list[Change], cfg: AnalysisConfig) -> list[Change]:
 
 # --- the paper's claims ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Test:
-    quantity: str                # "score" (the task's headline) or a drift measure
-    expect: str                  # "higher" | "lower" | "non-inferior"
+    quantity: str  # "score" (the task's headline) or a drift measure
+    expect: str  # "higher" | "lower" | "non-inferior"
 
 
 @dataclass(frozen=True)
@@ -117,28 +119,56 @@ def _general_but_code(run: RunData) -> list[str]:
 
 
 HYPOTHESES = (
-    Hypothesis("H1", "CGD > SFT on math (AMC23, MATH-500, AIME24)", "cgd", "sft", _present(MATH_TASKS),
-               (Test("score", "higher"),)),
+    Hypothesis(
+        "H1",
+        "CGD > SFT on math (AMC23, MATH-500, AIME24)",
+        "cgd",
+        "sft",
+        _present(MATH_TASKS),
+        (Test("score", "higher"),),
+    ),
     Hypothesis("H2", "CGD > CFT on math", "cgd", "cft", _present(MATH_TASKS), (Test("score", "higher"),)),
-    Hypothesis("H3", "CFT drifts in format vs base: critique-style answers up, parseable final answers down",
-               "cft", BASE, _present(MATH_TASKS), (Test("critique", "higher"), Test("parseable", "lower"))),
-    Hypothesis("H4", "CFT loses IFEval vs base", "cft", BASE, _present(("ifeval",)), (Test("score", "lower"),)),
-    Hypothesis("H5", "CGD non-inferior to base on IFEval, TruthfulQA and GPQA", "cgd", BASE,
-               _general_but_code, (Test("score", "non-inferior"),)),
-    Hypothesis("H6", "CGD gains on HumanEval vs base (out of domain)", "cgd", BASE, _present(("humaneval",)),
-               (Test("score", "higher"),)),
+    Hypothesis(
+        "H3",
+        "CFT drifts in format vs base: critique-style answers up, parseable final answers down",
+        "cft",
+        BASE,
+        _present(MATH_TASKS),
+        (Test("critique", "higher"), Test("parseable", "lower")),
+    ),
+    Hypothesis(
+        "H4", "CFT loses IFEval vs base", "cft", BASE, _present(("ifeval",)), (Test("score", "lower"),)
+    ),
+    Hypothesis(
+        "H5",
+        "CGD non-inferior to base on IFEval, TruthfulQA and GPQA",
+        "cgd",
+        BASE,
+        _general_but_code,
+        (Test("score", "non-inferior"),),
+    ),
+    Hypothesis(
+        "H6",
+        "CGD gains on HumanEval vs base (out of domain)",
+        "cgd",
+        BASE,
+        _present(("humaneval",)),
+        (Test("score", "higher"),),
+    ),
 )
 
 
 @dataclass(frozen=True)
 class Finding:
     hypothesis: Hypothesis
-    verdict: str                 # supported | contradicted | mixed | inconclusive | not tested
+    verdict: str  # supported | contradicted | mixed | inconclusive | not tested
     evidence: list[tuple[Test, Change]]
     why: str
 
 
-def _comparison(run: RunData, h: Hypothesis, task: str, test: Test, known: dict[tuple, Change]) -> Change | None:
+def _comparison(
+    run: RunData, h: Hypothesis, task: str, test: Test, known: dict[tuple, Change]
+) -> Change | None:
     """The comparison a hypothesis needs: one already made against base, or a new one between methods."""
     quantity = run.headline(task) if test.quantity == "score" else test.quantity
     if (h.method, h.reference, task, quantity) in known:
@@ -156,13 +186,18 @@ def hypothesis_changes(run: RunData, vs_base: list[Change]) -> dict[str, list[tu
         if not {h.method, h.reference} <= set(run.groups):
             out[h.key] = []
             continue
-        out[h.key] = [(test, c) for task in h.tasks(run) for test in h.tests
-                      if (c := _comparison(run, h, task, test, known))]
+        out[h.key] = [
+            (test, c)
+            for task in h.tasks(run)
+            for test in h.tests
+            if (c := _comparison(run, h, task, test, known))
+        ]
     return out
 
 
-def _judge(h: Hypothesis, evidence: list[tuple[Test, Change]], cfg: AnalysisConfig,
-           why_untested: str = "") -> tuple[str, str]:
+def _judge(
+    h: Hypothesis, evidence: list[tuple[Test, Change]], cfg: AnalysisConfig, why_untested: str = ""
+) -> tuple[str, str]:
     margin = cfg.margin / 100.0
     if not evidence:
         return "not tested", why_untested
@@ -179,13 +214,21 @@ def _judge(h: Hypothesis, evidence: list[tuple[Test, Change]], cfg: AnalysisConf
     if agree and oppose:
         return "mixed", "significant changes in both directions"
     if agree:
-        return "supported", f"{len(agree)} of {len(evidence)} comparisons significant in the claimed direction"
+        return (
+            "supported",
+            f"{len(agree)} of {len(evidence)} comparisons significant in the claimed direction",
+        )
     if oppose:
         return "contradicted", f"{len(oppose)} of {len(evidence)} comparisons significant against the claim"
-    ruled_out = all((c.comparison.result.ci_high if t.expect == "higher" else -c.comparison.result.ci_low) < margin
-                    for t, c in evidence)
+    ruled_out = all(
+        (c.comparison.result.ci_high if t.expect == "higher" else -c.comparison.result.ci_low) < margin
+        for t, c in evidence
+    )
     if ruled_out:
-        return "contradicted", f"every interval rules out a change of {cfg.margin:g} points in the claimed direction"
+        return (
+            "contradicted",
+            f"every interval rules out a change of {cfg.margin:g} points in the claimed direction",
+        )
     return "inconclusive", "nothing significant after adjustment, and the intervals allow the claimed change"
 
 
@@ -196,8 +239,12 @@ def _why_untested(run: RunData, h: Hypothesis) -> str:
     return "none of its benchmarks was evaluated in this run"
 
 
-def findings(run: RunData, per_hypothesis: dict[str, list[tuple[Test, Change]]], settled: dict[str, Change],
-             cfg: AnalysisConfig) -> list[Finding]:
+def findings(
+    run: RunData,
+    per_hypothesis: dict[str, list[tuple[Test, Change]]],
+    settled: dict[str, Change],
+    cfg: AnalysisConfig,
+) -> list[Finding]:
     """Verdicts per hypothesis from its comparisons, each replaced by its settled (adjusted) version."""
     out = []
     for h in HYPOTHESES:
@@ -210,8 +257,8 @@ def findings(run: RunData, per_hypothesis: dict[str, list[tuple[Test, Change]]],
 @dataclass(frozen=True)
 class Analysis:
     config: AnalysisConfig
-    changes: list[Change]        # every method vs base: scores and drift measures (settled)
-    family: list[Change]         # every comparison that was adjusted together
+    changes: list[Change]  # every method vs base: scores and drift measures (settled)
+    family: list[Change]  # every comparison that was adjusted together
     findings: list[Finding]
 
 
@@ -225,5 +272,9 @@ def analyse(run: RunData, cfg: AnalysisConfig) -> Analysis:
             by_key.setdefault(c.key, c)
     family = settle(list(by_key.values()), cfg)
     settled = {c.key: c for c in family}
-    return Analysis(cfg, [settled[c.key] for c in vs_base], [c for c in family if c.p_value is not None],
-                    findings(run, per_hypothesis, settled, cfg))
+    return Analysis(
+        cfg,
+        [settled[c.key] for c in vs_base],
+        [c for c in family if c.p_value is not None],
+        findings(run, per_hypothesis, settled, cfg),
+    )

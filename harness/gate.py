@@ -2,13 +2,15 @@
 
 A check against the baseline fails for a (label, task) when the score dropped by more than
 `max_drop` percentage points AND the paired test on the same items says the drop is significant
-at `alpha` after adjusting the p-values of all baseline checks together (Holm by default). Requiring both keeps noise on small benchmarks from failing CI while still catching
-real regressions. `--require` expressions add comparisons inside one run ("cgd.math500 >=
+at `alpha` after adjusting the p-values of all baseline checks together (Holm by default).
+Requiring both keeps noise on small benchmarks from failing CI while still catching real
+regressions. `--require` expressions add comparisons inside one run ("cgd.math500 >=
 base.math500"); `--non-inferior` expressions ("cgd.ifeval >= base.ifeval - 2") hold when the
 interval of the paired difference, not its point estimate, stays above the margin. See docs/gates.md.
 
 Exit codes: 0 pass, 1 regression (GateResult.exit_code), 2 unusable input (HarnessError).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +26,8 @@ import numpy as np
 from harness.drift import format_p
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json, stable_hash
-from harness.rundata import BASE, RunData, task_sort_key
 from harness.report.tables import Table, to_markdown
+from harness.rundata import BASE, RunData, task_sort_key
 from harness.stats import adjust, check_method, compare_items
 
 SCHEMA = "cgd-harness-baseline/1"
@@ -43,8 +45,10 @@ def _task_entry(run: RunData, label: str, task: str) -> dict[str, Any]:
     metric = run.headline(task)
     items = run.item_scores(label, task, metric)
     if not items:
-        raise HarnessError(f"cannot record {label}.{task}: eval/{label}/samples_{task}.jsonl has no "
-                           f"per-item '{metric}' scores")
+        raise HarnessError(
+            f"cannot record {label}.{task}: eval/{label}/samples_{task}.jsonl has no "
+            f"per-item '{metric}' scores"
+        )
     version = run.version(label, task)
     return {
         "metric": metric,
@@ -113,7 +117,7 @@ def _validate_task(path: Path, where: str, task: str, entry: Any) -> None:
 @dataclass(frozen=True)
 class Check:
     what: str
-    baseline: float | None      # baseline score, or the right-hand side of a requirement
+    baseline: float | None  # baseline score, or the right-hand side of a requirement
     now: float | None
     delta: float | None
     p_value: float | None
@@ -137,9 +141,18 @@ class GateResult:
         def num(v: float | None, fmt: str) -> str:
             return "-" if v is None else format(v, fmt)
 
-        rows = [[c.what, num(c.baseline, ".2f"), num(c.now, ".2f"), num(c.delta, "+.2f"),
-                 format_p(c.p_value) if c.p_value is not None else "-", "pass" if c.passed else "FAIL", c.why]
-                for c in self.checks]
+        rows = [
+            [
+                c.what,
+                num(c.baseline, ".2f"),
+                num(c.now, ".2f"),
+                num(c.delta, "+.2f"),
+                format_p(c.p_value) if c.p_value is not None else "-",
+                "pass" if c.passed else "FAIL",
+                c.why,
+            ]
+            for c in self.checks
+        ]
         columns = ["check", "baseline", "now", "delta", "p", "verdict", "why"]
         failed = sum(not c.passed for c in self.checks)
         verdict = "PASSED" if self.passed else f"FAILED ({failed} of {len(self.checks)} checks)"
@@ -149,6 +162,7 @@ class GateResult:
 @dataclass(frozen=True)
 class _Pending:
     """A baseline check before its p-value is adjusted with the others'."""
+
     what: str
     before: float
     now: float
@@ -164,16 +178,20 @@ def _compare_to_baseline(run: RunData, label: str, task: str, entry: dict, path:
         return Check(what, entry.get("score"), None, None, None, False, "task missing from the run")
     version = run.version(label, task)
     if version != entry["version"]:
-        raise HarnessError(f"baseline {path}: {what} was recorded on task version {entry['version']}, "
-                           f"the run has version {version}; re-record the baseline")
+        raise HarnessError(
+            f"baseline {path}: {what} was recorded on task version {entry['version']}, "
+            f"the run has version {version}; re-record the baseline"
+        )
     now_items = run.item_scores(label, task, entry["metric"])
     if not now_items:
         raise HarnessError(f"{what}: the run has no per-item '{entry['metric']}' scores to compare")
     if data_fingerprint(task, version, list(now_items)) != entry["data_fingerprint"]:
         shared = len(now_items.keys() & entry["items"].keys())
-        raise HarnessError(f"baseline {path}: {what} was recorded on another item set "
-                           f"({len(entry['items'])} items in the baseline, {len(now_items)} in the run, "
-                           f"{shared} shared); re-record the baseline")
+        raise HarnessError(
+            f"baseline {path}: {what} was recorded on another item set "
+            f"({len(entry['items'])} items in the baseline, {len(now_items)} in the run, "
+            f"{shared} shared); re-record the baseline"
+        )
     result = compare_items(entry["items"], now_items).result
     assert result is not None  # identical item sets, non-empty
     return _Pending(what, 100 * result.mean_a, 100 * result.mean_b, result.p_value, result.test)
@@ -196,16 +214,23 @@ def _judge_baseline(c: _Pending, p_adjusted: float, max_drop: float, alpha: floa
 
 # --- requirements inside one run ---------------------------------------------------------------
 
-_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-        "==": lambda a, b: math.isclose(a, b, abs_tol=1e-9)}
+_OPS = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": lambda a, b: math.isclose(a, b, abs_tol=1e-9),
+}
 _REF = r"[A-Za-z][\w@-]*\.\w+(?:\.[\w@]+)?"
 _NUM = r"\d+(?:\.\d*)?|\.\d+"
 _REQUIREMENT = re.compile(
     rf"^\s*(?P<lhs>{_REF})\s*(?P<op>>=|<=|==|>|<)\s*"
     rf"(?:(?P<rhs>{_REF})\s*(?:(?P<sign>[+-])\s*(?P<offset>{_NUM}))?|(?P<number>[+-]?\s*(?:{_NUM})))\s*$"
 )
-REQUIREMENT_SYNTAX = ("'<label>.<task>[.<metric>] OP <label>.<task>[.<metric>] [+|- points]' or "
-                      "'<label>.<task>[.<metric>] OP <number>', OP one of >= > <= < ==, scores in percent")
+REQUIREMENT_SYNTAX = (
+    "'<label>.<task>[.<metric>] OP <label>.<task>[.<metric>] [+|- points]' or "
+    "'<label>.<task>[.<metric>] OP <number>', OP one of >= > <= < ==, scores in percent"
+)
 
 
 @dataclass(frozen=True)
@@ -223,7 +248,7 @@ class Requirement:
     text: str
     lhs: Ref
     op: str
-    rhs: Ref | None             # None: compare against `offset` alone
+    rhs: Ref | None  # None: compare against `offset` alone
     offset: float
 
 
@@ -238,8 +263,9 @@ def parse_requirement(text: str) -> Requirement:
     if not match:
         raise HarnessError(f"bad --require expression {text!r}: expected {REQUIREMENT_SYNTAX}")
     if match["number"] is not None:
-        return Requirement(text.strip(), _ref(match["lhs"]), match["op"], None,
-                           float(match["number"].replace(" ", "")))
+        return Requirement(
+            text.strip(), _ref(match["lhs"]), match["op"], None, float(match["number"].replace(" ", ""))
+        )
     offset = float(match["offset"] or 0.0) * (-1.0 if match["sign"] == "-" else 1.0)
     return Requirement(text.strip(), _ref(match["lhs"]), match["op"], _ref(match["rhs"]), offset)
 
@@ -252,16 +278,22 @@ def _resolve(run: RunData, ref: Ref, text: str) -> tuple[float, dict[str, float]
     labels = [ref.label] if ref.label in run.labels else run.groups[ref.label]
     tasks = sorted(set.intersection(*(set(run.tasks_of(lb)) for lb in labels)), key=task_sort_key)
     if ref.task not in tasks:
-        raise HarnessError(f"--require {text!r}: unknown task {ref.task!r} for {ref.label}; "
-                           f"valid: {', '.join(tasks)}")
+        raise HarnessError(
+            f"--require {text!r}: unknown task {ref.task!r} for {ref.label}; valid: {', '.join(tasks)}"
+        )
     metric = ref.metric or run.headline(ref.task)
     metrics = sorted(set.intersection(*(set(run.metrics_of(lb, ref.task)) for lb in labels)))
     scores = [run.score(lb, ref.task, metric) for lb in labels]
     if metric not in metrics or any(s is None for s in scores):
-        raise HarnessError(f"--require {text!r}: unknown metric {metric!r} for {ref.label}.{ref.task}; "
-                           f"valid: {', '.join(metrics)}")
-    items = (run.item_scores(ref.label, ref.task, metric) if ref.label in run.labels
-             else run.group_item_scores(ref.label, ref.task, metric))
+        raise HarnessError(
+            f"--require {text!r}: unknown metric {metric!r} for {ref.label}.{ref.task}; "
+            f"valid: {', '.join(metrics)}"
+        )
+    items = (
+        run.item_scores(ref.label, ref.task, metric)
+        if ref.label in run.labels
+        else run.group_item_scores(ref.label, ref.task, metric)
+    )
     return 100 * float(np.mean(scores)), items
 
 
@@ -285,8 +317,10 @@ def check_non_inferior(run: RunData, req: Requirement, confidence: float) -> Che
     """lhs >= rhs - margin, judged by the interval of the paired difference, not its point estimate:
     it holds when the lower end of the interval of (lhs - rhs) is above -margin."""
     if req.rhs is None or req.op != ">=" or req.offset > 0:
-        raise HarnessError(f"bad --non-inferior expression {req.text!r}: expected "
-                           "'<label>.<task>[.<metric>] >= <label>.<task>[.<metric>] - <margin points>'")
+        raise HarnessError(
+            f"bad --non-inferior expression {req.text!r}: expected "
+            "'<label>.<task>[.<metric>] >= <label>.<task>[.<metric>] - <margin points>'"
+        )
     margin = -req.offset
     lhs, lhs_items = _resolve(run, req.lhs, req.text)
     rhs, rhs_items = _resolve(run, req.rhs, req.text)
@@ -295,8 +329,10 @@ def check_non_inferior(run: RunData, req: Requirement, confidence: float) -> Che
         raise HarnessError(f"--non-inferior {req.text!r}: {req.lhs} and {req.rhs} share no items")
     low, high = 100 * result.ci_low, 100 * result.ci_high
     holds = low > -margin
-    why = (f"{req.lhs} - {req.rhs} = {lhs - rhs:+.2f} points, {100 * confidence:g}% interval [{low:+.2f}, {high:+.2f}] "
-           f"({result.test}, n = {result.n}); lower end {'above' if holds else 'not above'} -{margin:g}")
+    why = (
+        f"{req.lhs} - {req.rhs} = {lhs - rhs:+.2f} points, {100 * confidence:g}% interval [{low:+.2f}, {high:+.2f}] "
+        f"({result.test}, n = {result.n}); lower end {'above' if holds else 'not above'} -{margin:g}"
+    )
     return Check(req.text, rhs - margin, lhs, lhs - rhs, result.p_value, holds, why)
 
 
@@ -319,7 +355,9 @@ def check_gate(
     before each is compared with `alpha`.
     """
     if baseline_path is None and not requires and not non_inferior:
-        raise HarnessError("nothing to check: give --baseline FILE, --require EXPR and/or --non-inferior EXPR")
+        raise HarnessError(
+            "nothing to check: give --baseline FILE, --require EXPR and/or --non-inferior EXPR"
+        )
     if not 0.0 < alpha < 1.0:
         raise HarnessError(f"--alpha must be between 0 and 1, got {alpha:g}")
     if max_drop < 0:
@@ -332,12 +370,19 @@ def check_gate(
     if baseline_path is not None:
         path = Path(baseline_path)
         labels = load_baseline(path)["labels"]
-        found = [_compare_to_baseline(run, label, task, labels[label]["tasks"][task], path)
-                 for label in _baseline_order(run, labels) for task in sorted(labels[label]["tasks"], key=task_sort_key)]
+        found = [
+            _compare_to_baseline(run, label, task, labels[label]["tasks"][task], path)
+            for label in _baseline_order(run, labels)
+            for task in sorted(labels[label]["tasks"], key=task_sort_key)
+        ]
         pending = [c for c in found if isinstance(c, _Pending)]
         adjusted = dict(zip(map(id, pending), adjust([c.p for c in pending], multiplicity)))
-        checks.extend(c if isinstance(c, Check) else
-                      _judge_baseline(c, adjusted[id(c)], max_drop, alpha, multiplicity != "none") for c in found)
+        checks.extend(
+            c
+            if isinstance(c, Check)
+            else _judge_baseline(c, adjusted[id(c)], max_drop, alpha, multiplicity != "none")
+            for c in found
+        )
     checks.extend(check_requirement(run, req) for req in requirements)
     checks.extend(check_non_inferior(run, req, 1.0 - alpha) for req in margins)
     return GateResult(checks)

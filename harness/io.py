@@ -3,6 +3,7 @@
 Every artefact in a run directory is written through here so that a crash (or kill -9) leaves
 either the old file or the new one, never half of one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-
 
 # mkstemp creates files 0600; artefacts should get the usual mode the user's umask gives.
 _UMASK = os.umask(0)
@@ -74,8 +74,10 @@ def _failed_write_is_one_error(path: Path, cleanup: Callable[[], Any] | None = N
 
 def write_error(path: str | Path, exc: OSError) -> HarnessError:
     """One line for a failed write (disk full, read-only or forbidden run directory); the old file is intact."""
-    return HarnessError(f"cannot write {path}: {exc.strerror or exc}; nothing was half-written, "
-                        "re-run the same command once the directory is writable")
+    return HarnessError(
+        f"cannot write {path}: {exc.strerror or exc}; nothing was half-written, "
+        "re-run the same command once the directory is writable"
+    )
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

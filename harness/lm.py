@@ -1,5 +1,6 @@
 """lm-eval's model interface on top of our backend, so lm-eval's evaluator drives the benchmarks
 while generation and caching stay ours (one backend for every stage)."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,10 @@ class HarnessLM(TemplateLM):
 
     def _local_tokenizer(self):
         if self.tokenizer is None:
-            raise HarnessError(f"log-likelihood benchmarks (GPQA MC, TruthfulQA) need token ids, which the "
-                               f"{self.backend.fingerprint} backend cannot give; score them with a local backend")
+            raise HarnessError(
+                f"log-likelihood benchmarks (GPQA MC, TruthfulQA) need token ids, which the "
+                f"{self.backend.fingerprint} backend cannot give; score them with a local backend"
+            )
         return self.tokenizer
 
     @property
@@ -52,7 +55,9 @@ class HarnessLM(TemplateLM):
             return None
         return self.tokenizer.chat_template if self.tokenizer is not None else "applied by the server"
 
-    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
         if self.tokenizer is None:
             return self.backend.render(chat_history)
         return self.tokenizer.apply_chat_template(
@@ -93,13 +98,17 @@ class HarnessLM(TemplateLM):
             until = kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             temperature = float(kwargs.get("temperature") or 0.0) if kwargs.get("do_sample") else 0.0
-            gen_requests.append(GenRequest(
-                **self._request_fields(context),
-                max_new_tokens=self._max_new_tokens(getattr(req, "task_name", None), kwargs.get("max_gen_toks")),
-                stop=tuple(s for s in until if s),
-                temperature=temperature,
-                seed=int(kwargs.get("seed") or 0),
-            ))
+            gen_requests.append(
+                GenRequest(
+                    **self._request_fields(context),
+                    max_new_tokens=self._max_new_tokens(
+                        getattr(req, "task_name", None), kwargs.get("max_gen_toks")
+                    ),
+                    stop=tuple(s for s in until if s),
+                    temperature=temperature,
+                    seed=int(kwargs.get("seed") or 0),
+                )
+            )
         results = self.backend.generate(gen_requests)
         for req, res in zip(requests, results):
             self.generations[req.args[0]] = res

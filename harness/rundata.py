@@ -7,13 +7,14 @@ headline, so stats, drift, report and gate all score a benchmark the same way:
     <run>/eval/<label>/results.json, samples_<task>.jsonl   label = base | <method> | <method>@seed<k>
     <run>/train/<label>/log.jsonl, summary.json
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from functools import cached_property
-from types import MappingProxyType
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np

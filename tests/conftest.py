@@ -1,4 +1,5 @@
 """Shared fixtures: an isolated HARNESS_HOME, the offline data dir, and a tiny random model."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """The HF backend against plain transformers on a tiny random model; the cache in front of it."""
+
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,12 @@ from harness.backends import GenRequest, make_backend
 from harness.backends.base import truncate_at_stop
 from harness.backends.cache import CachedBackend, ResultCache
 
-PROMPTS = ["What is 2+2?", "Name a prime number larger than ten, please.", "Hi", "Write a haiku about the sea."]
+PROMPTS = [
+    "What is 2+2?",
+    "Name a prime number larger than ten, please.",
+    "Hi",
+    "Write a haiku about the sea.",
+]
 
 
 def _requests(n_tokens=12):
@@ -21,7 +27,7 @@ def test_batched_greedy_matches_plain_generate(tiny_model):
     for req, res in zip(_requests(), results):
         ids = tok(backend.render(req.messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
         out = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
-        row = out[0, ids.shape[1]:].tolist()
+        row = out[0, ids.shape[1] :].tolist()
         eos = tok.eos_token_id
         row = row[: row.index(eos) + 1] if eos in row else row
         assert res.text == tok.decode(row, skip_special_tokens=True)
@@ -32,8 +38,10 @@ def test_batched_greedy_matches_plain_generate(tiny_model):
 def test_loglikelihood_matches_manual_sum(tiny_model):
     backend = make_backend(str(tiny_model), cache=False, batch_size=3, progress=False)
     tok = backend.tokenizer
-    pairs = [(tok.encode(c), tok.encode(x)) for c, x in
-             [("The capital of France is", " Paris"), ("One two", " three four five"), ("A", " B")]]
+    pairs = [
+        (tok.encode(c), tok.encode(x))
+        for c, x in [("The capital of France is", " Paris"), ("One two", " three four five"), ("A", " B")]
+    ]
     got = backend.loglikelihood(pairs)
     for (ctx, cont), (ll, greedy) in zip(pairs, got):
         ids = torch.tensor([ctx + cont])
@@ -73,7 +81,9 @@ def test_cache_regenerates_nothing_and_keys_on_model(tiny_model, tmp_path):
     assert inner.seen == len(PROMPTS)
     assert [r.text for r in second] == [r.text for r in first[: len(PROMPTS)]]
     assert all(r.cached for r in second)
-    different_decoding = cached.generate([GenRequest(messages=({"role": "user", "content": "Hi"},), max_new_tokens=5)])
+    different_decoding = cached.generate(
+        [GenRequest(messages=({"role": "user", "content": "Hi"},), max_new_tokens=5)]
+    )
     assert inner.seen == len(PROMPTS) + 1 and not different_decoding[0].cached
     inner.fingerprint = "another-model"
     other = CachedBackend(inner, cache)

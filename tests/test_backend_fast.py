@@ -6,6 +6,7 @@ The shared `tiny_model` answers "\n" to everything, which would make equal outpu
 so most tests use `varied_model`: the same shape with larger random weights, 3 layers and grouped
 kv heads, whose greedy outputs differ from prompt to prompt and token to token.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,19 @@ def varied_model(tmp_path_factory):
 
     tok = smollm2_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True, initializer_range=0.1,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        initializer_range=0.1,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -52,7 +63,9 @@ def _backend(path, **options):
 
 
 def _requests(prompts, max_new=12, **kw):
-    return [GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=max_new, **kw) for p in prompts]
+    return [
+        GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=max_new, **kw) for p in prompts
+    ]
 
 
 def _reference(backend, request: GenRequest) -> tuple[list[int], int]:
@@ -61,9 +74,10 @@ def _reference(backend, request: GenRequest) -> tuple[list[int], int]:
     ids = tok(backend.render(request.messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
     ids = ids.to(model.device)
     with torch.inference_mode():
-        out = model.generate(ids, max_new_tokens=request.max_new_tokens, do_sample=False,
-                             pad_token_id=tok.pad_token_id)
-    row = out[0, ids.shape[1]:].tolist()
+        out = model.generate(
+            ids, max_new_tokens=request.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+        )
+    row = out[0, ids.shape[1] :].tolist()
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos])
     end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
@@ -99,8 +113,10 @@ def test_mixed_lengths_and_slot_reuse_match_batch1_generate(varied_model):
 
 def test_per_request_max_new_tokens(varied_model):
     backend = _backend(varied_model, batch_size=8)
-    requests = [GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=n)
-                for p, n in zip(SHORT * 2, [1, 3, 7, 16, 2, 25, 5, 9])]
+    requests = [
+        GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=n)
+        for p, n in zip(SHORT * 2, [1, 3, 7, 16, 2, 25, 5, 9])
+    ]
     results = backend.generate(requests)
     _assert_matches_reference(backend, requests, results)
     assert [r.completion_tokens for r in results] == [1, 3, 7, 16, 2, 25, 5, 9]
@@ -110,8 +126,10 @@ def test_per_request_max_new_tokens(varied_model):
 def test_streams_every_result_once_as_it_finishes(varied_model):
     backend = _backend(varied_model, batch_size=4)
     # The first request is the longest: with streaming, shorter ones are reported before it.
-    requests = [GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=n)
-                for p, n in zip(SHORT + [LONG], [30, 2, 4, 6, 8])]
+    requests = [
+        GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=n)
+        for p, n in zip(SHORT + [LONG], [30, 2, 4, 6, 8])
+    ]
     seen = []
     results = backend.generate(requests, on_result=lambda i, r: seen.append((i, r)))
     assert sorted(i for i, _ in seen) == list(range(len(requests)))
@@ -125,8 +143,10 @@ def test_stop_strings_cut_like_the_reference(varied_model):
     plain = backend.generate(_requests(SHORT, max_new=20))
     # Stops taken from the middle of each reference text, so every row really hits one.
     stops = [(r.text[len(r.text) // 2 : len(r.text) // 2 + 3],) for r in plain]
-    requests = [GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=20, stop=s)
-                for p, s in zip(SHORT, stops)]
+    requests = [
+        GenRequest(messages=({"role": "user", "content": p},), max_new_tokens=20, stop=s)
+        for p, s in zip(SHORT, stops)
+    ]
     results = backend.generate(requests)
     _assert_matches_reference(backend, requests, results)
     for full, cut, stop in zip(plain, results, stops):
@@ -276,30 +296,49 @@ def test_fast_sft_trainer_reproduces_trl(varied_model, tmp_path, batch_size, gra
     """Same examples, seed and batches: per-step losses, token counts and final weights equal TRL's."""
     import warnings
 
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from cgd.fast_sft import FastSFTTrainer
     from harness.models import resolve_model
 
-    rows = [{"prompt": [{"role": "user", "content": p * (i + 1)}],
-             "completion": [{"role": "assistant", "content": "The answer is " + "four " * (3 * i + 1)}]}
-            for i, p in enumerate(SHORT * 2)]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": p * (i + 1)}],
+            "completion": [{"role": "assistant", "content": "The answer is " + "four " * (3 * i + 1)}],
+        }
+        for i, p in enumerate(SHORT * 2)
+    ]
     runs, weights = {}, {}
     for name, cls in [("trl", SFTTrainer), ("fast", FastSFTTrainer)]:
         model, tok = resolve_model(str(varied_model)).load()
         model.train()
-        config = SFTConfig(output_dir=str(tmp_path / name), use_cpu=True, bf16=False,
-                           per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
-                           max_steps=3, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-                           max_length=40, seed=0, learning_rate=1e-3)
+        config = SFTConfig(
+            output_dir=str(tmp_path / name),
+            use_cpu=True,
+            bf16=False,
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=grad_accum,
+            max_steps=3,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            max_length=40,
+            seed=0,
+            learning_rate=1e-3,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer = cls(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tok)
+            trainer = cls(
+                model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tok
+            )
             trainer.train()
-        runs[name] = [(e["loss"], e["num_tokens"], e["mean_token_accuracy"])
-                      for e in trainer.state.log_history if "loss" in e]
+        runs[name] = [
+            (e["loss"], e["num_tokens"], e["mean_token_accuracy"])
+            for e in trainer.state.log_history
+            if "loss" in e
+        ]
         weights[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     assert len(runs["fast"]) == 3
     for (a, n, acc), (b, m, acc2) in zip(runs["trl"], runs["fast"]):

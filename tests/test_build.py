@@ -1,4 +1,5 @@
 """The data-build stages end to end on a tiny student, resume, brought critique files, problem selection."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,13 @@ ALL = sorted(methods.METHODS)
 
 
 def config(tiny_model: Path | str, names: list[str], **kw) -> BuildConfig:
-    return BuildConfig(methods=names, model=str(tiny_model), probe_max_new_tokens=8,
-                       problems=ProblemsConfig(n=4, n_val=2, seed=1), **kw)
+    return BuildConfig(
+        methods=names,
+        model=str(tiny_model),
+        probe_max_new_tokens=8,
+        problems=ProblemsConfig(n=4, n_val=2, seed=1),
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +97,9 @@ def test_sft_alone_needs_neither_student_nor_teacher(tiny_model, data_dir, tmp_p
 
 def test_a_brought_critique_file_replaces_probe_and_teach(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(harness.backends, "make_backend", lambda *a, **k: pytest.fail("no probe needed"))
-    cfg = BuildConfig(methods=["cft", "cgd"], teacher_file=str(FIXTURE), problems=ProblemsConfig(n=3, n_val=1))
+    cfg = BuildConfig(
+        methods=["cft", "cgd"], teacher_file=str(FIXTURE), problems=ProblemsConfig(n=3, n_val=1)
+    )
     records = build(tmp_path, cfg)
     assert list(records) == ["problems", "teach", "build:cft", "build:cgd"]
     meta = read_json(tmp_path / "data/cgd.meta.json")
@@ -103,7 +111,10 @@ def test_a_brought_critique_file_replaces_probe_and_teach(tiny_model, tmp_path, 
 
 def test_a_brought_file_without_a_needed_column_names_it(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    rows = [{k: v for k, v in json.loads(line).items() if k != "refined"} for line in FIXTURE.read_text().splitlines()]
+    rows = [
+        {k: v for k, v in json.loads(line).items() if k != "refined"}
+        for line in FIXTURE.read_text().splitlines()
+    ]
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = BuildConfig(methods=["cgd"], teacher_file=str(bad), problems=ProblemsConfig(n=3, n_val=1))
     with pytest.raises(HarnessError, match="refined"):
@@ -111,6 +122,7 @@ def test_a_brought_file_without_a_needed_column_names_it(tmp_path):
 
 
 # ------------------------------------------------------------------ problems
+
 
 def test_near_duplicates_of_math500_are_dropped(data_dir):
     assert len(NEAR_DUPLICATES) == 14
@@ -133,7 +145,9 @@ def test_selection_knobs(data_dir):
 
 def test_another_dataset_maps_its_columns(tmp_path):
     path = tmp_path / "webinstruct.jsonl"
-    path.write_text("".join(json.dumps({"prompt": f"q{i}", "response": f"r{i}", "final": i}) + "\n" for i in range(5)))
+    path.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "response": f"r{i}", "final": i}) + "\n" for i in range(5))
+    )
     columns = {"question": "prompt", "solution": "response", "answer": "final"}
     train, val = load_problems(ProblemsConfig(source=str(path), n=3, n_val=2, columns=columns))
     assert {p["question"] for p in train + val} == {f"q{i}" for i in range(5)}
@@ -143,6 +157,7 @@ def test_another_dataset_maps_its_columns(tmp_path):
 
 
 # ------------------------------------------------------------------ CLI functions
+
 
 def cli(fn) -> typer.Typer:
     app = typer.Typer()
@@ -154,13 +169,28 @@ def cli(fn) -> typer.Typer:
 def test_data_build_cli(tmp_path, data_dir):
     from harness.cli.data import data_build
 
-    result = CliRunner().invoke(cli(data_build), [
-        "data-build", "--methods", "sft", "--n-problems", "3", "--n-val", "1", "--levels", "1,2",
-        "--run-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli(data_build),
+        [
+            "data-build",
+            "--methods",
+            "sft",
+            "--n-problems",
+            "3",
+            "--n-val",
+            "1",
+            "--levels",
+            "1,2",
+            "--run-dir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "build:sft" in result.output
     assert len(read_jsonl(tmp_path / dataset_path("sft"))) == 3
-    bad = CliRunner().invoke(cli(data_build), ["data-build", "--methods", "sft,ppo", "--run-dir", str(tmp_path)])
+    bad = CliRunner().invoke(
+        cli(data_build), ["data-build", "--methods", "sft,ppo", "--run-dir", str(tmp_path)]
+    )
     assert isinstance(bad.exception, HarnessError) and "valid methods" in str(bad.exception)
     bad_set = CliRunner().invoke(cli(data_build), ["data-build", "--set", "nope", "--run-dir", str(tmp_path)])
     assert isinstance(bad_set.exception, HarnessError)
@@ -170,11 +200,28 @@ def test_train_cli(tmp_path, tiny_model, data_dir):
     from harness.cli.data import data_build
     from harness.cli.train import train
 
-    CliRunner().invoke(cli(data_build), ["data-build", "--methods", "sft", "--n-problems", "2", "--n-val", "0",
-                                         "--run-dir", str(tmp_path)])
-    result = CliRunner().invoke(cli(train), [
-        "train", "--method", "sft", "--run-dir", str(tmp_path), "--model", str(tiny_model), "--max-steps", "1",
-        "--batch-size", "2", "--max-length", "256"])
+    CliRunner().invoke(
+        cli(data_build),
+        ["data-build", "--methods", "sft", "--n-problems", "2", "--n-val", "0", "--run-dir", str(tmp_path)],
+    )
+    result = CliRunner().invoke(
+        cli(train),
+        [
+            "train",
+            "--method",
+            "sft",
+            "--run-dir",
+            str(tmp_path),
+            "--model",
+            str(tiny_model),
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--max-length",
+            "256",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = read_json(tmp_path / "train/sft/summary.json")
     assert summary["steps"] == 1 and f"tokens={summary['tokens_trained']}" in result.output

@@ -17,9 +17,7 @@ def _case_id(index: int, case: dict) -> str:
     return f"{index:02d}-" + re.sub(r"\W+", "-", case["note"]).strip("-")
 
 
-@pytest.mark.parametrize(
-    "case", CASES, ids=[_case_id(i, c) for i, c in enumerate(CASES)]
-)
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(i, c) for i, c in enumerate(CASES)])
 def test_extract_letter_case(case):
     assert extract_letter(case["response"], n_choices=case["n_choices"]) == case["letter"]
 

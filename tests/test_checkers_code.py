@@ -147,8 +147,7 @@ def test_run_many_keeps_input_order_across_kinds():
 
 def _samples(rows: list[dict], completion_for) -> list[HumanEvalSample]:
     return [
-        HumanEvalSample(row["prompt"], completion_for(row), row["test"], row["entry_point"])
-        for row in rows
+        HumanEvalSample(row["prompt"], completion_for(row), row["test"], row["entry_point"]) for row in rows
     ]
 
 

@@ -1,5 +1,6 @@
 """IFEval checker: hand-written cases, equivalence with lm-eval's ifeval task, no NLTK download,
 and the GPT-4 reference responses scored against lm-eval and the IFEval paper."""
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,15 @@ import nltk
 import pytest
 from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
 
+from harness import paths
+
 # First: importing the checker installs punkt_tab and forbids downloads; lm-eval's ifeval
 # modules below would call nltk.download() at import time without it.
 from harness.checkers.ifeval import IFEvalVerdict, build_instruction, check_ifeval, loose_variants
-from harness import paths
 from harness.errors import HarnessError
 from harness.io import read_jsonl
 from harness.nltk_setup import ensure_punkt_tab, punkt_tab_files
+
 from lm_eval.tasks.ifeval import utils as lm_utils  # isort: skip
 from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT  # isort: skip
 
@@ -240,7 +243,11 @@ def run_fresh(code: str, tmp_path: Path) -> dict:
     env["NLTK_DATA"] = ""
     proc = subprocess.run(
         [sys.executable, "-c", SPY + textwrap.dedent(code)],
-        env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parent.parent,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -384,15 +391,25 @@ def test_paper_loose_gap_is_key_1129s_letter_draw(gpt4):
     strict pass drew any other letter, all four numbers are the paper's to the hundredth.
     """
     items, responses, _, _ = gpt4
-    verdicts = [check_ifeval(it["prompt"], r, it["instruction_id_list"], it["kwargs"])
-                for it, r in zip(items, responses)]
+    verdicts = [
+        check_ifeval(it["prompt"], r, it["instruction_id_list"], it["kwargs"])
+        for it, r in zip(items, responses)
+    ]
     n = next(k for k, it in enumerate(items) if it["key"] == 1129)
     item, response = items[n], responses[n]
     rare = [c for c in "abcdefghijklmnopqrstuvwxyz" if response.lower().count(c) < 6]
     assert rare == ["b", "j", "k", "q", "x", "z"]
-    loose_pass = check_ifeval(item["prompt"], response, item["instruction_id_list"],
-                              [dict(item["kwargs"][0], letter="z"), item["kwargs"][1]])
+    loose_pass = check_ifeval(
+        item["prompt"],
+        response,
+        item["instruction_id_list"],
+        [dict(item["kwargs"][0], letter="z"), item["kwargs"][1]],
+    )
     assert verdicts[n].prompt_level_strict and not loose_pass.prompt_level_loose
-    verdicts[n] = IFEvalVerdict(verdicts[n].prompt_level_strict, verdicts[n].inst_level_strict,
-                                loose_pass.prompt_level_loose, loose_pass.inst_level_loose)
+    verdicts[n] = IFEvalVerdict(
+        verdicts[n].prompt_level_strict,
+        verdicts[n].inst_level_strict,
+        loose_pass.prompt_level_loose,
+        loose_pass.inst_level_loose,
+    )
     assert {k: round(v, 2) for k, v in accuracies(verdicts).items()} == PAPER_GPT4

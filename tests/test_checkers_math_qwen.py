@@ -1,4 +1,5 @@
 """The Qwen2.5-Math-style grader: its case file, its pieces, and where it parts from math-verify."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,9 @@ from harness.io import read_jsonl
 CASES = read_jsonl(Path(__file__).parent / "cases" / "math_qwen.jsonl")
 
 
-@pytest.mark.parametrize("case", CASES,
-                         ids=[f"{i:02d}-" + re.sub(r"\W+", "-", c["note"])[:50] for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "case", CASES, ids=[f"{i:02d}-" + re.sub(r"\W+", "-", c["note"])[:50] for i, c in enumerate(CASES)]
+)
 def test_qwen_case(case):
     verdict = check_math(case["gold"], case["response"], grader="qwen")
     assert verdict.status == case.get("status", "ok")
@@ -26,18 +28,21 @@ def test_case_file_has_both_outcomes():
     assert 10 <= sum(not c["correct"] for c in CASES) <= len(CASES) - 10
 
 
-@pytest.mark.parametrize("raw, normal", [
-    ("\\dfrac{1}{2}", "\\frac{1}{2}"),
-    ("\\frac12", "\\frac{1}{2}"),
-    ("3/4", "\\frac{3}{4}"),
-    ("\\left( 1, 2 \\right)", "(1,2)"),
-    ("10 \\text{ cm}", "10"),
-    ("x = 5", "5"),
-    ("27.000", "27"),
-    (".5", "0.5"),
-    ("\\begin{bmatrix}1\\end{bmatrix}", "\\begin{pmatrix}1\\end{pmatrix}"),
-    ("\\sqrt2", "\\sqrt{2}"),
-])
+@pytest.mark.parametrize(
+    "raw, normal",
+    [
+        ("\\dfrac{1}{2}", "\\frac{1}{2}"),
+        ("\\frac12", "\\frac{1}{2}"),
+        ("3/4", "\\frac{3}{4}"),
+        ("\\left( 1, 2 \\right)", "(1,2)"),
+        ("10 \\text{ cm}", "10"),
+        ("x = 5", "5"),
+        ("27.000", "27"),
+        (".5", "0.5"),
+        ("\\begin{bmatrix}1\\end{bmatrix}", "\\begin{pmatrix}1\\end{pmatrix}"),
+        ("\\sqrt2", "\\sqrt{2}"),
+    ],
+)
 def test_normalize_answer(raw, normal):
     assert normalize_answer(raw) == normal
 
@@ -72,9 +77,11 @@ def test_qwen_in_workers_keeps_order_and_times_out():
 def test_answers_are_parsed_never_run(tmp_path):
     # sympy's parse_expr evaluates Python: a model's answer must never get there as code.
     marker = tmp_path / "ran"
-    payloads = [f"__import__('os').system('touch {marker}')",
-                f"exec(bytes.fromhex('{f'open({str(marker)!r}, chr(119))'.encode().hex()}'))",
-                f"sympify(Symbol(chr(49)))"]
+    payloads = [
+        f"__import__('os').system('touch {marker}')",
+        f"exec(bytes.fromhex('{f'open({str(marker)!r}, chr(119))'.encode().hex()}'))",
+        "sympify(Symbol(chr(49)))",
+    ]
     for payload in payloads:
         for response in (f"\\boxed{{{payload}}}", f"The answer is {payload}"):
             verdict = check_math("1", response, grader="qwen")

@@ -1,4 +1,5 @@
 """Bad input: one clear line on stderr, a non-zero exit, no traceback, nothing half-written."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,9 @@ import pytest
 
 def run_cli(*args, env_extra=None):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def assert_one_line_error(proc, *fragments):
@@ -25,20 +27,23 @@ def assert_one_line_error(proc, *fragments):
         assert fragment in error_lines[0], error_lines[0]
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["eval", "--benchmarks", "math500,nope"], ["unknown benchmark", "math500", "ifeval"]),
-    (["eval", "--model", "no-such-model", "--benchmarks", "math500"], ["unknown model", "smollm2-135m"]),
-    (["eval", "--truthfulqa-version", "1999", "--benchmarks", "truthfulqa_mc1"], ["2021", "2025"]),
-    (["compare", "--profile", "nope"], ["unknown profile", "smoke"]),
-    (["compare", "--set", "train.nope=1"], ["unknown key", "train.max_steps"]),
-    (["compare", "--set", "train.max_steps=many"], ["expected int"]),
-    (["compare", "--methods", "sft,magic"], ["magic", "cgd"]),
-    (["compare", "--set", "eval.benchmarks=math500,nope"], ["unknown benchmark"]),
-    (["compare", "--set", "analysis.margin=-1"], ["analysis.margin must be >= 0"]),
-    (["compare", "--set", "analysis.multiplicity=sidak"], ["unknown multiplicity method", "holm"]),
-    (["eval", "--math-grader", "sympy", "--benchmarks", "math500"], ["eval.math_grader", "qwen", "both"]),
-    (["compare", "--set", "eval.math_grader=sympy"], ["eval.math_grader", "math-verify"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["eval", "--benchmarks", "math500,nope"], ["unknown benchmark", "math500", "ifeval"]),
+        (["eval", "--model", "no-such-model", "--benchmarks", "math500"], ["unknown model", "smollm2-135m"]),
+        (["eval", "--truthfulqa-version", "1999", "--benchmarks", "truthfulqa_mc1"], ["2021", "2025"]),
+        (["compare", "--profile", "nope"], ["unknown profile", "smoke"]),
+        (["compare", "--set", "train.nope=1"], ["unknown key", "train.max_steps"]),
+        (["compare", "--set", "train.max_steps=many"], ["expected int"]),
+        (["compare", "--methods", "sft,magic"], ["magic", "cgd"]),
+        (["compare", "--set", "eval.benchmarks=math500,nope"], ["unknown benchmark"]),
+        (["compare", "--set", "analysis.margin=-1"], ["analysis.margin must be >= 0"]),
+        (["compare", "--set", "analysis.multiplicity=sidak"], ["unknown multiplicity method", "holm"]),
+        (["eval", "--math-grader", "sympy", "--benchmarks", "math500"], ["eval.math_grader", "qwen", "both"]),
+        (["compare", "--set", "eval.math_grader=sympy"], ["eval.math_grader", "math-verify"]),
+    ],
+)
 def test_bad_names_list_valid_choices(args, fragments, tmp_path):
     proc = run_cli(*args, "-o", str(tmp_path / "run"))
     assert_one_line_error(proc, *fragments)
@@ -51,8 +56,18 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_missing_data_file_names_the_variable_and_path(tmp_path, tiny_model):
-    proc = run_cli("eval", "--model", str(tiny_model), "--benchmarks", "amc23", "--limit", "1",
-                   "-o", str(tmp_path / "run"), env_extra={"HARNESS_DATA_DIR": str(tmp_path / "empty")})
+    proc = run_cli(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        "amc23",
+        "--limit",
+        "1",
+        "-o",
+        str(tmp_path / "run"),
+        env_extra={"HARNESS_DATA_DIR": str(tmp_path / "empty")},
+    )
     assert_one_line_error(proc, "HARNESS_DATA_DIR", "amc23/test.jsonl")
     assert not (tmp_path / "run" / "eval").exists()
 
@@ -61,9 +76,21 @@ def test_malformed_row_names_file_and_line(tmp_path, tiny_model, data_dir):
     bad = tmp_path / "data"
     (bad / "amc23").mkdir(parents=True)
     rows = (data_dir / "amc23" / "test.jsonl").read_text().splitlines()
-    (bad / "amc23" / "test.jsonl").write_text("\n".join([rows[0], '{"id": 3, "problem": ', *rows[1:3]]) + "\n")
-    proc = run_cli("eval", "--model", str(tiny_model), "--benchmarks", "amc23", "--limit", "1",
-                   "-o", str(tmp_path / "run"), env_extra={"HARNESS_DATA_DIR": str(bad)})
+    (bad / "amc23" / "test.jsonl").write_text(
+        "\n".join([rows[0], '{"id": 3, "problem": ', *rows[1:3]]) + "\n"
+    )
+    proc = run_cli(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        "amc23",
+        "--limit",
+        "1",
+        "-o",
+        str(tmp_path / "run"),
+        env_extra={"HARNESS_DATA_DIR": str(bad)},
+    )
     assert_one_line_error(proc, "test.jsonl:2")
 
 
@@ -77,8 +104,18 @@ def test_model_path_that_is_not_a_model(tmp_path):
 def test_empty_data_file_is_named(tmp_path, tiny_model):
     (tmp_path / "data" / "amc23").mkdir(parents=True)
     (tmp_path / "data" / "amc23" / "test.jsonl").write_text("")
-    proc = run_cli("eval", "--model", str(tiny_model), "--benchmarks", "amc23", "--limit", "1",
-                   "-o", str(tmp_path / "run"), env_extra={"HARNESS_DATA_DIR": str(tmp_path / "data")})
+    proc = run_cli(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        "amc23",
+        "--limit",
+        "1",
+        "-o",
+        str(tmp_path / "run"),
+        env_extra={"HARNESS_DATA_DIR": str(tmp_path / "data")},
+    )
     assert_one_line_error(proc, "has no rows")
 
 
@@ -106,12 +143,14 @@ def _in_mount_namespace(script: str) -> subprocess.CompletedProcess:
     """Run `script` as root in a private mount namespace, where tmpfs and read-only binds are allowed."""
     if shutil.which("unshare") is None or (hasattr(os, "geteuid") and os.geteuid() != 0):
         pytest.skip("needs root and unshare(1) for a private mount namespace")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
         pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
-    return subprocess.run(["unshare", "-m", "sh", "-ec", script], capture_output=True, text=True, timeout=600,
-                          env=os.environ)
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-ec", script], capture_output=True, text=True, timeout=600, env=os.environ
+    )
 
 
 def _tree(root) -> dict:
@@ -119,8 +158,19 @@ def _tree(root) -> dict:
 
 
 def _eval_args(model, run, benchmark: str) -> list[str]:
-    return ["eval", "--model", str(model), "--benchmarks", benchmark, "--limit", "2", "--max-new-tokens", "8",
-            "-o", str(run)]
+    return [
+        "eval",
+        "--model",
+        str(model),
+        "--benchmarks",
+        benchmark,
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "-o",
+        str(run),
+    ]
 
 
 def _eval_cmd(model, run, benchmark: str) -> str:
@@ -132,8 +182,9 @@ def test_read_only_run_dir_is_one_clear_error_and_changes_nothing(tmp_path, tiny
     run = tmp_path / "run"
     assert run_cli(*_eval_args(tiny_model, run, "math500")).returncode == 0
     before = _tree(run)
-    proc = _in_mount_namespace(f"mount --bind {run} {run}; mount -o remount,ro,bind {run}; "
-                               f"{_eval_cmd(tiny_model, run, 'amc23')}")
+    proc = _in_mount_namespace(
+        f"mount --bind {run} {run}; mount -o remount,ro,bind {run}; {_eval_cmd(tiny_model, run, 'amc23')}"
+    )
     assert_one_line_error(proc, "cannot write", "Read-only file system")
     assert _tree(run) == before
 
@@ -143,9 +194,11 @@ def test_full_disk_is_one_clear_error_and_the_rerun_completes(tmp_path, tiny_mod
     assert run_cli(*_eval_args(tiny_model, reference, "math500")).returncode == 0
     run.mkdir()
     # A 1 MiB tmpfs filled to the last block: the first artefact written hits ENOSPC.
-    proc = _in_mount_namespace(f"mount -t tmpfs -o size=1m tmpfs {run}; "
-                               f"dd if=/dev/zero of={run}/filler bs=4k 2>/dev/null || true; "
-                               f"{_eval_cmd(tiny_model, run, 'math500')}")
+    proc = _in_mount_namespace(
+        f"mount -t tmpfs -o size=1m tmpfs {run}; "
+        f"dd if=/dev/zero of={run}/filler bs=4k 2>/dev/null || true; "
+        f"{_eval_cmd(tiny_model, run, 'math500')}"
+    )
     assert_one_line_error(proc, "cannot write", "No space left on device")
     # The namespace (and its full tmpfs) is gone: the same command on the freed disk completes,
     # and its per-sample records equal the uninterrupted run's.

@@ -3,6 +3,7 @@
 GPQA text must never reach test output, so GPQA assertions only ever compare counts, ids and
 letters (pytest prints the operands of a failing assert).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -16,8 +17,7 @@ import pytest
 from harness import data
 from harness.errors import HarnessError
 
-COUNTS = {"amc23": 40, "aime24": 30, "math500": 500, "humaneval": 164, "ifeval": 541,
-          "math_train": 12000}
+COUNTS = {"amc23": 40, "aime24": 30, "math500": 500, "humaneval": 164, "ifeval": 541, "math_train": 12000}
 COLUMNS = {
     "amc23": {"id", "problem", "answer", "gold"},
     "aime24": {"id", "problem", "solution", "answer", "gold"},
@@ -133,6 +133,7 @@ def test_unknown_dataset(data_dir):
 
 # ---------------------------------------------------------------- bad input --------------------
 
+
 @pytest.fixture
 def empty_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
@@ -161,8 +162,7 @@ def test_malformed_line_gives_file_and_line(empty_data_dir):
 
 def test_missing_column_gives_file_line_and_column(empty_data_dir):
     rows = [{"id": 1, "problem": "1+1?", "answer": 2.0}, {"id": 2, "problem": "2+2?"}]
-    path = _write(empty_data_dir / "amc23" / "test.jsonl",
-                  "".join(json.dumps(r) + "\n" for r in rows))
+    path = _write(empty_data_dir / "amc23" / "test.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(HarnessError, match=rf"{re.escape(str(path))}:2: missing column 'answer'"):
         data.load_amc23()
 
@@ -177,8 +177,10 @@ def test_malformed_gzip_line(empty_data_dir):
 
 
 def test_truthfulqa_missing_column(empty_data_dir):
-    path = _write(empty_data_dir / "truthfulqa" / "v1_2021" / "mc_task.json",
-                  json.dumps([{"question": "q?", "mc1_targets": {"yes": 1, "no": 0}}]))
+    path = _write(
+        empty_data_dir / "truthfulqa" / "v1_2021" / "mc_task.json",
+        json.dumps([{"question": "q?", "mc1_targets": {"yes": 1, "no": 0}}]),
+    )
     expected = rf"{re.escape(str(path))}: item 0: missing column 'mc2_targets'"
     with pytest.raises(HarnessError, match=expected):
         data.load_truthfulqa()
@@ -204,6 +206,7 @@ def test_gpqa_missing_member(empty_data_dir):
 
 
 # ---------------------------------------------------------------- no HARNESS_DATA_DIR ---------
+
 
 @pytest.fixture
 def hub_mode(monkeypatch):

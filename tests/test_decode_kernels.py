@@ -6,6 +6,7 @@ the residual add bit for bit) and give each query row, or each matmul row, the s
 its call. Drafted decoding end to end:
 tests/test_backend_fast.py.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,9 +33,10 @@ def _case(rows=5, kv=2, rep=3, width=2, d=64, capacity=96, seed=0):
 
 def _sdpa(q, kc, vc, limit):
     cols = torch.arange(kc.shape[2])
-    mask = (cols[None, None, None] < limit[:, None, :, None])
-    return F.scaled_dot_product_attention(q, kc[: q.shape[0]], vc[: q.shape[0]], attn_mask=mask,
-                                          scale=q.shape[-1] ** -0.5)
+    mask = cols[None, None, None] < limit[:, None, :, None]
+    return F.scaled_dot_product_attention(
+        q, kc[: q.shape[0]], vc[: q.shape[0]], attn_mask=mask, scale=q.shape[-1] ** -0.5
+    )
 
 
 @needs_kernel
@@ -63,7 +65,9 @@ def test_kernel_query_heads_alone_match_their_group():
     q, kc, vc, limit = _case(rows=3, width=2)
     together = native.attend(q, kc, vc, limit, 0.125)
     for r in range(q.shape[2]):
-        alone = native.attend(q[:, :, r : r + 1].contiguous(), kc, vc, limit[:, r : r + 1].contiguous(), 0.125)
+        alone = native.attend(
+            q[:, :, r : r + 1].contiguous(), kc, vc, limit[:, r : r + 1].contiguous(), 0.125
+        )
         assert torch.equal(alone, together[:, :, r : r + 1])
 
 
@@ -73,7 +77,9 @@ def test_kernel_skips_padding_rows():
     limit[:, 3:] = 0
     out = native.attend(q, kc, vc, limit, 0.125)
     assert torch.equal(out[:, :, 3:], torch.zeros_like(out[:, :, 3:]))
-    torch.testing.assert_close(out[:, :, :3], _sdpa(q, kc, vc, limit.clamp(min=1))[:, :, :3], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        out[:, :, :3], _sdpa(q, kc, vc, limit.clamp(min=1))[:, :, :3], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
@@ -87,7 +93,9 @@ def test_kernels_can_be_switched_off(monkeypatch):
         native.library.cache_clear()
 
 
-needs_gemm = pytest.mark.skipif(native.gemm_kernel() is None, reason="no AVX2/FMA build: oneDNN runs the matmuls")
+needs_gemm = pytest.mark.skipif(
+    native.gemm_kernel() is None, reason="no AVX2/FMA build: oneDNN runs the matmuls"
+)
 
 
 @needs_gemm
@@ -122,7 +130,11 @@ def test_gemm_leaves_what_it_cannot_take_to_onednn():
 @pytest.mark.parametrize("dim", [576, 36])  # 36: the scalar sum of squares
 def test_residual_norm_adds_exactly_and_normalises_like_hf(dim):
     g = torch.Generator().manual_seed(dim)
-    x, delta, w = torch.randn(9, dim, generator=g), torch.randn(9, dim, generator=g), torch.randn(dim, generator=g)
+    x, delta, w = (
+        torch.randn(9, dim, generator=g),
+        torch.randn(9, dim, generator=g),
+        torch.randn(dim, generator=g),
+    )
     expected_x = x + delta
     h = native.residual_norm(x, delta, w, 1e-5)
     assert torch.equal(x, expected_x)  # in place, with torch's rounding

@@ -1,10 +1,12 @@
 """Format-drift detectors on labelled answers, per-item drift measures, forgetting and paragraphs."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+from test_report import make_run
 
 from harness.drift import (
     changes_vs_base,
@@ -17,10 +19,12 @@ from harness.drift import (
     response_length,
 )
 from harness.rundata import RunData
-from test_report import make_run
 
-CASES = [json.loads(line) for line in
-         (Path(__file__).parent / "cases" / "drift_answers.jsonl").read_text().splitlines() if line.strip()]
+CASES = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "cases" / "drift_answers.jsonl").read_text().splitlines()
+    if line.strip()
+]
 
 
 def test_case_file_has_both_kinds() -> None:
@@ -54,17 +58,30 @@ def test_length_prefers_tokens_and_falls_back_to_characters() -> None:
 
 
 def test_ifeval_format_instructions_only() -> None:
-    record = {"instruction_id_list": ["detectable_format:title", "length_constraints:number_words",
-                                      "change_case:english_lowercase", "punctuation:no_comma"],
-              "metrics": {"inst_level_strict_acc": [True, False, False, True]}}
+    record = {
+        "instruction_id_list": [
+            "detectable_format:title",
+            "length_constraints:number_words",
+            "change_case:english_lowercase",
+            "punctuation:no_comma",
+        ],
+        "metrics": {"inst_level_strict_acc": [True, False, False, True]},
+    }
     assert ifeval_format_pass(record) == pytest.approx(2 / 3)
     assert ifeval_format_pass({"metrics": {"inst_level_strict_acc": [True]}}) is None
-    assert ifeval_format_pass({"instruction_id_list": ["length_constraints:x"],
-                               "metrics": {"inst_level_strict_acc": [True]}}) is None
+    assert (
+        ifeval_format_pass(
+            {"instruction_id_list": ["length_constraints:x"], "metrics": {"inst_level_strict_acc": [True]}}
+        )
+        is None
+    )
 
 
 def test_mixed_length_units_are_not_averaged() -> None:
-    records = [{"item_id": "a", "response": "xx", "completion_tokens": 5}, {"item_id": "b", "response": "yyy"}]
+    records = [
+        {"item_id": "a", "response": "xx", "completion_tokens": 5},
+        {"item_id": "b", "response": "yyy"},
+    ]
     measures = item_measures(records, "math500")
     assert measures.values["length"] == {} and measures.length_unit == ""
     assert measures.values["parseable"] == {"a": 0.0, "b": 0.0}

@@ -1,5 +1,6 @@
 """`harness compare` end to end on the tiny random model: every method, every benchmark, every report
 file; a warm re-run is a no-op; a kill at any point followed by the same command gives the same report."""
+
 from __future__ import annotations
 
 import os
@@ -14,15 +15,36 @@ import pytest
 from cgd.methods import METHODS
 
 SMALL = ["--profile", "ci", "--limit", "2", "--set", "eval.max_new_tokens=12", "--set", "train.max_steps=2"]
-REPORT_FILES = ["table.md", "table.csv", "table.tex", "report.html", "scores.png", "drift.png", "loss.png",
-                "drift.md", "summary.md", "compute.md"]
+REPORT_FILES = [
+    "table.md",
+    "table.csv",
+    "table.tex",
+    "report.html",
+    "scores.png",
+    "drift.png",
+    "loss.png",
+    "drift.md",
+    "summary.md",
+    "compute.md",
+]
 DETERMINISTIC = ["table.md", "table.csv", "table.tex", "drift.md", "drift.csv", "forgetting.csv"]
 # The md/tex/html headers name the run directory, which differs between the two runs compared below.
 RUN_INDEPENDENT = ["table.csv", "drift.csv", "forgetting.csv"]
 
 
 def compare_cmd(run: Path, report: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "harness", "compare", *SMALL, *extra, "-o", str(run), "--report-dir", str(report)]
+    return [
+        sys.executable,
+        "-m",
+        "harness",
+        "compare",
+        *SMALL,
+        *extra,
+        "-o",
+        str(run),
+        "--report-dir",
+        str(report),
+    ]
 
 
 def run(cmd, home: Path, timeout=1500):
@@ -50,7 +72,9 @@ def test_every_report_file_and_every_method(full_run):
         assert label in table
         assert (base / "run" / "eval" / label / "results.json").exists()
     assert any((report / "flips").iterdir())
-    assert (report / "table.md").read_text().count("git") or "revision" in (report / "report.html").read_text()
+    assert (report / "table.md").read_text().count("git") or "revision" in (
+        report / "report.html"
+    ).read_text()
 
 
 def test_warm_rerun_is_fast_and_identical(full_run):
@@ -71,8 +95,9 @@ def test_kill_and_resume_gives_the_same_report(tmp_path, data_dir):
     cmd = compare_cmd(tmp_path / "run", tmp_path / "report")
     # Kill at several points: during the data stages, during training, during evaluation.
     for delay in (6, 14, 25):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
@@ -81,7 +106,9 @@ def test_kill_and_resume_gives_the_same_report(tmp_path, data_dir):
     final = run(cmd, tmp_path / "home")
     assert final.returncode == 0, final.stderr[-3000:]
     for name in RUN_INDEPENDENT:
-        assert (tmp_path / "report" / name).read_bytes() == (tmp_path / "ref-report" / name).read_bytes(), name
+        assert (tmp_path / "report" / name).read_bytes() == (tmp_path / "ref-report" / name).read_bytes(), (
+            name
+        )
     for samples in (tmp_path / "ref" / "eval").rglob("samples_*.jsonl"):
         twin = tmp_path / "run" / samples.relative_to(tmp_path / "ref")
         assert twin.read_bytes() == samples.read_bytes(), samples.name

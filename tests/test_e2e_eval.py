@@ -1,4 +1,5 @@
 """`harness eval` end to end on a tiny random llama: every benchmark, offline, through the real CLI."""
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,29 @@ from harness.benchmarks import BENCHMARKS
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env,
-                          timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=1800
+    )
 
 
 @pytest.fixture(scope="module")
 def eval_run(tiny_model, data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    proc = run_cli("eval", "--model", str(tiny_model), "--benchmarks", "all", "--limit", "2",
-                   "--max-new-tokens", "24", "-o", str(out), "--label", "tiny")
+    proc = run_cli(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        "all",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "24",
+        "-o",
+        str(out),
+        "--label",
+        "tiny",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
@@ -51,8 +66,21 @@ def test_gpqa_never_written_in_plain_text(eval_run, data_dir):
 
 
 def test_rerun_regenerates_nothing(eval_run, tiny_model, tmp_path):
-    proc = run_cli("eval", "--model", str(tiny_model), "--benchmarks", "math500,ifeval", "--limit", "2",
-                   "--max-new-tokens", "24", "-o", str(tmp_path), "--label", "tiny")
+    proc = run_cli(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        "math500,ifeval",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "24",
+        "-o",
+        str(tmp_path),
+        "--label",
+        "tiny",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     first, again = eval_run[0] / "eval" / "tiny", tmp_path / "eval" / "tiny"
     for task in ("math500", "ifeval"):

@@ -1,4 +1,5 @@
 """Baselines and regression gates, exercised through the CLI function on a tiny Typer app."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from test_report import make_run
 from typer.testing import CliRunner
 
 from harness.cli.gate import gate
 from harness.errors import HarnessError
 from harness.gate import check_gate, parse_requirement, record_baseline
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
-from test_report import make_run
 
 APP = typer.Typer()
 APP.command()(gate)
@@ -82,7 +83,7 @@ def test_injected_regression_fails_with_reason(run: Path, baseline: Path) -> Non
 
 
 def test_drop_that_is_not_significant_passes(run: Path, baseline: Path) -> None:
-    flip_correct_to_wrong(run, "cgd", "math500", "exact_match", 3)   # 5 points, McNemar p = 0.25
+    flip_correct_to_wrong(run, "cgd", "math500", "exact_match", 3)  # 5 points, McNemar p = 0.25
     result = check_gate(run, baseline, multiplicity="none")
     check = next(c for c in result.checks if c.what == "cgd.math500")
     assert check.passed and check.delta == pytest.approx(-5.0) and check.p_value == pytest.approx(0.25)
@@ -115,14 +116,20 @@ def test_baseline_from_another_item_set_is_unusable(run: Path, baseline: Path) -
     atomic_write_jsonl(path, read_jsonl(path)[:40])
     code, message = invoke(run, "--baseline", baseline)
     assert code == 2
-    assert "base.gpqa_diamond was recorded on another item set (60 items in the baseline, 40 in the run" in message
+    assert (
+        "base.gpqa_diamond was recorded on another item set (60 items in the baseline, 40 in the run"
+        in message
+    )
 
 
-@pytest.mark.parametrize("content,reason", [
-    ("not json {", "not valid JSON"),
-    ('{"schema": "other"}', "malformed"),
-    ('{"schema": "cgd-harness-baseline/1", "labels": {}}', "no labels"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        ("not json {", "not valid JSON"),
+        ('{"schema": "other"}', "malformed"),
+        ('{"schema": "cgd-harness-baseline/1", "labels": {}}', "no labels"),
+    ],
+)
 def test_malformed_baseline_is_unusable(run: Path, tmp_path: Path, content: str, reason: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -144,9 +151,15 @@ def test_missing_baseline_file_is_unusable(run: Path, tmp_path: Path) -> None:
 
 
 def test_requirements_inside_one_run(run: Path) -> None:
-    code, output = invoke(run, "--require", "cgd.math500 >= base.math500",
-                          "--require", "cgd.truthfulqa_mc2 >= base.truthfulqa_mc2 - 2",
-                          "--require", "cgd.math500.exact_match > 10")
+    code, output = invoke(
+        run,
+        "--require",
+        "cgd.math500 >= base.math500",
+        "--require",
+        "cgd.truthfulqa_mc2 >= base.truthfulqa_mc2 - 2",
+        "--require",
+        "cgd.math500.exact_match > 10",
+    )
     assert code == 0, output
     assert "holds" in output and "base.truthfulqa_mc2 = 45.02 - 2" in output
     code, output = invoke(run, "--require", "cft.truthfulqa_mc2 >= base.truthfulqa_mc2 - 2")
@@ -159,24 +172,33 @@ def test_requirement_against_a_method_with_seeds(tmp_path: Path) -> None:
     assert result.exit_code == 0 and all(c.p_value is not None for c in result.checks[:1])
 
 
-@pytest.mark.parametrize("expr", [
-    "cgd.math500 => base.math500",
-    "cgd >= base.math500",
-    "cgd.math500 >= base.math500 * 2",
-    "__import__('os').system('true')",
-    "cgd.math500 >= base.math500 - two",
-    "",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "cgd.math500 => base.math500",
+        "cgd >= base.math500",
+        "cgd.math500 >= base.math500 * 2",
+        "__import__('os').system('true')",
+        "cgd.math500 >= base.math500 - two",
+        "",
+    ],
+)
 def test_bad_requirement_syntax_is_unusable(run: Path, expr: str) -> None:
     code, message = invoke(run, "--require", expr)
     assert code == 2 and "bad --require expression" in message and ">= > <= < ==" in message
 
 
-@pytest.mark.parametrize("expr,reason", [
-    ("dpo.math500 >= base.math500", "unknown label 'dpo'; valid: base, sft, cft, cgd"),
-    ("cgd.math500 >= base.aime24", "unknown task 'aime24' for base; valid: math500, gpqa_diamond, truthfulqa_mc2"),
-    ("cgd.math500.f1 >= 3", "unknown metric 'f1' for cgd.math500; valid: exact_match"),
-])
+@pytest.mark.parametrize(
+    "expr,reason",
+    [
+        ("dpo.math500 >= base.math500", "unknown label 'dpo'; valid: base, sft, cft, cgd"),
+        (
+            "cgd.math500 >= base.aime24",
+            "unknown task 'aime24' for base; valid: math500, gpqa_diamond, truthfulqa_mc2",
+        ),
+        ("cgd.math500.f1 >= 3", "unknown metric 'f1' for cgd.math500; valid: exact_match"),
+    ],
+)
 def test_unknown_names_list_valid_choices(run: Path, expr: str, reason: str) -> None:
     code, message = invoke(run, "--require", expr)
     assert code == 2 and reason in message
@@ -185,14 +207,19 @@ def test_unknown_names_list_valid_choices(run: Path, expr: str, reason: str) -> 
 def test_parser_handles_dashed_labels_offsets_and_numbers() -> None:
     req = parse_requirement("distill-sft.math500>=base.math500-2.5")
     assert (req.lhs.label, req.lhs.task, req.op, str(req.rhs), req.offset) == (
-        "distill-sft", "math500", ">=", "base.math500", -2.5)
+        "distill-sft",
+        "math500",
+        ">=",
+        "base.math500",
+        -2.5,
+    )
     req = parse_requirement("cgd@seed0.humaneval.pass@1 < 40")
     assert (req.lhs.label, req.lhs.metric, req.rhs, req.offset) == ("cgd@seed0", "pass@1", None, 40.0)
 
 
 def test_usage_errors(run: Path, tmp_path: Path) -> None:
-    assert invoke(run)[0] == 2                              # nothing to check
-    assert invoke("record", run)[0] == 2                    # record needs -o
+    assert invoke(run)[0] == 2  # nothing to check
+    assert invoke("record", run)[0] == 2  # record needs -o
     assert invoke(run, "extra", "--require", "cgd.math500 > 1")[0] == 2
     code, message = invoke(run, "--require", "cgd.math500 > 1", "--alpha", "1.5")
     assert code == 2 and "--alpha" in message
@@ -217,8 +244,10 @@ def test_baseline_checks_are_adjusted_as_one_family(run: Path, baseline: Path) -
     by_what = {c.what: c for c in holm.checks}
     raw_p = next(c.p_value for c in raw.checks if c.what == "cgd.math500")
     family = len([c for c in raw.checks if c.p_value is not None])
-    assert raw_p == pytest.approx(2 / 2 ** 12)
-    assert by_what["cgd.math500"].p_value == pytest.approx(min(1.0, raw_p * family))  # smallest p: x family size
+    assert raw_p == pytest.approx(2 / 2**12)
+    assert by_what["cgd.math500"].p_value == pytest.approx(
+        min(1.0, raw_p * family)
+    )  # smallest p: x family size
     assert not by_what["cgd.math500"].passed and "adjusted p" in by_what["cgd.math500"].why
     assert invoke(run, "--baseline", baseline, "--multiplicity", "bogus")[0] == 2
 

@@ -4,6 +4,7 @@ check_math is not math-verify's `parse` + `verify` on raw strings: it wraps the 
 prefers the last box and tries LaTeX then plain expressions. So full agreement is not expected;
 the floor below is what the checker reaches, and a change that lowers it must say why.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,8 @@ def test_agreement_with_math_verify_suite(capsys):
     verdicts = check_many([(case["gold"], case["response"]) for case in SUITE], timeout_s=10.0)
     disagreements = {
         case["source"]: f"expected {case['correct']}, got {v.correct} ({v.status}, pred={v.pred!r})"
-        for case, v in zip(SUITE, verdicts) if v.correct != case["correct"]
+        for case, v in zip(SUITE, verdicts)
+        if v.correct != case["correct"]
     }
     listing = "\n".join(f"{source}: {why}" for source, why in disagreements.items())
     agreed = len(SUITE) - len(disagreements)

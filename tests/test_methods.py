@@ -1,4 +1,5 @@
 """The example builders: exact prompts/completions, the derangement, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,8 @@ EXPECTED_FIRST_ROW = {
     "cft": (
         "Here is a math problem and a student's attempt to solve it. Review the attempt: check every "
         "calculation and every logical step, name each mistake or missing step, and say whether the final "
-        "answer is correct. Finish with one line that reads exactly \"Conclusion: right\" if the final answer "
-        "is correct, or \"Conclusion: wrong\" if it is not.\n\n" + ATTEMPT_BLOCK,
+        'answer is correct. Finish with one line that reads exactly "Conclusion: right" if the final answer '
+        'is correct, or "Conclusion: wrong" if it is not.\n\n' + ATTEMPT_BLOCK,
         CRITIQUE_1,
     ),
     "cgd": (REFINE_HEAD + ATTEMPT_BLOCK + "\n\nReview:\n" + CRITIQUE_1, REFINED_1),
@@ -49,7 +50,9 @@ EXPECTED_FIRST_ROW = {
         REFINED_1,
     ),
     "cgd-generic": (
-        REFINE_HEAD + ATTEMPT_BLOCK + "\n\nReview:\nThe attempt may contain mistakes. Go through it again step "
+        REFINE_HEAD
+        + ATTEMPT_BLOCK
+        + "\n\nReview:\nThe attempt may contain mistakes. Go through it again step "
         "by step, correct any error you find, and make sure the final answer is right and given in \\boxed{}.",
         REFINED_1,
     ),
@@ -154,15 +157,19 @@ def test_only_sft_needs_no_teacher():
 
 def test_prompt_texts_are_pinned_to_their_version():
     assert PINNED_FINGERPRINTS.get(prompts.PROMPTS_VERSION) == prompts.templates_fingerprint(), (
-        "cgd/prompts.py changed: bump PROMPTS_VERSION and pin the new fingerprint")
+        "cgd/prompts.py changed: bump PROMPTS_VERSION and pin the new fingerprint"
+    )
 
 
-@pytest.mark.parametrize("text, verdict", [
-    ("Looks fine.\nConclusion: right", True),
-    ("Bad.\nConclusion: wrong.", False),
-    ("**Conclusion: Wrong**\n", False),
-    ("Conclusion: right\nOn reflection...\nConclusion: wrong", False),
-    ("No verdict here.", None),
-])
+@pytest.mark.parametrize(
+    "text, verdict",
+    [
+        ("Looks fine.\nConclusion: right", True),
+        ("Bad.\nConclusion: wrong.", False),
+        ("**Conclusion: Wrong**\n", False),
+        ("Conclusion: right\nOn reflection...\nConclusion: wrong", False),
+        ("No verdict here.", None),
+    ],
+)
 def test_parse_verdict(text, verdict):
     assert prompts.parse_verdict(text) is verdict

@@ -1,4 +1,5 @@
 """Model resolution: directories, adapters, fingerprints and the errors users see."""
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,13 @@ def test_local_dir_and_fingerprint_is_stable(tiny_model, tmp_path):
     assert fingerprint_dir(copy) != a.fingerprint
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no-such-model", "unknown model 'no-such-model'"),
-    ("./missing/dir", "unknown model"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no-such-model", "unknown model 'no-such-model'"),
+        ("./missing/dir", "unknown model"),
+    ],
+)
 def test_unknown_model_names_the_choices(spec, message):
     with pytest.raises(HarnessError, match=message) as info:
         resolve_model(spec)
@@ -52,7 +56,9 @@ def test_adapter_loads_on_its_base(tiny_model, tmp_path):
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
-    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     peft_model.save_pretrained(tmp_path / "adapter")
     cfg_file = tmp_path / "adapter" / "adapter_config.json"
     cfg = json.loads(cfg_file.read_text())

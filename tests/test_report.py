@@ -1,4 +1,5 @@
 """write_report on a synthetic run directory: every file, deterministic tables, seeds, flips."""
+
 from __future__ import annotations
 
 import csv
@@ -28,18 +29,36 @@ N_ITEMS = 60
 
 
 def _math_record(i: int, correct: bool, critique: bool) -> dict:
-    text = ("Critique: the student's solution is wrong.\nConclusion: wrong" if critique
-            else f"Adding gives {i}. The answer is \\boxed{{{i if correct else i + 1}}}.")
-    return {"task": "math500", "doc_id": i, "item_id": f"math500-{i}", "prompt": f"Problem {i}",
-            "response": text, "extracted": None if critique else str(i), "gold": str(i),
-            "metrics": {"exact_match": float(correct and not critique), "timeout": 0.0},
-            "prompt_tokens": 20, "completion_tokens": 40 + 3 * (i % 7) + (60 if critique else 0), "seconds": 0.1}
+    text = (
+        "Critique: the student's solution is wrong.\nConclusion: wrong"
+        if critique
+        else f"Adding gives {i}. The answer is \\boxed{{{i if correct else i + 1}}}."
+    )
+    return {
+        "task": "math500",
+        "doc_id": i,
+        "item_id": f"math500-{i}",
+        "prompt": f"Problem {i}",
+        "response": text,
+        "extracted": None if critique else str(i),
+        "gold": str(i),
+        "metrics": {"exact_match": float(correct and not critique), "timeout": 0.0},
+        "prompt_tokens": 20,
+        "completion_tokens": 40 + 3 * (i % 7) + (60 if critique else 0),
+        "seconds": 0.1,
+    }
 
 
 def _gpqa_record(i: int, correct: bool) -> dict:
     # GPQA records never carry question or response text.
-    return {"task": "gpqa_diamond", "doc_id": i, "item_id": f"rec{i:03d}", "gold": "A",
-            "extracted": "A" if correct else "B", "metrics": {"acc": float(correct)}}
+    return {
+        "task": "gpqa_diamond",
+        "doc_id": i,
+        "item_id": f"rec{i:03d}",
+        "gold": "A",
+        "extracted": "A" if correct else "B",
+        "metrics": {"acc": float(correct)},
+    }
 
 
 def _mc2_record(i: int, score: float) -> dict:
@@ -50,10 +69,13 @@ def _samples(label: str, seed: int) -> dict[str, list[dict]]:
     profile = PROFILES[label.split("@")[0]]
     rng = np.random.default_rng([sorted(PROFILES).index(label.split("@")[0]), seed])
     return {
-        "math500": [_math_record(i, rng.random() < profile["math"], rng.random() < profile["critique"])
-                    for i in range(N_ITEMS)],
-        "truthfulqa_mc2": [_mc2_record(i, float(np.clip(rng.normal(profile["mc2"], 0.15), 0, 1)))
-                           for i in range(N_ITEMS)],
+        "math500": [
+            _math_record(i, rng.random() < profile["math"], rng.random() < profile["critique"])
+            for i in range(N_ITEMS)
+        ],
+        "truthfulqa_mc2": [
+            _mc2_record(i, float(np.clip(rng.normal(profile["mc2"], 0.15), 0, 1))) for i in range(N_ITEMS)
+        ],
         "gpqa_diamond": [_gpqa_record(i, rng.random() < profile["gpqa"]) for i in range(N_ITEMS)],
     }
 
@@ -67,32 +89,59 @@ def write_eval(run: Path, label: str, samples: dict[str, list[dict]], version: s
     for task, records in samples.items():
         metric = METRICS[task]
         values = [r["metrics"][metric] for r in records]
-        results[task] = {f"{metric},none": float(np.mean(values)),
-                         f"{metric}_stderr,none": float(np.std(values) / np.sqrt(len(values)))}
+        results[task] = {
+            f"{metric},none": float(np.mean(values)),
+            f"{metric}_stderr,none": float(np.std(values) / np.sqrt(len(values))),
+        }
         n_samples[task] = {"original": len(records), "effective": len(records)}
         atomic_write_jsonl(run / "eval" / label / f"samples_{task}.jsonl", records)
-    atomic_write_json(run / "eval" / label / "results.json", {
-        "results": results, "n-samples": n_samples, "versions": {t: version for t in samples},
-        "model": {"name": label, "fingerprint": f"fp-{label}"}})
+    atomic_write_json(
+        run / "eval" / label / "results.json",
+        {
+            "results": results,
+            "n-samples": n_samples,
+            "versions": {t: version for t in samples},
+            "model": {"name": label, "fingerprint": f"fp-{label}"},
+        },
+    )
 
 
 def write_training(run: Path, label: str, seed: int) -> None:
     steps = range(0, 50, 5)
-    atomic_write_jsonl(run / "train" / label / "log.jsonl",
-                       [{"step": s, "loss": 2.0 / (1 + s / 10) + 0.01 * seed, "tokens": 100 * s} for s in steps])
-    atomic_write_json(run / "train" / label / "summary.json", {
-        "tokens_trained": 5000, "wall_seconds": 12.5, "teacher_tokens": 0 if label.startswith("sft") else 8000,
-        "final_loss": 0.4})
+    atomic_write_jsonl(
+        run / "train" / label / "log.jsonl",
+        [{"step": s, "loss": 2.0 / (1 + s / 10) + 0.01 * seed, "tokens": 100 * s} for s in steps],
+    )
+    atomic_write_json(
+        run / "train" / label / "summary.json",
+        {
+            "tokens_trained": 5000,
+            "wall_seconds": 12.5,
+            "teacher_tokens": 0 if label.startswith("sft") else 8000,
+            "final_loss": 0.4,
+        },
+    )
 
 
-def make_run(root: Path, methods: tuple[str, ...] = ("sft", "cft", "cgd"), seeds: tuple[int, ...] = (0,),
-             training: bool = True) -> Path:
+def make_run(
+    root: Path,
+    methods: tuple[str, ...] = ("sft", "cft", "cgd"),
+    seeds: tuple[int, ...] = (0,),
+    training: bool = True,
+) -> Path:
     """A run directory with base + methods on math500, truthfulqa_mc2 and gpqa_diamond."""
     run = root / "run-1"
     labels = list(methods) if len(seeds) == 1 else [f"{m}@seed{s}" for m in methods for s in seeds]
-    atomic_write_json(run / "config.json", {
-        "git_revision": "abc1234", "seeds": list(seeds), "methods": list(methods),
-        "benchmarks": sorted(METRICS), "profile": "test"})
+    atomic_write_json(
+        run / "config.json",
+        {
+            "git_revision": "abc1234",
+            "seeds": list(seeds),
+            "methods": list(methods),
+            "benchmarks": sorted(METRICS),
+            "profile": "test",
+        },
+    )
     write_eval(run, "base", _samples("base", 0))
     for label in labels:
         seed = int(label.split("@seed")[1]) if "@seed" in label else 0
@@ -102,8 +151,17 @@ def make_run(root: Path, methods: tuple[str, ...] = ("sft", "cft", "cgd"), seeds
     return run
 
 
-TABLES = ("table.md", "table.csv", "table.tex", "drift.md", "drift.csv", "forgetting.csv",
-          "compute.md", "compute.csv", "summary.md")
+TABLES = (
+    "table.md",
+    "table.csv",
+    "table.tex",
+    "drift.md",
+    "drift.csv",
+    "forgetting.csv",
+    "compute.md",
+    "compute.csv",
+    "summary.md",
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +173,16 @@ def report_dir(tmp_path_factory) -> Path:
 
 
 def test_every_file_is_written(report_dir: Path) -> None:
-    for name in (*TABLES, "report.html", "scores.png", "drift.png", "loss.png",
-                 "flips/math500.csv", "flips/truthfulqa_mc2.csv", "flips/gpqa_diamond.csv"):
+    for name in (
+        *TABLES,
+        "report.html",
+        "scores.png",
+        "drift.png",
+        "loss.png",
+        "flips/math500.csv",
+        "flips/truthfulqa_mc2.csv",
+        "flips/gpqa_diamond.csv",
+    ):
         assert (report_dir / name).stat().st_size > 0, name
     assert (report_dir / "scores.png").read_bytes().startswith(b"\x89PNG")
 
@@ -132,7 +198,9 @@ def test_reports_start_with_revision_and_end_with_config(report_dir: Path) -> No
     for name in ("table.md", "drift.md", "summary.md", "compute.md", "findings.md"):
         text = (report_dir / name).read_text()
         assert any("abc1234" in line for line in text.splitlines()[:4]), name
-        assert text.index("## Findings" if name == "summary.md" else "|") < text.index('"profile": "test"'), name
+        assert text.index("## Findings" if name == "summary.md" else "|") < text.index('"profile": "test"'), (
+            name
+        )
     assert "abc1234" in (report_dir / "table.tex").read_text().splitlines()[0]
     html = (report_dir / "report.html").read_text()
     assert "abc1234" in html and "data:image/png;base64," in html
@@ -164,7 +232,9 @@ def test_drift_and_forgetting_show_the_critique_model(report_dir: Path) -> None:
     assert ("truthfulqa_mc2", "base") not in drift  # log-likelihood task: no generated text
     forgetting = {(r["task"], r["method"]): r for r in _csv(report_dir / "forgetting.csv")}
     assert forgetting["truthfulqa_mc2", "cft"]["verdict"] == "worse"
-    assert float(forgetting["truthfulqa_mc2", "cft"]["p_adjusted"]) >= float(forgetting["truthfulqa_mc2", "cft"]["p_value"])
+    assert float(forgetting["truthfulqa_mc2", "cft"]["p_adjusted"]) >= float(
+        forgetting["truthfulqa_mc2", "cft"]["p_value"]
+    )
     assert forgetting["truthfulqa_mc2", "cft"]["test"] == "sign-flip"
     assert forgetting["gpqa_diamond", "cft"]["test"] == "mcnemar"
     assert "math500" not in {task for task, _ in forgetting}  # reasoning, not forgetting
@@ -219,7 +289,10 @@ def test_report_cli(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [str(run), "-o", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "report.html").exists()
-    assert json.loads((run / "config.json").read_text())["git_revision"] in (tmp_path / "r" / "table.md").read_text()
+    assert (
+        json.loads((run / "config.json").read_text())["git_revision"]
+        in (tmp_path / "r" / "table.md").read_text()
+    )
 
 
 def _shape_samples(label: str) -> dict[str, list[dict]]:
@@ -227,14 +300,31 @@ def _shape_samples(label: str) -> dict[str, list[dict]]:
     GPQA chain-of-thought without text, answers without token counts."""
     good = label == "cgd"
     return {
-        "ifeval": [{"item_id": f"if{i}", "response": "all lowercase text",
-                    "instruction_id_list": ["change_case:english_lowercase", "length_constraints:number_words"],
-                    "metrics": {"prompt_level_strict_acc": float(good), "inst_level_strict_acc": [True, good]}}
-                   for i in range(2)],
-        "humaneval": [{"item_id": "HumanEval/0", "response": "```python\ndef f():\n    return 1\n```",
-                       "completion_tokens": 12, "metrics": {"pass@1": float(good)}}],
-        "gpqa_diamond_cot": [{"item_id": "rec1", "extracted": "A" if good else None,
-                              "completion_tokens": 80, "metrics": {"exact_match": float(good)}}],
+        "ifeval": [
+            {
+                "item_id": f"if{i}",
+                "response": "all lowercase text",
+                "instruction_id_list": ["change_case:english_lowercase", "length_constraints:number_words"],
+                "metrics": {"prompt_level_strict_acc": float(good), "inst_level_strict_acc": [True, good]},
+            }
+            for i in range(2)
+        ],
+        "humaneval": [
+            {
+                "item_id": "HumanEval/0",
+                "response": "```python\ndef f():\n    return 1\n```",
+                "completion_tokens": 12,
+                "metrics": {"pass@1": float(good)},
+            }
+        ],
+        "gpqa_diamond_cot": [
+            {
+                "item_id": "rec1",
+                "extracted": "A" if good else None,
+                "completion_tokens": 80,
+                "metrics": {"exact_match": float(good)},
+            }
+        ],
         "aime24": [{"item_id": "2024-I-1", "response": "\\boxed{204}", "metrics": {"exact_match": 1.0}}],
     }
 
@@ -253,14 +343,14 @@ def test_every_benchmark_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     out = tmp_path / "out"
     write_report(run, out)
     table = {(r["task"], r["metric"], r["model"]): r for r in _csv(out / "table.csv")}
-    assert table["ifeval", "inst_level_strict_acc", "cgd"]["score"] == "100.00"   # micro average
+    assert table["ifeval", "inst_level_strict_acc", "cgd"]["score"] == "100.00"  # micro average
     assert table["ifeval", "inst_level_strict_acc", "base"]["score"] == "50.00"
     assert table["humaneval", "pass@1", "cgd"]["best"] == "1"
     drift = {(r["task"], r["model"]): r for r in _csv(out / "drift.csv")}
     assert drift["ifeval", "base"]["ifeval_format_pct"] == "100.00"
     assert drift["gpqa_diamond_cot", "base"]["parseable_pct"] == "0.00"
     assert drift["gpqa_diamond_cot", "cgd"]["parseable_pct"] == "100.00"
-    assert drift["gpqa_diamond_cot", "cgd"]["critique_pct"] == ""    # no text kept, nothing to read
+    assert drift["gpqa_diamond_cot", "cgd"]["critique_pct"] == ""  # no text kept, nothing to read
     assert drift["aime24", "base"]["length_unit"] == "chars"
     assert not (out / "loss.png").exists() and (out / "drift.png").exists()
 

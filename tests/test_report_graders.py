@@ -1,4 +1,5 @@
 """grader_disagreement on a constructed run directory."""
+
 from __future__ import annotations
 
 import csv
@@ -8,15 +9,19 @@ from pathlib import Path
 
 from harness.io import atomic_write_json, atomic_write_jsonl
 from harness.report.graders import grader_disagreement
-from harness.rundata import RunData
 from harness.report.tables import to_markdown
+from harness.rundata import RunData
 
 
 def _write(run: Path, label: str, task: str, verdicts: list[tuple[bool, bool] | None]) -> None:
     records = []
     for n, pair in enumerate(verdicts):
-        record = {"task": task, "doc_id": n, "item_id": str(n * 5),
-                  "metrics": {"exact_match": float(pair[0]) if pair else 0.0}}
+        record = {
+            "task": task,
+            "doc_id": n,
+            "item_id": str(n * 5),
+            "metrics": {"exact_match": float(pair[0]) if pair else 0.0},
+        }
         if pair is not None:
             record["verdicts"] = {"qwen": pair[1], "math-verify": pair[0]}
         records.append(record)
@@ -39,8 +44,17 @@ def test_tabulates_split_items_per_benchmark_and_model(tmp_path):
     section = grader_disagreement(RunData(run))
     assert section is not None
     table = section.table
-    assert table.columns == ["benchmark", "model", "items", "math-verify %", "qwen %", "split",
-                             "math-verify only", "qwen only", "split items"]
+    assert table.columns == [
+        "benchmark",
+        "model",
+        "items",
+        "math-verify %",
+        "qwen %",
+        "split",
+        "math-verify only",
+        "qwen only",
+        "split items",
+    ]
     assert [row[:2] for row in table.rows] == [["amc23", "base"], ["math500", "base"], ["math500", "cgd"]]
     amc, base, cgd = table.rows
     assert base[2:] == ["12", "83.3", "83.3", "2", "1", "1", "5, 10"]

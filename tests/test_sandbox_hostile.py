@@ -134,9 +134,7 @@ def test_hostile_program_is_contained(
 
     started = time.monotonic()
     if mode == "judged":
-        verdict = check_humaneval(
-            PROMPT, program, TEST, "add", timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB
-        )
+        verdict = check_humaneval(PROMPT, program, TEST, "add", timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB)
     else:
         script = f"{program}\n\n{TEST}\ncheck(add)\n"
         verdict = run_program(script, timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB)

@@ -1,4 +1,5 @@
 """`harness eval --shard K/N` + `harness merge`: two shards give the files of one unsharded run."""
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,27 @@ TASKS = BENCHMARKS.split(",")
 
 def run_cli(*args, home: str | None = None):
     env = {**os.environ, **({"HARNESS_HOME": home} if home else {})}
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env,
-                          timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 def eval_args(model: Path, out: Path) -> list[str]:
-    return ["eval", "--model", str(model), "--benchmarks", BENCHMARKS, "--limit", "4", "--max-new-tokens", "16",
-            "-o", str(out), "--label", "tiny"]
+    return [
+        "eval",
+        "--model",
+        str(model),
+        "--benchmarks",
+        BENCHMARKS,
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "16",
+        "-o",
+        str(out),
+        "--label",
+        "tiny",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +60,16 @@ def runs(tiny_model, data_dir, tmp_path_factory):
 def test_merged_shards_are_the_unsharded_run(runs):
     whole, sharded = runs
     parts = [sharded / "eval" / "tiny" / "shards" / Shard(k, 2).name for k in (0, 1)]
-    assert not (sharded / "eval" / "tiny" / "results.json").exists()  # nothing outside the shards before the merge
+    assert not (
+        sharded / "eval" / "tiny" / "results.json"
+    ).exists()  # nothing outside the shards before the merge
     proc = run_cli("merge", str(sharded))
     assert proc.returncode == 0, proc.stderr[-3000:]
     merged = sharded / "eval" / "tiny"
     for task in TASKS:
-        assert (merged / f"samples_{task}.jsonl").read_bytes() == (whole / f"samples_{task}.jsonl").read_bytes()
+        assert (merged / f"samples_{task}.jsonl").read_bytes() == (
+            whole / f"samples_{task}.jsonl"
+        ).read_bytes()
         ids = [[json.loads(line)["item_id"] for line in (p / f"samples_{task}.jsonl").open()] for p in parts]
         assert not set(ids[0]) & set(ids[1]) and len(ids[0]) + len(ids[1]) == 4
     a, b = (json.loads((d / "results.json").read_text()) for d in (whole, merged))
@@ -71,32 +90,62 @@ def test_shards_of_another_model_or_a_missing_shard_refuse_to_merge(runs, tmp_pa
     payload["model"]["fingerprint"] = "another-model"
     results.write_text(json.dumps(payload))
     proc = run_cli("merge", str(copy))
-    assert proc.returncode == 2 and "differ in model" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (
+        proc.returncode == 2
+        and "differ in model" in proc.stderr
+        and len(proc.stderr.strip().splitlines()) == 1
+    )
     results.unlink()
     proc = run_cli("merge", str(copy))
     assert proc.returncode == 2 and "shard(s) 1 of 2 missing" in proc.stderr
 
 
-def test_eval_under_torchrun_scores_a_shard_per_process_and_rank0_merges(runs, tiny_model, tmp_path, free_port):
+def test_eval_under_torchrun_scores_a_shard_per_process_and_rank0_merges(
+    runs, tiny_model, tmp_path, free_port
+):
     whole, _ = runs
-    env = {**os.environ, "HARNESS_HOME": tempfile.mkdtemp(prefix="harness_home_launch_"), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           str(free_port), "-m", "harness", *eval_args(tiny_model, tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    env = {
+        **os.environ,
+        "HARNESS_HOME": tempfile.mkdtemp(prefix="harness_home_launch_"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port),
+            "-m",
+            "harness",
+            *eval_args(tiny_model, tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     merged = tmp_path / "eval" / "tiny"
     assert sorted(p.name for p in (merged / "shards").iterdir()) == ["shard-0-of-2", "shard-1-of-2"]
     for task in TASKS:
-        assert (merged / f"samples_{task}.jsonl").read_bytes() == (whole / f"samples_{task}.jsonl").read_bytes()
+        assert (merged / f"samples_{task}.jsonl").read_bytes() == (
+            whole / f"samples_{task}.jsonl"
+        ).read_bytes()
     assert json.loads((tmp_path / "config.json").read_text())["command"] == "eval"
 
 
-@pytest.mark.parametrize("shard, output, backend, message", [
-    (Shard(0, 2), Path("run"), "hf", "the launch already gives each process a shard"),
-    (None, None, "hf", "needs --output"),
-    (None, Path("run"), "vllm", "one `harness eval --shard K/N` process per vLLM replica"),
-])
+@pytest.mark.parametrize(
+    "shard, output, backend, message",
+    [
+        (Shard(0, 2), Path("run"), "hf", "the launch already gives each process a shard"),
+        (None, None, "hf", "needs --output"),
+        (None, Path("run"), "vllm", "one `harness eval --shard K/N` process per vLLM replica"),
+    ],
+)
 def test_launched_eval_refuses_what_it_cannot_split(monkeypatch, shard, output, backend, message):
     from harness.cli.eval import _launch_shard
 

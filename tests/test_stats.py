@@ -1,4 +1,5 @@
 """Intervals, paired tests, power, multiplicity and seed variance against known values and libraries."""
+
 from __future__ import annotations
 
 import itertools
@@ -62,7 +63,7 @@ def test_mcnemar_exact_known_values(case: dict) -> None:
 
 def test_mcnemar_chi2_with_continuity_correction() -> None:
     result = mcnemar(*_pairs(1, 7), exact=False)
-    assert result.statistic == pytest.approx(3.125)      # (|1 - 7| - 1)^2 / 8
+    assert result.statistic == pytest.approx(3.125)  # (|1 - 7| - 1)^2 / 8
     assert result.p_value == pytest.approx(scipy_stats.chi2.sf(3.125, 1))
 
 
@@ -117,17 +118,19 @@ def test_paired_test_on_verdicts_uses_mcnemar_and_newcombe() -> None:
 
 def test_sign_flip_p_is_exact_by_enumeration() -> None:
     diff = np.array([0.1, 0.2, -0.05, 0.3, 0.15])
-    flips = [abs(np.mean(diff * np.array(s))) >= abs(diff.mean()) - 1e-12
-             for s in itertools.product((1, -1), repeat=diff.size)]
+    flips = [
+        abs(np.mean(diff * np.array(s))) >= abs(diff.mean()) - 1e-12
+        for s in itertools.product((1, -1), repeat=diff.size)
+    ]
     assert sign_flip_p(diff) == pytest.approx(np.mean(flips))
     assert sign_flip_p(np.zeros(6)) == 1.0
 
 
 def test_continuous_paired_test() -> None:
-    a = np.arange(40) / 64          # binary fractions: a + 1/16 - a is exactly 1/16 for every item
+    a = np.arange(40) / 64  # binary fractions: a + 1/16 - a is exactly 1/16 for every item
     result = paired_test(a, a + 0.0625)
     assert result.test == "sign-flip" and result.delta == pytest.approx(0.0625)
-    assert result.ci_method == "wilson" and result.ci_low < 0.0625 < result.ci_high   # no spread in the diffs
+    assert result.ci_method == "wilson" and result.ci_low < 0.0625 < result.ci_high  # no spread in the diffs
     noisy = paired_test(a, a + np.random.default_rng(1).normal(0.05, 0.05, 40))
     assert noisy.ci_method == "bootstrap" and noisy.p_value < 0.001
 
@@ -146,7 +149,9 @@ def _brute_force_power(n: int, p10: float, p01: float, alpha: float) -> float:
 @pytest.mark.parametrize("n,discordance,effect", [(12, 0.3, 0.2), (15, 0.5, 0.1), (10, 0.4, 0.4)])
 def test_exact_mcnemar_power_matches_brute_force(n: int, discordance: float, effect: float) -> None:
     p10, p01 = (discordance + effect) / 2, (discordance - effect) / 2
-    assert mcnemar_power(n, discordance, effect, 0.05) == pytest.approx(_brute_force_power(n, p10, p01, 0.05), abs=1e-9)
+    assert mcnemar_power(n, discordance, effect, 0.05) == pytest.approx(
+        _brute_force_power(n, p10, p01, 0.05), abs=1e-9
+    )
 
 
 def test_best_case_mde_by_hand() -> None:
@@ -154,20 +159,20 @@ def test_best_case_mde_by_hand() -> None:
     # best-case MDE at n = 10 solves P(Binomial(10, delta) >= 6) = 0.8.
     expected = brentq(lambda d: scipy_stats.binom.sf(5, 10, d) - 0.8, 0.01, 0.99)
     assert mde(10, None, 0.05) == pytest.approx(expected, abs=1e-6)
-    assert mde(4, None, 0.05) is None          # 4 items: p >= 0.125 whatever happens
+    assert mde(4, None, 0.05) is None  # 4 items: p >= 0.125 whatever happens
 
 
 def test_mde_shrinks_with_n_and_grows_with_discordance() -> None:
     assert mde(500, 0.2, 0.05) < mde(100, 0.2, 0.05) < mde(20, 0.2, 0.05)
     assert mde(500, 0.1, 0.05) < mde(500, 0.4, 0.05)
     assert mde(100, 0.2, 0.05) == pytest.approx(0.128, abs=0.002)
-    assert mde(100, 0.2, 0.05, binary=False) < mde(100, 0.2, 0.05)      # the exact test is conservative
+    assert mde(100, 0.2, 0.05, binary=False) < mde(100, 0.2, 0.05)  # the exact test is conservative
 
 
 def test_n_for_effect_is_close_to_connors_approximation() -> None:
     n = n_for_effect(0.05, 0.2, 0.05)
     z_a, z_b = scipy_stats.norm.ppf(0.975), scipy_stats.norm.ppf(0.8)
-    connor = ((z_a * 0.2 ** 0.5 + z_b * (0.2 - 0.05 ** 2) ** 0.5) / 0.05) ** 2
+    connor = ((z_a * 0.2**0.5 + z_b * (0.2 - 0.05**2) ** 0.5) / 0.05) ** 2
     assert 0.9 * connor < n < 1.15 * connor
     assert mcnemar_power(n, 0.2, 0.05, 0.05) >= 0.8
 

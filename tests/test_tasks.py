@@ -3,6 +3,7 @@
 Gold answers go through each task's process_results and must score 1; wrong ones must score 0.
 GPQA assertions compare letters, counts and booleans only, never text.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,7 @@ FIRST = 3  # docs per task fed through scoring
 def _manager(**metadata):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(tasks_dir()), include_defaults=False,
-                       metadata=metadata or None)
+    return TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata or None)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,7 @@ def _headline(task, doc, response):
 
 
 # ---------------------------------------------------------------- registry ---------------------
+
 
 def test_task_manager_finds_every_registered_task():
     assert set(_manager().all_tasks) == set(BENCHMARKS)
@@ -70,8 +71,14 @@ def test_yaml_agrees_with_registry(name):
 
 def test_registry_categories():
     general = {n for n, b in BENCHMARKS.items() if b.general}
-    assert general == {"humaneval", "ifeval", "gpqa_diamond", "gpqa_diamond_cot",
-                       "truthfulqa_mc1", "truthfulqa_mc2"}
+    assert general == {
+        "humaneval",
+        "ifeval",
+        "gpqa_diamond",
+        "gpqa_diamond_cot",
+        "truthfulqa_mc1",
+        "truthfulqa_mc2",
+    }
     assert {n for n, b in BENCHMARKS.items() if b.redact} == {"gpqa_diamond", "gpqa_diamond_cot"}
     assert BENCHMARKS["amc23"].category == "reasoning"
 
@@ -88,6 +95,7 @@ def test_resolve_benchmarks():
 
 # ---------------------------------------------------------------- generative tasks ------------
 
+
 @pytest.mark.parametrize("name", ["amc23", "aime24", "math500"])
 def test_math_prompt_and_scoring(tasks, name):
     task = tasks[name]
@@ -95,8 +103,7 @@ def test_math_prompt_and_scoring(tasks, name):
         prompt = task.doc_to_text(doc)
         assert doc["problem"].strip() in prompt and "\\boxed{}" in prompt
         scores = task.process_results(doc, [f"So the answer is $\\boxed{{{doc['gold']}}}$."])
-        assert scores == {"exact_match": 1.0, "timeout": 0.0, "no_answer": 0.0,
-                          "unparsable_gold": 0.0}
+        assert scores == {"exact_match": 1.0, "timeout": 0.0, "no_answer": 0.0, "unparsable_gold": 0.0}
         assert _headline(task, doc, "The answer is \\boxed{-987654}.") == 0.0
         assert task.process_results(doc, ["I am not sure."])["no_answer"] == 1.0
 
@@ -116,12 +123,17 @@ def test_gpqa_cot_prompt_and_scoring(tasks):
     task = tasks["gpqa_diamond_cot"]
     for doc in _docs(task):
         prompt = task.doc_to_text(doc)
-        well_formed = (doc["question"] in prompt and 'The answer is (X)' in prompt
-                       and all(f"({x}) {c}" in prompt for x, c in zip("ABCD", doc["choices"])))
+        well_formed = (
+            doc["question"] in prompt
+            and "The answer is (X)" in prompt
+            and all(f"({x}) {c}" in prompt for x, c in zip("ABCD", doc["choices"]))
+        )
         assert well_formed
         gold, other = doc["gold_letter"], "B" if doc["gold_letter"] == "A" else "A"
         assert task.process_results(doc, [f"Reasoning.\nThe answer is ({gold})"]) == {
-            "exact_match": 1.0, "no_answer": 0.0}
+            "exact_match": 1.0,
+            "no_answer": 0.0,
+        }
         assert _headline(task, doc, f"The answer is ({other})") == 0.0
         assert task.process_results(doc, [""])["no_answer"] == 1.0
         assert task.doc_to_target(doc) == gold
@@ -136,11 +148,14 @@ def test_ifeval_prompt_and_scoring(tasks):
         assert scores["prompt_level_strict_acc"] is False
         assert scores["inst_level_strict_acc"] == [False] * n
         assert scores["inst_level_loose_acc"] == [False] * n
-    no_comma = next(d for d in task.test_docs()
-                    if list(d["instruction_id_list"]) == ["punctuation:no_comma"])
+    no_comma = next(d for d in task.test_docs() if list(d["instruction_id_list"]) == ["punctuation:no_comma"])
     assert task.process_results(no_comma, ["A reply without that punctuation mark."]) == {
-        "prompt_level_strict_acc": True, "inst_level_strict_acc": [True],
-        "prompt_level_loose_acc": True, "inst_level_loose_acc": [True], "no_answer": 0.0}
+        "prompt_level_strict_acc": True,
+        "inst_level_strict_acc": [True],
+        "prompt_level_loose_acc": True,
+        "inst_level_loose_acc": [True],
+        "no_answer": 0.0,
+    }
     assert _headline(task, no_comma, "One, two") is False
 
 
@@ -151,6 +166,7 @@ def test_ifeval_instruction_level_aggregation(tasks):
 
 
 # ---------------------------------------------------------------- multiple-choice tasks --------
+
 
 def _lls(n, best):
     return [(-1.0 if i == best else -20.0, i == best) for i in range(n)]
@@ -183,12 +199,12 @@ def test_mc_requests_and_scoring(tasks, name):
 
 def test_gpqa_mc_matches_lm_eval_prompt(tasks):
     task = tasks["gpqa_diamond"]
-    reference = yaml.load((LM_EVAL_TASKS / "gpqa/zeroshot/_gpqa_zeroshot_yaml").read_text(),
-                          Loader=_TagTolerantLoader)
+    reference = yaml.load(
+        (LM_EVAL_TASKS / "gpqa/zeroshot/_gpqa_zeroshot_yaml").read_text(), Loader=_TagTolerantLoader
+    )
     assert task.doc_to_choice(task.test_docs()[0]) == reference["doc_to_choice"]
     for doc in _docs(task):
-        fields = {"Question": doc["question"],
-                  **{f"choice{i + 1}": c for i, c in enumerate(doc["choices"])}}
+        fields = {"Question": doc["question"], **{f"choice{i + 1}": c for i, c in enumerate(doc["choices"])}}
         same = task.doc_to_text(doc) == _render(reference["doc_to_text"], fields)
         assert same
         assert "ABCD"[task.doc_to_target(doc)] == doc["gold_letter"]
@@ -203,9 +219,9 @@ def test_truthfulqa_matches_lm_eval_prompt(tasks):
 
 # ---------------------------------------------------------------- metadata knobs ---------------
 
+
 def test_metadata_selects_truthfulqa_version_and_gpqa_seed(tasks):
-    other = _manager(truthfulqa_version="2025", gpqa_seed=7).load(
-        ["truthfulqa_mc2", "gpqa_diamond"])["tasks"]
+    other = _manager(truthfulqa_version="2025", gpqa_seed=7).load(["truthfulqa_mc2", "gpqa_diamond"])["tasks"]
     assert len(tasks["truthfulqa_mc2"].test_docs()) == 817
     assert len(other["truthfulqa_mc2"].test_docs()) == 790
     seed0 = [d["gold_letter"] for d in tasks["gpqa_diamond"].test_docs()]
@@ -216,29 +232,38 @@ def test_metadata_selects_truthfulqa_version_and_gpqa_seed(tasks):
 
 # ---------------------------------------------------------------- per-sample fields ------------
 
+
 def test_sample_fields(tasks):
     gpqa = tasks["gpqa_diamond"].test_docs()[0]
     fields = benchmarks.sample_fields("gpqa_diamond", gpqa, _lls(4, 2))
     assert fields == {"item_id": gpqa["id"], "gold": gpqa["gold_letter"], "extracted": "C"}
     fields = benchmarks.sample_fields("gpqa_diamond_cot", gpqa, "The answer is (D)")
-    assert fields == {"item_id": gpqa["id"], "gold": gpqa["gold_letter"], "extracted": "D",
-                      "thinking": "none"}
+    assert fields == {
+        "item_id": gpqa["id"],
+        "gold": gpqa["gold_letter"],
+        "extracted": "D",
+        "thinking": "none",
+    }
 
     amc = tasks["amc23"].test_docs()[0]
     fields = benchmarks.sample_fields("amc23", amc, "\\boxed{12}")
-    assert fields == {"item_id": str(amc["id"]), "gold": amc["gold"], "extracted": "12",
-                      "thinking": "none"}
+    assert fields == {"item_id": str(amc["id"]), "gold": amc["gold"], "extracted": "12", "thinking": "none"}
 
     tqa = tasks["truthfulqa_mc2"].test_docs()[0]
     fields = benchmarks.sample_fields("truthfulqa_mc2", tqa, [-3.0, -1.0, -2.0])
     assert fields["extracted"] == 1 and fields["gold"] == [
-        i for i, label in enumerate(tqa["mc2_targets"]["labels"]) if label]
+        i for i, label in enumerate(tqa["mc2_targets"]["labels"]) if label
+    ]
     assert benchmarks.sample_fields("truthfulqa_mc1", tqa, [(-1.0, True)])["gold"] == 0
 
     ifeval = tasks["ifeval"].test_docs()[0]
     assert benchmarks.sample_fields("ifeval", ifeval, "text") == {
-        "item_id": str(ifeval["key"]), "gold": None, "extracted": None,
-        "instruction_id_list": ifeval["instruction_id_list"], "thinking": "none"}
+        "item_id": str(ifeval["key"]),
+        "gold": None,
+        "extracted": None,
+        "instruction_id_list": ifeval["instruction_id_list"],
+        "thinking": "none",
+    }
 
     he = tasks["humaneval"].test_docs()[0]
     fields = benchmarks.sample_fields("humaneval", he, f"```python\n{he['prompt']}    pass\n```")
@@ -312,6 +337,7 @@ def test_math_grader_reaches_the_docs():
 
 
 # ---------------------------------------------------------------- helpers -----------------------
+
 
 class _TagTolerantLoader(yaml.SafeLoader):
     """Reads task YAML without resolving `!function` tags (they need lm-eval's own loader)."""

@@ -1,4 +1,5 @@
 """Teachers: the reference critique agrees with the math checker; the OpenAI backend survives faults."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,14 @@ import pytest
 
 from cgd import prompts
 from cgd.teachers import annotate, load_annotations, make_teacher, save_annotations
-from cgd.teachers.reference import (ReferenceTeacher, ends_with_boxed, missed_steps, reference_critique,
-                                    reference_refinement, split_steps)
+from cgd.teachers.reference import (
+    ReferenceTeacher,
+    ends_with_boxed,
+    missed_steps,
+    reference_critique,
+    reference_refinement,
+    split_steps,
+)
 from harness.backends import make_backend
 from harness.backends.base import GenRequest
 from harness.backends.openai import OpenAIBackend
@@ -24,6 +31,7 @@ FAST_RETRY = {"backoff_s": 0.01, "max_backoff_s": 0.02, "timeout_s": 5.0}
 
 
 # ------------------------------------------------------------------ reference teacher
+
 
 @pytest.fixture(scope="module")
 def math_problems(data_dir):
@@ -62,8 +70,10 @@ def test_reference_verdict_agrees_with_the_math_checker(math_problems):
 def test_single_critique_matches_the_batched_one(math_problems):
     p = math_problems[0]
     item = {**p, "attempt": "So \\boxed{-123457}."}
-    assert reference_critique(p["question"], p["solution"], p["answer"], item["attempt"]) == \
-        ReferenceTeacher().critique([item])[0].text
+    assert (
+        reference_critique(p["question"], p["solution"], p["answer"], item["attempt"])
+        == ReferenceTeacher().critique([item])[0].text
+    )
 
 
 def test_reference_critique_of_a_wrong_attempt_is_specific_to_its_problem(math_problems):
@@ -99,16 +109,22 @@ def test_missed_steps_are_the_ones_whose_new_numbers_are_absent():
     assert missed_steps(solution, "9+16 gives 5", "A 3-4 triangle") == ["The area is $6$."]
     assert split_steps("Let $x=1.5$. Then $y=2.$ Done.") == ["Let $x=1.5$.", "Then $y=2.$ Done."]
     assert split_steps("Since\n\\[a=2.\n\\]we stop. [asy]\ndraw((0,0)--(1,1));\n[/asy] Next.\n\nEnd") == [
-        "Since\n\\[a=2.\n\\]we stop.", "Next.", "End"]
+        "Since\n\\[a=2.\n\\]we stop.",
+        "Next.",
+        "End",
+    ]
 
 
 def test_without_countable_steps_a_wrong_attempt_sees_how_a_solution_begins():
     solution = "Shifting the graph left gives the picture. The correct graph is $\\boxed{\\text{A}}$."
     critique = reference_critique("Which graph?", solution, "\\text{A}", "It is \\boxed{\\text{B}}.")
     assert critique.splitlines() == [
-        prompts.REF_ANSWER_DIFFERS.format(pred="\\text{B}", gold="\\text{A}"), prompts.REF_OUTLINE,
-        "- Shifting the graph left gives the picture.", "- The correct graph is $\\boxed{\\text{A}}$.",
-        prompts.VERDICT_WRONG]
+        prompts.REF_ANSWER_DIFFERS.format(pred="\\text{B}", gold="\\text{A}"),
+        prompts.REF_OUTLINE,
+        "- Shifting the graph left gives the picture.",
+        "- The correct graph is $\\boxed{\\text{A}}$.",
+        prompts.VERDICT_WRONG,
+    ]
 
 
 def test_annotations_round_trip_and_brought_files_name_missing_columns(tmp_path, math_problems):
@@ -137,6 +153,7 @@ def test_unknown_teacher_and_option_are_refused():
 
 # ------------------------------------------------------------------ a fake OpenAI server
 
+
 class FakeServer:
     """An OpenAI-like server on 127.0.0.1 whose behaviour per request is `script(request_no, body)`."""
 
@@ -158,9 +175,15 @@ class FakeServer:
 def ok_reply(body: dict) -> tuple[int, dict, dict]:
     content = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
     text = f"echo: {content[-40:]}"
-    choice = ({"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text})
-    return 200, {}, {"choices": [{**choice, "finish_reason": "stop"}],
-                     "usage": {"prompt_tokens": 11, "completion_tokens": 7}}
+    choice = {"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text}
+    return (
+        200,
+        {},
+        {
+            "choices": [{**choice, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7},
+        },
+    )
 
 
 @contextmanager
@@ -208,9 +231,15 @@ def test_chat_and_completion_requests_reach_the_right_endpoints(monkeypatch):
     monkeypatch.setenv("MY_TEACHER_KEY", "sekret")
     with serve(lambda n, body: ok_reply(body)) as (fake, url):
         backend = OpenAIBackend(url, "teacher-7b", api_key_env="MY_TEACHER_KEY", **FAST_RETRY)
-        results = backend.generate([chat("hello"), GenRequest(prompt="raw text", max_new_tokens=5, stop=("\n",))])
+        results = backend.generate(
+            [chat("hello"), GenRequest(prompt="raw text", max_new_tokens=5, stop=("\n",))]
+        )
     assert [r.text for r in results] == ["echo: hello", "echo: raw text"]
-    assert (results[0].prompt_tokens, results[0].completion_tokens, results[0].finish_reason) == (11, 7, "stop")
+    assert (results[0].prompt_tokens, results[0].completion_tokens, results[0].finish_reason) == (
+        11,
+        7,
+        "stop",
+    )
     by_path = {r["path"]: r for r in fake.requests}
     assert by_path["/v1/chat/completions"]["messages"] == [{"role": "user", "content": "hello"}]
     assert by_path["/v1/chat/completions"]["model"] == "teacher-7b"
@@ -265,7 +294,9 @@ def test_slow_answers_time_out_and_are_retried():
 
 def test_concurrency_is_bounded():
     with serve(lambda n, body: ok_reply(body), delay_s=0.05) as (fake, url):
-        results = OpenAIBackend(url, "m", concurrency=2, **FAST_RETRY).generate([chat(f"q{i}") for i in range(8)])
+        results = OpenAIBackend(url, "m", concurrency=2, **FAST_RETRY).generate(
+            [chat(f"q{i}") for i in range(8)]
+        )
     assert [r.text for r in results] == [f"echo: q{i}" for i in range(8)]
     assert fake.max_in_flight <= 2
 
@@ -277,8 +308,16 @@ def test_loglikelihood_is_refused():
 
 def test_a_failed_teacher_run_keeps_finished_answers_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
-    items = [{"id": str(i), "question": f"What is {i}+{i}?", "solution": f"\\boxed{{{2 * i}}}",
-              "answer": str(2 * i), "attempt": f"\\boxed{{{2 * i}}}"} for i in range(6)]
+    items = [
+        {
+            "id": str(i),
+            "question": f"What is {i}+{i}?",
+            "solution": f"\\boxed{{{2 * i}}}",
+            "answer": str(2 * i),
+            "attempt": f"\\boxed{{{2 * i}}}",
+        }
+        for i in range(6)
+    ]
 
     def fails_on_the_last_problem(n, body):
         return (500, {}, {"error": "boom"}) if "What is 5+5" in json.dumps(body) else ok_reply(body)
@@ -319,10 +358,16 @@ def test_eval_through_an_openai_server_sends_chat_messages(tmp_path):
     with serve(boxed) as (fake, url):
         run_eval(f"openai:{url}#student", "math500", 2, tmp_path / "run", backend=f"openai:{url}#student")
         with pytest.raises(HarnessError, match="log-likelihood benchmarks"):
-            run_eval(f"openai:{url}#student", "truthfulqa_mc1", 1, tmp_path / "mc", backend=f"openai:{url}#student")
+            run_eval(
+                f"openai:{url}#student", "truthfulqa_mc1", 1, tmp_path / "mc", backend=f"openai:{url}#student"
+            )
     assert [r["path"] for r in fake.requests] == ["/v1/chat/completions"] * 2
-    assert all(r["messages"][-1]["role"] == "user" and "\\boxed" in r["messages"][-1]["content"]
-               for r in fake.requests)
-    rows = [json.loads(line) for line in next((tmp_path / "run" / "eval").glob("*/samples_math500.jsonl")).open()]
+    assert all(
+        r["messages"][-1]["role"] == "user" and "\\boxed" in r["messages"][-1]["content"]
+        for r in fake.requests
+    )
+    rows = [
+        json.loads(line) for line in next((tmp_path / "run" / "eval").glob("*/samples_math500.jsonl")).open()
+    ]
     assert [r["response"] for r in rows] == ["So the answer is \\boxed{10}."] * 2
     assert [r["completion_tokens"] for r in rows] == [7, 7]

@@ -1,4 +1,5 @@
 """Training: completion-only label masks through TRL's own path, matched budgets, outputs, resume."""
+
 from __future__ import annotations
 
 import json
@@ -51,11 +52,11 @@ def test_prompt_tokens_get_label_minus_100_and_completion_tokens_do_not(tiny, ro
         ids, labels = item["input_ids"], item["labels"]
         prompt = render_ids(tokenizer, ex["prompt"], generation_prompt=True)
         assert ids == render_ids(tokenizer, ex["prompt"] + ex["completion"], generation_prompt=False)
-        assert ids[:len(prompt)] == prompt
-        assert all(label == -100 for label in labels[:len(prompt)])
-        assert labels[len(prompt):] == ids[len(prompt):]
+        assert ids[: len(prompt)] == prompt
+        assert all(label == -100 for label in labels[: len(prompt)])
+        assert labels[len(prompt) :] == ids[len(prompt) :]
         # What is learned is exactly the assistant turn, closed by its end-of-turn token.
-        learned = tokenizer.decode(ids[len(prompt):])
+        learned = tokenizer.decode(ids[len(prompt) :])
         assert learned == ex["completion"][0]["content"] + "<|im_end|>\n"
 
     batch = trainer.data_collator([prepared[0], prepared[1]])
@@ -121,7 +122,9 @@ def test_lora_saves_an_adapter_that_resolves_to_its_base(tiny, rows, tmp_path):
     from harness.models import resolve_model
 
     run = run_with(tmp_path, rows, ["cft"])
-    summary = train_method(run, "cft", TrainConfig(model=tiny.name, lora=True, lora_r=4, lora_alpha=8, **TINY))
+    summary = train_method(
+        run, "cft", TrainConfig(model=tiny.name, lora=True, lora_r=4, lora_alpha=8, **TINY)
+    )
     checkpoint = run.path("train", "cft", "checkpoint")
     assert (checkpoint / "adapter_config.json").exists()
     assert not (checkpoint / "model.safetensors").exists()
@@ -144,13 +147,17 @@ def test_shipped_launch_configs_are_ones_that_accelerate_reads(name):
     from accelerate.commands.config.config_args import ClusterConfig
 
     loaded = ClusterConfig.from_yaml_file(str(REPO / "configs" / "accelerate" / f"{name}.yaml"))
-    assert str(loaded.distributed_type).rsplit(".", 1)[-1] == {"ddp": "MULTI_GPU", "fsdp": "FSDP",
-                                                               "zero3": "DEEPSPEED"}[name]
+    assert (
+        str(loaded.distributed_type).rsplit(".", 1)[-1]
+        == {"ddp": "MULTI_GPU", "fsdp": "FSDP", "zero3": "DEEPSPEED"}[name]
+    )
     assert loaded.mixed_precision == "no" and loaded.num_processes == 8
     if name == "fsdp":
         assert loaded.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
     if name == "zero3":
-        assert loaded.deepspeed_config["zero_stage"] == 3 and loaded.deepspeed_config["zero3_save_16bit_model"]
+        assert (
+            loaded.deepspeed_config["zero_stage"] == 3 and loaded.deepspeed_config["zero3_save_16bit_model"]
+        )
 
 
 def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, tmp_path, free_port):
@@ -162,10 +169,40 @@ def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, t
     double = run_with(tmp_path / "two", rows, ["sft"])
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
-         "-m", "harness", "train", "--method", "sft", "--run-dir", str(double.root), "--model", str(tiny.path),
-         "--batch-size", "1", "--max-steps", "3", "--lr", "1e-3", "--max-length", "512", "--lr-scheduler", "constant"],
-        capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port),
+            "-m",
+            "harness",
+            "train",
+            "--method",
+            "sft",
+            "--run-dir",
+            str(double.root),
+            "--model",
+            str(tiny.path),
+            "--batch-size",
+            "1",
+            "--max-steps",
+            "3",
+            "--lr",
+            "1e-3",
+            "--max-length",
+            "512",
+            "--lr-scheduler",
+            "constant",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("global_batch=2") == 1  # rank 0 alone reports
     two = read_json(double.path("train", "sft", "summary.json"))

@@ -1,5 +1,6 @@
 """TruthfulQA MC1/MC2 against lm-eval's own task definitions (lm_eval/tasks/truthfulqa), fed the
 same offline rows: every request and every score, then a run on the tiny model."""
+
 from __future__ import annotations
 
 import random
@@ -26,8 +27,13 @@ def definitions(data_dir):
         config = load_yaml(Path(lm_eval.tasks.__file__).parent / "truthfulqa" / f"{name}.yaml")
         config.pop("tag", None)
         # lm-eval reads the Hub's truthful_qa validation split; the same 817 rows, offline.
-        config.update(dataset_path=None, dataset_name=None, validation_split=None, test_split="test",
-                      custom_dataset=lambda **_: data.as_dataset_dict(rows))
+        config.update(
+            dataset_path=None,
+            dataset_name=None,
+            validation_split=None,
+            test_split="test",
+            custom_dataset=lambda **_: data.as_dataset_dict(rows),
+        )
         reference[name] = ConfigurableTask(config=config)
     ours = get_task_dict(list(TASKS), TaskManager(include_path=str(tasks_dir()), include_defaults=False))
     return reference, ours
@@ -58,8 +64,9 @@ def test_tiny_model_scores_each_item_as_lm_eval_does(definitions, tiny_model):
     for name in TASKS:
         scores = []
         for definition in definitions:
-            out = simple_evaluate(model=lm, tasks=[definition[name]], limit=16, log_samples=True,
-                                  bootstrap_iters=0)
+            out = simple_evaluate(
+                model=lm, tasks=[definition[name]], limit=16, log_samples=True, bootstrap_iters=0
+            )
             scores.append([r["acc"] for r in sorted(out["samples"][name], key=lambda r: r["doc_id"])])
         assert len(scores[0]) == 16
         assert scores[1] == pytest.approx(scores[0], abs=1e-9)

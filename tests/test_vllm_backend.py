@@ -4,6 +4,7 @@ Without the vllm package (this machine's project venv, CI) the backend must refu
 it (a GPU machine with `cgd-harness[vllm]`, or here the CPU build's venv: `make test-vllm`), the
 vLLM-marked tests run the embedded model through both backends and compare what they return.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,8 +29,15 @@ def both():
     if not HAS_VLLM:
         pytest.skip("needs the vllm package (make test-vllm runs these in the vLLM venv)")
     # fp32 on both sides: the comparison is about plumbing, not about bf16 rounding.
-    with open_backend("smollm2-135m", "vllm", cache=False, dtype="float32", progress=False,
-                      max_model_len=2048, enforce_eager=True) as vllm_backend:
+    with open_backend(
+        "smollm2-135m",
+        "vllm",
+        cache=False,
+        dtype="float32",
+        progress=False,
+        max_model_len=2048,
+        enforce_eager=True,
+    ) as vllm_backend:
         hf = make_backend("smollm2-135m", "hf", cache=False, progress=False)
         yield vllm_backend, hf
 
@@ -51,10 +59,13 @@ def test_vllm_greedy_generation_matches_hf(both):
 @pytest.mark.vllm
 def test_vllm_stop_strings_and_loglikelihood_match_hf(both):
     vllm_backend, hf = both
-    plain = hf.generate([GenRequest(messages=({"role": "user", "content": PROMPTS[0]},), max_new_tokens=24)])[0]
+    plain = hf.generate([GenRequest(messages=({"role": "user", "content": PROMPTS[0]},), max_new_tokens=24)])[
+        0
+    ]
     stop = plain.text[len(plain.text) // 2 : len(plain.text) // 2 + 3]
-    cut = vllm_backend.generate([GenRequest(messages=({"role": "user", "content": PROMPTS[0]},),
-                                            max_new_tokens=24, stop=(stop,))])[0]
+    cut = vllm_backend.generate(
+        [GenRequest(messages=({"role": "user", "content": PROMPTS[0]},), max_new_tokens=24, stop=(stop,))]
+    )[0]
     assert stop not in cut.text and cut.finish_reason == "stop"
     tok = hf.tokenizer
     ctx = tok.encode("The capital of France is")

@@ -5,6 +5,7 @@ set; `make test` leaves them out. The fake server in test_teachers.py pins the H
 check that a real server's answers (its chat template, usage counts, finish reasons) flow through the
 same stages. The served model is tiny, so they check plumbing, never answer quality.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ MAX_NEW_TOKENS = 256  # enough for a critique to reach its verdict line; keeps C
 def spec() -> str:
     url = os.environ.get("HARNESS_VLLM_URL")
     if not url:
-        pytest.skip("HARNESS_VLLM_URL is not set: run `make test-vllm`, which starts the vLLM CPU server "
-                    "and sets it")
+        pytest.skip(
+            "HARNESS_VLLM_URL is not set: run `make test-vllm`, which starts the vLLM CPU server and sets it"
+        )
     return f"openai:{url.rstrip('/')}#{SERVED_NAME}"
 
 
@@ -57,8 +59,12 @@ def teach_two_problems(run_root, spec: str) -> tuple[list[dict], dict]:
     from harness.run import RunDir
 
     run = RunDir(run_root)
-    cfg = BuildConfig(methods=["cgd"], teacher=spec, teacher_options={"max_new_tokens": MAX_NEW_TOKENS},
-                      problems=ProblemsConfig(n=2, n_val=0, seed=0))
+    cfg = BuildConfig(
+        methods=["cgd"],
+        teacher=spec,
+        teacher_options={"max_new_tokens": MAX_NEW_TOKENS},
+        problems=ProblemsConfig(n=2, n_val=0, seed=0),
+    )
     problems_stage(run, cfg)
     # probe_stage resolves the student as a local model to fingerprint it; the served student answers
     # through the same probe() instead, and its attempts go to the same file.
@@ -68,7 +74,9 @@ def teach_two_problems(run_root, spec: str) -> tuple[list[dict], dict]:
     return load_annotations(run.path(ANNOTATIONS))
 
 
-def test_openai_teacher_critiques_and_refines_then_answers_from_the_cache(spec, data_dir, tmp_path, http_posts):
+def test_openai_teacher_critiques_and_refines_then_answers_from_the_cache(
+    spec, data_dir, tmp_path, http_posts
+):
     rows, meta = teach_two_problems(tmp_path / "first", spec)
     # 2 probe answers, 2 critiques, 2 refinements: one request each, none retried.
     assert sorted(u.rsplit("/v1/", 1)[1] for u in http_posts) == ["chat/completions"] * 6
@@ -87,15 +95,33 @@ def test_openai_teacher_critiques_and_refines_then_answers_from_the_cache(spec, 
     http_posts.clear()
     again, _ = teach_two_problems(tmp_path / "second", spec)
     assert http_posts == []
-    assert [(r["attempt"], r["critique"], r["refined"]) for r in again] == \
-        [(r["attempt"], r["critique"], r["refined"]) for r in rows]
+    assert [(r["attempt"], r["critique"], r["refined"]) for r in again] == [
+        (r["attempt"], r["critique"], r["refined"]) for r in rows
+    ]
 
 
 def test_harness_eval_on_the_served_model_writes_results(spec, data_dir, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "harness", "eval", "--backend", spec, "--benchmarks", "math500", "--limit", "2",
-         "-o", str(tmp_path), "--label", "served"],
-        capture_output=True, text=True, timeout=1800)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "eval",
+            "--backend",
+            spec,
+            "--benchmarks",
+            "math500",
+            "--limit",
+            "2",
+            "-o",
+            str(tmp_path),
+            "--label",
+            "served",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "eval" / "served"
     results = json.loads((out / "results.json").read_text())

@@ -1,11 +1,19 @@
 """Teachers write the critique c and the refined answer ŷ; `make_teacher` picks one from --teacher."""
+
 from __future__ import annotations
 
-from harness.errors import HarnessError
-
-from cgd.teachers.base import (REQUIRED_COLUMNS, ModelTeacher, Sampling, Teacher, annotate,
-                               load_annotations, save_annotations, typed_options)
+from cgd.teachers.base import (
+    REQUIRED_COLUMNS,
+    ModelTeacher,
+    Sampling,
+    Teacher,
+    annotate,
+    load_annotations,
+    save_annotations,
+    typed_options,
+)
 from cgd.teachers.reference import ReferenceTeacher
+from harness.errors import HarnessError
 
 TEACHER_SPECS = ("reference", "openai:<base_url>#<model>", "hf:<model>")
 # Options arrive as text from --set; sampling values are cast here, backend options by the backend.
@@ -62,5 +70,15 @@ def make_teacher(spec: str, **options) -> Teacher:
     raise HarnessError(f"unknown teacher {spec!r}; use one of {', '.join(TEACHER_SPECS)}")
 
 
-__all__ = ["REQUIRED_COLUMNS", "ModelTeacher", "ReferenceTeacher", "Sampling", "Teacher", "annotate",
-           "load_annotations", "make_teacher", "save_annotations", "teacher_identity"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "ModelTeacher",
+    "ReferenceTeacher",
+    "Sampling",
+    "Teacher",
+    "annotate",
+    "load_annotations",
+    "make_teacher",
+    "save_annotations",
+    "teacher_identity",
+]

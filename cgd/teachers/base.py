@@ -4,6 +4,7 @@ A teacher reads (problem x, attempt y') and writes a critique c, then reads (x, 
 refined answer ŷ. `annotate` runs both passes over a list of problems and returns one row per
 problem; `save_annotations` / `load_annotations` are the file format users can reuse or bring.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from harness.errors import HarnessError
-from harness.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
-
 from cgd import prompts
 from cgd.problems import question_id
+from harness.errors import HarnessError
+from harness.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
 
 SCHEMA = "cgd-annotations-v1"
 # Columns a brought critique dataset must have; everything else is derived or optional.
@@ -53,8 +53,10 @@ def typed_options(options: dict, allowed: dict[str, type], who: str) -> dict:
     """Options arrive as text from --set; cast the known ones and refuse the rest by name."""
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise HarnessError(f"unknown option {', '.join(unknown)} for the {who} teacher; "
-                           f"valid: {', '.join(allowed)}, temperature, max_new_tokens, seed")
+        raise HarnessError(
+            f"unknown option {', '.join(unknown)} for the {who} teacher; "
+            f"valid: {', '.join(allowed)}, temperature, max_new_tokens, seed"
+        )
     try:
         return {k: allowed[k](v) for k, v in options.items()}
     except ValueError as exc:
@@ -70,15 +72,25 @@ class ModelTeacher:
         self.sampling = sampling
 
     def describe(self) -> dict:
-        return {"teacher": self.spec, "fingerprint": self.backend.fingerprint,
-                "sampling": vars(self.sampling).copy()}
+        return {
+            "teacher": self.spec,
+            "fingerprint": self.backend.fingerprint,
+            "sampling": vars(self.sampling).copy(),
+        }
 
     def _ask(self, texts: list[str]) -> list[Written]:
         from harness.backends.base import GenRequest
 
         s = self.sampling
-        requests = [GenRequest(messages=({"role": "user", "content": t},), max_new_tokens=s.max_new_tokens,
-                               temperature=s.temperature, seed=s.seed) for t in texts]
+        requests = [
+            GenRequest(
+                messages=({"role": "user", "content": t},),
+                max_new_tokens=s.max_new_tokens,
+                temperature=s.temperature,
+                seed=s.seed,
+            )
+            for t in texts
+        ]
         # The backend cache commits each answer as it arrives, so a failed run resumes where it stopped.
         return [Written(r.text, r.completion_tokens) for r in self.backend.generate(requests)]
 
@@ -86,8 +98,9 @@ class ModelTeacher:
         return self._ask([prompts.critique_request(it["question"], it["attempt"]) for it in items])
 
     def refine(self, items: Sequence[dict], critiques: Sequence[str]) -> list[Written]:
-        return self._ask([prompts.refine_request(it["question"], it["attempt"], c)
-                          for it, c in zip(items, critiques)])
+        return self._ask(
+            [prompts.refine_request(it["question"], it["attempt"], c) for it, c in zip(items, critiques)]
+        )
 
 
 def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
@@ -96,20 +109,26 @@ def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
 
     critiques = teacher.critique(items)
     refined = teacher.refine(items, [c.text for c in critiques])
-    verdicts = check_many([(it["answer"], it["attempt"]) for it in items]
-                          + [(it["answer"], ref.text) for it, ref in zip(items, refined)])
+    verdicts = check_many(
+        [(it["answer"], it["attempt"]) for it in items]
+        + [(it["answer"], ref.text) for it, ref in zip(items, refined)]
+    )
     rows = []
-    for item, crit, ref, attempt_ok, refined_ok in zip(items, critiques, refined, verdicts, verdicts[len(items):]):
-        rows.append({
-            **item,
-            "attempt_correct": attempt_ok.correct,
-            "critique": crit.text,
-            "verdict": prompts.parse_verdict(crit.text),
-            "refined": ref.text,
-            "refined_correct": refined_ok.correct,
-            "critique_tokens": crit.tokens,
-            "refined_tokens": ref.tokens,
-        })
+    for item, crit, ref, attempt_ok, refined_ok in zip(
+        items, critiques, refined, verdicts, verdicts[len(items) :]
+    ):
+        rows.append(
+            {
+                **item,
+                "attempt_correct": attempt_ok.correct,
+                "critique": crit.text,
+                "verdict": prompts.parse_verdict(crit.text),
+                "refined": ref.text,
+                "refined_correct": refined_ok.correct,
+                "critique_tokens": crit.tokens,
+                "refined_tokens": ref.tokens,
+            }
+        )
     return rows
 
 
@@ -118,8 +137,11 @@ def annotation_stats(rows: list[dict]) -> dict:
         known = [r[key] for r in rows if r.get(key) is not None]
         return round(sum(map(bool, known)) / len(known), 4) if known else None
 
-    agree = [r["verdict"] == r["attempt_correct"] for r in rows
-             if r.get("verdict") is not None and r.get("attempt_correct") is not None]
+    agree = [
+        r["verdict"] == r["attempt_correct"]
+        for r in rows
+        if r.get("verdict") is not None and r.get("attempt_correct") is not None
+    ]
     return {
         "rows": len(rows),
         "attempt_accuracy": rate("attempt_correct"),
@@ -138,8 +160,12 @@ def meta_path(path: Path) -> Path:
 
 
 def save_annotations(path: Path, rows: list[dict], description: dict) -> dict:
-    meta = {"schema": SCHEMA, **description, "prompts_version": prompts.PROMPTS_VERSION,
-            "stats": annotation_stats(rows)}
+    meta = {
+        "schema": SCHEMA,
+        **description,
+        "prompts_version": prompts.PROMPTS_VERSION,
+        "stats": annotation_stats(rows),
+    }
     atomic_write_jsonl(path, rows)
     atomic_write_json(meta_path(path), meta)
     return meta
@@ -152,8 +178,10 @@ def load_annotations(path: str | Path) -> tuple[list[dict], dict]:
     for i, row in enumerate(iter_jsonl(path), 1):
         missing = [c for c in REQUIRED_COLUMNS if row.get(c) is None]
         if missing:
-            raise HarnessError(f"{path}: row {i} lacks column {', '.join(missing)} "
-                               f"(a critique dataset needs {', '.join(REQUIRED_COLUMNS)})")
+            raise HarnessError(
+                f"{path}: row {i} lacks column {', '.join(missing)} "
+                f"(a critique dataset needs {', '.join(REQUIRED_COLUMNS)})"
+            )
         row["id"] = str(row["id"]) if row.get("id") is not None else question_id(row["question"])
         row["answer"] = str(row["answer"]).strip()
         rows.append(row)

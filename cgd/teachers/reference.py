@@ -5,6 +5,7 @@ where the final answer differs and quotes the reference steps whose key numbers 
 mentions; the refined answer is the reference solution, made to end in \\boxed{gold}.
 Everything is a pure function of (problem, attempt): the same input gives the same text.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,8 @@ NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
 SENTENCE_END = re.compile(r"[.!?](?=\s)|\n\s*\n")
 # Displayed environments span lines; a sentence never ends inside one.
 MATH_SPANS = re.compile(
-    r"\\begin\{([a-z]+\*?)\}.*?\\end\{\1\}|\$\$.*?\$\$|\$.*?\$|\\\[.*?\\\]|\\\(.*?\\\)", re.S)
+    r"\\begin\{([a-z]+\*?)\}.*?\\end\{\1\}|\$\$.*?\$\$|\$.*?\$|\\\[.*?\\\]|\\\(.*?\\\)", re.S
+)
 # Figure code: its coordinates are not steps of the argument, and quoting it helps nobody.
 ASY_FIGURE = re.compile(r"\[asy\].*?\[/asy\]", re.S)
 MAX_OUTLINE_STEPS = 2
@@ -40,8 +42,10 @@ class ReferenceTeacher:
 
         # One batch: check_many reuses its scoring processes, check_math per item may spawn one each.
         verdicts = check_many([(it["answer"], it["attempt"]) for it in items])
-        return [Written(critique_text(it["question"], it["solution"], it["answer"], it["attempt"], v), None)
-                for it, v in zip(items, verdicts)]
+        return [
+            Written(critique_text(it["question"], it["solution"], it["answer"], it["attempt"], v), None)
+            for it, v in zip(items, verdicts)
+        ]
 
     def refine(self, items: Sequence[dict], critiques: Sequence[str]) -> list[Written]:
         return [Written(reference_refinement(it["solution"], it["answer"]), None) for it in items]
@@ -99,8 +103,11 @@ def ends_with_boxed(text: str, gold: str) -> bool:
     if at < 0:
         return False
     close = matching_brace(text, at + len("\\boxed"))
-    return (close is not None and text[at + len("\\boxed{"):close].strip() == gold.strip()
-            and not re.search(r"\w", text[close + 1:]))
+    return (
+        close is not None
+        and text[at + len("\\boxed{") : close].strip() == gold.strip()
+        and not re.search(r"\w", text[close + 1 :])
+    )
 
 
 def matching_brace(text: str, open_at: int) -> int | None:
@@ -119,7 +126,7 @@ def split_steps(solution: str) -> list[str]:
     steps, start = [], 0
     for m in SENTENCE_END.finditer(solution):
         if not any(a <= m.start() < b for a, b in spans):
-            steps.append(solution[start:m.end()])
+            steps.append(solution[start : m.end()])
             start = m.end()
     steps.append(solution[start:])
     return [s.strip() for s in steps if s.strip()]

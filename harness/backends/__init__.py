@@ -1,4 +1,5 @@
 """Generation backends behind one interface (see base.py); make_backend picks one from a spec."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -14,7 +15,9 @@ def parse_openai_spec(spec: str) -> tuple[str, str]:
     body = spec.removeprefix("openai:")
     base_url, sep, model = body.partition("#")
     if not sep or not base_url.startswith(("http://", "https://")) or not model:
-        raise HarnessError(f"bad OpenAI-compatible spec {spec!r}: expected openai:<http(s)://base_url>#<model>")
+        raise HarnessError(
+            f"bad OpenAI-compatible spec {spec!r}: expected openai:<http(s)://base_url>#<model>"
+        )
     return base_url.rstrip("/"), model
 
 
@@ -23,7 +26,9 @@ def make_backend(model: str, backend: str = "hf", cache: bool = True, **options)
     if model.startswith("openai:") or backend.startswith("openai"):
         from harness.backends.openai import OpenAIBackend
 
-        inner = OpenAIBackend(*parse_openai_spec(model if model.startswith("openai:") else backend), **options)
+        inner = OpenAIBackend(
+            *parse_openai_spec(model if model.startswith("openai:") else backend), **options
+        )
     else:
         from harness.models import resolve_model
 

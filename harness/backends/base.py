@@ -1,4 +1,5 @@
 """The one generation interface used by every stage: probe, teacher, evaluation."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

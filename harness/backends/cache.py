@@ -5,6 +5,7 @@ request, so a re-run regenerates nothing and re-scoring never regenerates. lm-ev
 cache is keyed by model *name*, which silently reuses answers across different checkpoints.
 Each finished batch is committed in one transaction: a kill loses at most the batch in flight.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ class ResultCache:
         try:
             yield
         except (sqlite3.OperationalError, OSError) as exc:
-            raise HarnessError(f"cannot write the generation cache {self.path}: {exc}; finished results "
-                               "are kept, re-run the same command once it is writable") from exc
+            raise HarnessError(
+                f"cannot write the generation cache {self.path}: {exc}; finished results "
+                "are kept, re-run the same command once it is writable"
+            ) from exc
 
     def get_many(self, keys: Sequence[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}
@@ -46,7 +49,9 @@ class ResultCache:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                for key, value in self._db.execute(f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk):
+                for key, value in self._db.execute(
+                    f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk
+                ):
                     found[key] = json.loads(value)
         return found
 
@@ -121,8 +126,14 @@ class CachedBackend:
 
 
 def _encode(r: GenResult) -> dict:
-    return {"text": r.text, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-            "finish_reason": r.finish_reason, "seconds": r.seconds, "extra": r.extra}
+    return {
+        "text": r.text,
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens,
+        "finish_reason": r.finish_reason,
+        "seconds": r.seconds,
+        "extra": r.extra,
+    }
 
 
 def _first_index(keys: list[str], wanted: list[str]) -> dict[str, int]:

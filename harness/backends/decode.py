@@ -11,6 +11,7 @@ cache instead of recomputing it, and in small batches (the tail of a run, where 
 the same for a few more tokens) each greedy row verifies prompt-lookup drafts (draft.py) in the
 same step, keeping only the tokens its own argmax confirms.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,9 +47,18 @@ class Sequence:
 
 
 class Scheduler:
-    def __init__(self, fwd: FastForward, tokenizer, eos_ids: Iterable[int], slots: int = 64,
-                 prefill_tokens: int = 2048, span_rows: int = 16, draft_len: int = 8, step_tokens: int = 32,
-                 preamble: Iterable[int] = ()):
+    def __init__(
+        self,
+        fwd: FastForward,
+        tokenizer,
+        eos_ids: Iterable[int],
+        slots: int = 64,
+        prefill_tokens: int = 2048,
+        span_rows: int = 16,
+        draft_len: int = 8,
+        step_tokens: int = 32,
+        preamble: Iterable[int] = (),
+    ):
         self.fwd, self.tokenizer, self.eos = fwd, tokenizer, set(eos_ids)
         self.preamble = tuple(preamble)  # tokens most prompts start with (the chat template's opening)
         self.slots, self.prefill_tokens, self.span_rows = slots, prefill_tokens, span_rows
@@ -113,7 +123,9 @@ class Scheduler:
         for slot, p in zip(slots, past):
             if p:
                 cache.copy_from(shared, 0, slot, p)
-        logits = self.fwd.extend([s.prompt[p:] for s, p in zip(rows, past)], slots, past, cache, [1] * len(rows))
+        logits = self.fwd.extend(
+            [s.prompt[p:] for s, p in zip(rows, past)], slots, past, cache, [1] * len(rows)
+        )
         self._advance(rows, logits)
 
     def _step(self, active: list[Sequence], cache: KVSlots) -> list[int]:
@@ -124,8 +136,9 @@ class Scheduler:
         ends = [p + n for p, n in zip(starts, counts)]
         cache.ensure(max(ends))
         tokens = [t for s, d in zip(active, drafts) for t in (s.tokens[-1], *d)]
-        logits = self.fwd.decode(torch.tensor(tokens, device=self.fwd.device), counts, starts, cache,
-                                 self._spans(ends))
+        logits = self.fwd.decode(
+            torch.tensor(tokens, device=self.fwd.device), counts, starts, cache, self._spans(ends)
+        )
         return self._verify(active, drafts, logits, counts)
 
     def _admit(self, pending: deque, free: int, shared: bool) -> list[Sequence]:
@@ -153,16 +166,19 @@ class Scheduler:
         """
         if self.step_tokens - len(active) < 2:  # a large batch: no room, so no lookups either
             return [[] for _ in active]
-        guesses = [s.ngrams.draft(min(self.draft_len, s.max_new - len(s.tokens) - 1)) if s.ngrams else []
-                   for s in active]
+        guesses = [
+            s.ngrams.draft(min(self.draft_len, s.max_new - len(s.tokens) - 1)) if s.ngrams else []
+            for s in active
+        ]
         wanted = sum(1 for g in guesses if g)
         each = (self.step_tokens - len(active)) // wanted if wanted else 0
         if each < 2:
             return [[] for _ in active]
         return [g[:each] for g in guesses]
 
-    def _verify(self, rows: list[Sequence], drafts: list[list[int]], logits: torch.Tensor,
-                counts: list[int]) -> list[int]:
+    def _verify(
+        self, rows: list[Sequence], drafts: list[list[int]], logits: torch.Tensor, counts: list[int]
+    ) -> list[int]:
         """Each row keeps its model picks while they confirm its draft; how many tokens each row gained."""
         picks = logits.argmax(-1).tolist()
         kept, at = [], 0

@@ -8,6 +8,7 @@ The model checks every guess in the same step (`FastForward.decode` with several
 and only tokens equal to its own greedy picks are kept, so drafting changes how many forward passes
 a row needs, not which tokens it produces.
 """
+
 from __future__ import annotations
 
 

@@ -10,6 +10,7 @@ Two engines behind the one interface (see docs/performance.md for the measuremen
 In small batches the continuous engine also verifies prompt-lookup drafts (draft.py): fewer steps,
 the same tokens; `draft=0` turns it off.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,9 +37,18 @@ def configure_threads(threads: int | None = None) -> int:
 
 
 class HFBackend(LocalPrompts):
-    def __init__(self, resolved, batch_size: int = 64, device: str | None = None, threads: int | None = None,
-                 progress: bool = True, engine: str = "auto", quantize: str | None = None, draft: int = 8,
-                 dtype: str | None = None):
+    def __init__(
+        self,
+        resolved,
+        batch_size: int = 64,
+        device: str | None = None,
+        threads: int | None = None,
+        progress: bool = True,
+        engine: str = "auto",
+        quantize: str | None = None,
+        draft: int = 8,
+        dtype: str | None = None,
+    ):
         from harness.errors import HarnessError
 
         if engine not in ENGINES:
@@ -111,11 +121,18 @@ class HFBackend(LocalPrompts):
             bar.close()
 
     def _generate_continuous(self, requests, encoded, on_result, bar) -> list[GenResult]:
-        from harness.backends.decode import Scheduler, Sequence as Row
+        from harness.backends.decode import Scheduler
+        from harness.backends.decode import Sequence as Row
 
         results: list[GenResult | None] = [None] * len(requests)
-        scheduler = Scheduler(self.fast, self.tokenizer, self.eos_ids, slots=self.batch_size, draft_len=self.draft,
-                              preamble=self.preamble)
+        scheduler = Scheduler(
+            self.fast,
+            self.tokenizer,
+            self.eos_ids,
+            slots=self.batch_size,
+            draft_len=self.draft,
+            preamble=self.preamble,
+        )
 
         def finished(row: Row) -> None:
             text, stopped = truncate_at_stop(scheduler.text(row), row.stop)
@@ -125,8 +142,10 @@ class HFBackend(LocalPrompts):
             if on_result:
                 on_result(row.index, out)
 
-        rows = [Row(i, enc, r.max_new_tokens, tuple(r.stop), r.temperature, r.seed if r.temperature > 0 else 0)
-                for i, (r, enc) in enumerate(zip(requests, encoded))]
+        rows = [
+            Row(i, enc, r.max_new_tokens, tuple(r.stop), r.temperature, r.seed if r.temperature > 0 else 0)
+            for i, (r, enc) in enumerate(zip(requests, encoded))
+        ]
         scheduler.run(rows, finished)
         return results  # type: ignore[return-value]
 

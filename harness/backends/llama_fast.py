@@ -9,6 +9,7 @@ only concatenates output columns, so each output element is still one dot produc
 inputs. The HF model keeps working: its projection weights become views into the fused matrices, so
 no weight is stored twice.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,7 +41,11 @@ def unsupported_reason(model) -> str | None:
         return f"attention implementation {model.config._attn_implementation!r}"
     layer = model.model.layers[0]
     attn = getattr(layer, "self_attn", None)
-    if attn is None or any(hasattr(attn, n) for n in ("q_norm", "k_norm")) or not hasattr(layer.mlp, "gate_proj"):
+    if (
+        attn is None
+        or any(hasattr(attn, n) for n in ("q_norm", "k_norm"))
+        or not hasattr(layer.mlp, "gate_proj")
+    ):
         return "layer structure differs from llama"
     return None
 
@@ -71,7 +76,11 @@ class Linear:
 
 
 def _pack(weight: torch.Tensor) -> torch.Tensor | None:
-    if weight.device.type != "cpu" or weight.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+    if (
+        weight.device.type != "cpu"
+        or weight.dtype != torch.float32
+        or not torch.backends.mkldnn.is_available()
+    ):
         return None
     try:
         return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 64)
@@ -127,6 +136,7 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 def _no_cudnn_attention(method):
     """On a GPU, SDPA may pick any kernel but cuDNN's: cuDNN plans per shape, and decode shapes change
     every step (measured on an H100: 2 ms of host time per call, two thirds of a decode step)."""
+
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         if self.device.type != "cuda":
@@ -135,6 +145,7 @@ def _no_cudnn_attention(method):
 
         with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
             return method(self, *args, **kwargs)
+
     return run
 
 
@@ -167,11 +178,18 @@ class FastForward:
             wgu, bgu = _fuse([m.gate_proj, m.up_proj])
             if bgu is not None or m.down_proj.bias is not None:
                 raise ValueError("MLP biases are not llama-like")
-            self.layers.append(_Layer(
-                layer.input_layernorm.weight.detach(), layer.post_attention_layernorm.weight.detach(),
-                layer.input_layernorm.variance_epsilon, layer.post_attention_layernorm.variance_epsilon,
-                Linear(wqkv, bqkv, packed), Linear(a.o_proj.weight.detach(), _bias(a.o_proj), packed),
-                Linear(wgu, None, packed), Linear(m.down_proj.weight.detach(), None, packed)))
+            self.layers.append(
+                _Layer(
+                    layer.input_layernorm.weight.detach(),
+                    layer.post_attention_layernorm.weight.detach(),
+                    layer.input_layernorm.variance_epsilon,
+                    layer.post_attention_layernorm.variance_epsilon,
+                    Linear(wqkv, bqkv, packed),
+                    Linear(a.o_proj.weight.detach(), _bias(a.o_proj), packed),
+                    Linear(wgu, None, packed),
+                    Linear(m.down_proj.weight.detach(), None, packed),
+                )
+            )
         self._rotary = base.rotary_emb
         # Decode attention: the native kernel (fp32 on CPU) where it is built, else torch SDPA.
         cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
@@ -182,13 +200,13 @@ class FastForward:
             native.retain_freed_memory()
         self.cos = self.sin = torch.empty(0)
 
-
     @property
     def kernels_tag(self) -> str:
         """Which native kernels run (fingerprint part): the same tokens as SDPA and oneDNN so far, but not
         the same float rounding."""
         return (":attn-native2:elementwise-native" if self.attend is not None else "") + (
-            ":gemm-native" if self.lm_head.panels is not None else "")
+            ":gemm-native" if self.lm_head.panels is not None else ""
+        )
 
     @property
     def n_layers(self) -> int:
@@ -206,8 +224,9 @@ class FastForward:
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         return (x * cos) + (_rotate_half(x) * sin)
 
-    def _norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float,
-              delta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _norm(
+        self, x: torch.Tensor, weight: torch.Tensor, eps: float, delta: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The residual stream plus `delta` (the previous block's output), and its RMSNorm."""
         if self.native:
             return x, native.residual_norm(x, delta, weight, eps)  # x updated in place
@@ -237,7 +256,9 @@ class FastForward:
 
     @torch.inference_mode()
     @_no_cudnn_attention
-    def extend(self, seqs: list[list[int]], slots: list[int], past: list[int], cache, keep: list[int]) -> torch.Tensor:
+    def extend(
+        self, seqs: list[list[int]], slots: list[int], past: list[int], cache, keep: list[int]
+    ) -> torch.Tensor:
         """Append `seqs[j]` to slot `slots[j]`, which already caches `past[j]` positions.
 
         All parts run packed (no padding) through the matmuls; attention runs per part. Returns the
@@ -267,14 +288,20 @@ class FastForward:
                 cache.v[i][slot, :, p : p + n] = vj
                 qj = q[part].transpose(0, 1)[None]
                 if p == 0:  # as HF's batch-1 prefill: causal SDPA over the part itself
-                    o = F.scaled_dot_product_attention(qj, kj[None], vj[None], is_causal=True, scale=self.scaling,
-                                                       enable_gqa=gqa)
+                    o = F.scaled_dot_product_attention(
+                        qj, kj[None], vj[None], is_causal=True, scale=self.scaling, enable_gqa=gqa
+                    )
                 else:
                     cols = torch.arange(p + n, device=self.device)
                     mask = cols[None] <= cols[p:, None]
-                    o = F.scaled_dot_product_attention(qj, cache.k[i][slot, :, : p + n][None],
-                                                       cache.v[i][slot, :, : p + n][None], attn_mask=mask,
-                                                       scale=self.scaling, enable_gqa=gqa)
+                    o = F.scaled_dot_product_attention(
+                        qj,
+                        cache.k[i][slot, :, : p + n][None],
+                        cache.v[i][slot, :, : p + n][None],
+                        attn_mask=mask,
+                        scale=self.scaling,
+                        enable_gqa=gqa,
+                    )
                 out[part] = o[0].transpose(0, 1).reshape(n, self.nq)
                 start += n
             return out
@@ -286,8 +313,14 @@ class FastForward:
 
     @torch.inference_mode()
     @_no_cudnn_attention
-    def decode(self, tokens: torch.Tensor, counts: list[int], starts: list[int], cache,
-               spans: list[tuple[int, int, int]]) -> torch.Tensor:
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        counts: list[int],
+        starts: list[int],
+        cache,
+        spans: list[tuple[int, int, int]],
+    ) -> torch.Tensor:
         """The next counts[j] tokens of the row in slot j, at positions starts[j], starts[j] + 1, ...
 
         `tokens` holds each row's tokens in slot order. One token per row is plain decoding; more
@@ -300,8 +333,10 @@ class FastForward:
         step = _Step(counts, starts, self.heads // self.kv_heads, self.device)
         self._rope_table(max(w for _, _, w in spans))
         if self.attend is None:
-            masks = [torch.arange(w, device=self.device)[None, None, None] <= step.seen[s:e, None, :, None]
-                     for s, e, w in spans]
+            masks = [
+                torch.arange(w, device=self.device)[None, None, None] <= step.seen[s:e, None, :, None]
+                for s, e, w in spans
+            ]
             cos, sin = self.cos[step.pos][:, None], self.sin[step.pos][:, None]
 
         def attention(i: int, lw: _Layer, h: torch.Tensor) -> torch.Tensor:
@@ -310,7 +345,9 @@ class FastForward:
             if self.native:
                 q = native.rope_store(qkv, self.cos, self.sin, step.slot, step.pos, kc, vc, self.heads)
             else:
-                qk = self._rope(qkv[:, : self.nq + self.nk].view(total, self.heads + self.kv_heads, d), cos, sin)
+                qk = self._rope(
+                    qkv[:, : self.nq + self.nk].view(total, self.heads + self.kv_heads, d), cos, sin
+                )
                 kc[step.slot, :, step.pos] = qk[:, self.heads :]
                 vc[step.slot, :, step.pos] = qkv[:, self.nq + self.nk :].view(total, self.kv_heads, d)
                 q = qk[:, : self.heads]
@@ -320,8 +357,9 @@ class FastForward:
             else:
                 o = torch.empty_like(q)
                 for (s, e, w), mask in zip(spans, masks):
-                    o[s:e] = F.scaled_dot_product_attention(q[s:e], kc[s:e, :, :w], vc[s:e, :, :w], attn_mask=mask,
-                                                            scale=self.scaling)
+                    o[s:e] = F.scaled_dot_product_attention(
+                        q[s:e], kc[s:e, :, :w], vc[s:e, :, :w], attn_mask=mask, scale=self.scaling
+                    )
             return step.to_tokens(o).reshape(total, self.nq)
 
         return self.lm_head(self._layers(F.embedding(tokens, self.embed), attention))
@@ -355,16 +393,23 @@ class _Step:
         if self.width == 1:
             return q.contiguous()
         kv, d = q.shape[1], q.shape[3]
-        return q[self.padded].view(self.rows, self.width, kv, self.rep, d).transpose(1, 2).reshape(
-            self.rows, kv, self.width * self.rep, d)
+        return (
+            q[self.padded]
+            .view(self.rows, self.width, kv, self.rep, d)
+            .transpose(1, 2)
+            .reshape(self.rows, kv, self.width * self.rep, d)
+        )
 
     def to_tokens(self, o: torch.Tensor) -> torch.Tensor:
         """The inverse of to_rows, dropping the padding: [tokens, kv heads, rep, d]."""
         if self.width == 1:
             return o
         kv, d = o.shape[1], o.shape[3]
-        return o.view(self.rows, kv, self.width, self.rep, d).transpose(1, 2).reshape(
-            self.rows * self.width, kv, self.rep, d)[self.real]
+        return (
+            o.view(self.rows, kv, self.width, self.rep, d)
+            .transpose(1, 2)
+            .reshape(self.rows * self.width, kv, self.rep, d)[self.real]
+        )
 
 
 class KVSlots:

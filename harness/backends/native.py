@@ -7,6 +7,7 @@ rather than a second pool spinning against them. Without a compiler, or with HAR
 decoder uses torch's SDPA and oneDNN instead: the same results to float rounding, slower (the
 measurements are in docs/performance.md).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -113,7 +114,9 @@ def _build(compiler: str) -> Path:
         return target
     with tempfile.TemporaryDirectory() as tmp:
         built = Path(tmp) / "kernels.so"
-        subprocess.run([compiler, *FLAGS, *map(str, SOURCES), "-o", str(built)], check=True, capture_output=True)
+        subprocess.run(
+            [compiler, *FLAGS, *map(str, SOURCES), "-o", str(built)], check=True, capture_output=True
+        )
         atomic_write_bytes(target, built.read_bytes())
     return target
 
@@ -125,21 +128,39 @@ def _cpu_flags() -> str:
         return platform.processor()
 
 
-def attend(q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, limit: torch.Tensor, scale: float) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, limit: torch.Tensor, scale: float
+) -> torch.Tensor:
     """Attention of q [rows, kv_heads, nq, d] over cache slots [0, rows) of kc/vc [slots, kv_heads, capacity, d];
     query row (j, r) sees columns [0, limit[j, r])."""
     rows, heads, nq, d = q.shape
     out = torch.empty_like(q)
-    kernel()(q.data_ptr(), kc.data_ptr(), vc.data_ptr(), limit.data_ptr(), out.data_ptr(),
-             rows, heads, nq, d, kc.shape[2], scale)
+    kernel()(
+        q.data_ptr(),
+        kc.data_ptr(),
+        vc.data_ptr(),
+        limit.data_ptr(),
+        out.data_ptr(),
+        rows,
+        heads,
+        nq,
+        d,
+        kc.shape[2],
+        scale,
+    )
     return out
 
 
 def pack_panels(weight: torch.Tensor) -> torch.Tensor | None:
     """weight [N, K] as gemm.c reads it, [N/16, K, 16]; None where the native matmul cannot take it."""
     n = weight.shape[0]
-    if (weight.device.type != "cpu" or weight.dtype != torch.float32 or weight.dim() != 2 or n % PANEL
-            or gemm_kernel() is None):
+    if (
+        weight.device.type != "cpu"
+        or weight.dtype != torch.float32
+        or weight.dim() != 2
+        or n % PANEL
+        or gemm_kernel() is None
+    ):
         return None
     return weight.detach().reshape(n // PANEL, PANEL, -1).transpose(1, 2).contiguous()
 
@@ -154,12 +175,21 @@ def gemm(x: torch.Tensor, panels: torch.Tensor) -> torch.Tensor:
     return out.view(*x.shape[:-1], out.shape[1])
 
 
-def residual_norm(x: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
+def residual_norm(
+    x: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float
+) -> torch.Tensor:
     """x += delta in place (when given), then x's RMSNorm: x [rows, dim] contiguous, weight [dim]."""
     h = torch.empty_like(x)
     delta = None if delta is None else delta.contiguous()  # held until the call returns
-    library().residual_norm(x.data_ptr(), None if delta is None else delta.data_ptr(),
-                            weight.data_ptr(), h.data_ptr(), x.shape[0], x.shape[1], eps)
+    library().residual_norm(
+        x.data_ptr(),
+        None if delta is None else delta.data_ptr(),
+        weight.data_ptr(),
+        h.data_ptr(),
+        x.shape[0],
+        x.shape[1],
+        eps,
+    )
     return h
 
 
@@ -171,12 +201,33 @@ def silu_mul(gu: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def rope_store(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, pos: torch.Tensor,
-               kc: torch.Tensor, vc: torch.Tensor, heads: int) -> torch.Tensor:
+def rope_store(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    slot: torch.Tensor,
+    pos: torch.Tensor,
+    kc: torch.Tensor,
+    vc: torch.Tensor,
+    heads: int,
+) -> torch.Tensor:
     """Each token's query heads rotated, [tokens, heads, d]; its rotated keys and its values go into slot[t],
     position pos[t] of kc/vc [slots, kv_heads, capacity, d]. cos, sin: [positions, d] tables."""
     kv_heads, capacity, d = kc.shape[1], kc.shape[2], kc.shape[3]
     q = torch.empty(qkv.shape[0], heads, d, dtype=qkv.dtype)
-    library().rope_store(qkv.data_ptr(), cos.data_ptr(), sin.data_ptr(), slot.data_ptr(), pos.data_ptr(), q.data_ptr(),
-                         kc.data_ptr(), vc.data_ptr(), qkv.shape[0], heads, kv_heads, d, capacity)
+    library().rope_store(
+        qkv.data_ptr(),
+        cos.data_ptr(),
+        sin.data_ptr(),
+        slot.data_ptr(),
+        pos.data_ptr(),
+        q.data_ptr(),
+        kc.data_ptr(),
+        vc.data_ptr(),
+        qkv.shape[0],
+        heads,
+        kv_heads,
+        d,
+        capacity,
+    )
     return q

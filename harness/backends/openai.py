@@ -5,6 +5,7 @@ thread pool; 429, 5xx, timeouts and refused connections are retried with exponen
 the call stops with one HarnessError naming the server. Every result that finished before that was
 already handed to `on_result`, so the cache in front of this backend keeps it and a re-run resumes.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,18 @@ class _Retryable(Exception):
 class OpenAIBackend:
     tokenizer = None  # the server tokenizes; nothing local can
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 8, timeout_s: float = 300.0, max_retries: int = 5,
-                 backoff_s: float = 1.0, max_backoff_s: float = 60.0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout_s: float = 300.0,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+    ):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.concurrency = max(1, int(concurrency))
@@ -45,7 +55,9 @@ class OpenAIBackend:
         self.api_key = os.environ.get(api_key_env)
         if self.api_key is None and api_key_env != "OPENAI_API_KEY":
             # A user who names a variable expects it to be used; a local vLLM needs no key at all.
-            raise HarnessError(f"environment variable {api_key_env} (the API key for {self.base_url}) is not set")
+            raise HarnessError(
+                f"environment variable {api_key_env} (the API key for {self.base_url}) is not set"
+            )
         self.fingerprint = f"openai:{self.base_url}#{model}"
         self._local = threading.local()
 
@@ -58,10 +70,13 @@ class OpenAIBackend:
         return json.dumps(list(messages), ensure_ascii=False)
 
     def loglikelihood(self, requests_):
-        raise HarnessError(f"log-likelihoods are not supported by the OpenAI-compatible backend ({self.base_url})")
+        raise HarnessError(
+            f"log-likelihoods are not supported by the OpenAI-compatible backend ({self.base_url})"
+        )
 
-    def generate(self, requests_: Sequence[GenRequest],
-                 on_result: Callable[[int, GenResult], None] | None = None) -> list[GenResult]:
+    def generate(
+        self, requests_: Sequence[GenRequest], on_result: Callable[[int, GenResult], None] | None = None
+    ) -> list[GenResult]:
         results: list[GenResult | None] = [None] * len(requests_)
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai")
         try:
@@ -86,8 +101,10 @@ class OpenAIBackend:
 
     def _stopped(self, exc: BaseException, results: list) -> HarnessError:
         finished = sum(r is not None for r in results)
-        return HarnessError(f"{exc} ({finished} of {len(results)} answers finished before this and are "
-                            "kept in the cache; run the same command again to resume)")
+        return HarnessError(
+            f"{exc} ({finished} of {len(results)} answers finished before this and are "
+            "kept in the cache; run the same command again to resume)"
+        )
 
     # --- one request ------------------------------------------------------------------------
     def _payload(self, r: GenRequest) -> tuple[str, dict]:
@@ -109,12 +126,19 @@ class OpenAIBackend:
             text = choice["message"]["content"] if endpoint.startswith("chat") else choice["text"]
             usage = data.get("usage") or {}
         except (KeyError, IndexError, TypeError):
-            raise HarnessError(f"{self.url(endpoint)} sent an answer that is not an OpenAI completion: "
-                               f"{json.dumps(data)[:200]}") from None
+            raise HarnessError(
+                f"{self.url(endpoint)} sent an answer that is not an OpenAI completion: "
+                f"{json.dumps(data)[:200]}"
+            ) from None
         text, stopped = truncate_at_stop(text or "", r.stop)
         finish = "length" if choice.get("finish_reason") == "length" and not stopped else "stop"
-        return GenResult(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                         finish, time.time() - started)
+        return GenResult(
+            text,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            finish,
+            time.time() - started,
+        )
 
     def _session(self) -> requests.Session:
         # A Session is not safe to share between threads; one per worker thread keeps connections alive.
@@ -131,16 +155,18 @@ class OpenAIBackend:
             except _Retryable as exc:
                 last, wait_s = str(exc.args[0]), exc.args[1]
             if attempt < self.max_retries:
-                delay = min(self.max_backoff_s, max(wait_s or 0.0, self.backoff_s * 2 ** attempt))
+                delay = min(self.max_backoff_s, max(wait_s or 0.0, self.backoff_s * 2**attempt))
                 log.warning("%s: %s; retry %d/%d in %.1fs", url, last, attempt + 1, self.max_retries, delay)
                 time.sleep(delay)
-        raise HarnessError(f"teacher/model server {self.base_url} failed after {self.max_retries + 1} "
-                           f"attempts: {last}")
+        raise HarnessError(
+            f"teacher/model server {self.base_url} failed after {self.max_retries + 1} attempts: {last}"
+        )
 
     def _post(self, url: str, body: dict, headers: dict) -> dict:
         try:
-            resp = self._session().post(url, json=body, headers=headers,
-                                        timeout=(min(10.0, self.timeout_s), self.timeout_s))
+            resp = self._session().post(
+                url, json=body, headers=headers, timeout=(min(10.0, self.timeout_s), self.timeout_s)
+            )
         except requests.Timeout:
             raise _Retryable(f"no answer within {self.timeout_s:g}s", None) from None
         except requests.ConnectionError as exc:
@@ -152,7 +178,9 @@ class OpenAIBackend:
         try:
             return resp.json()
         except ValueError:
-            raise HarnessError(f"{url} answered with something that is not JSON: {resp.text[:200]!r}") from None
+            raise HarnessError(
+                f"{url} answered with something that is not JSON: {resp.text[:200]!r}"
+            ) from None
 
 
 def _retry_after(resp: requests.Response) -> float | None:

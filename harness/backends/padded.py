@@ -3,6 +3,7 @@
 Kept for models the lean forward pass does not cover, and as the exact reference: with
 batch_size=1 it is plain batch-1 `generate`, which is what lm-eval's `hf` model runs.
 """
+
 from __future__ import annotations
 
 import time
@@ -72,7 +73,7 @@ def loglikelihood_padded(backend, requests, max_len, bar) -> list[tuple[float, b
     for start in range(0, len(order), backend.batch_size):
         batch = order[start : start + backend.batch_size]
         # Left-truncate like lm-eval: keep the continuation and as much context as fits.
-        seqs = [(requests[i][0] + requests[i][1])[-(max_len + 1):][:-1] for i in batch]
+        seqs = [(requests[i][0] + requests[i][1])[-(max_len + 1) :][:-1] for i in batch]
         conts = [requests[i][1] for i in batch]
         width = max(len(s) for s in seqs)
         keep = max(len(c) for c in conts)
@@ -81,11 +82,12 @@ def loglikelihood_padded(backend, requests, max_len, bar) -> list[tuple[float, b
         # Left padding needs explicit positions, or padded rows would be scored at shifted positions.
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         # Only the last `keep` positions are scored: skip the full-vocabulary projection elsewhere.
-        logits = backend.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                               logits_to_keep=keep).logits.float()
+        logits = backend.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+        ).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
         for row, i, cont in zip(range(len(batch)), batch, conts):
-            lp = logprobs[row, keep - len(cont):]
+            lp = logprobs[row, keep - len(cont) :]
             target = torch.tensor(cont, device=device)
             total = lp.gather(-1, target[:, None]).sum().item()
             greedy = bool((lp.argmax(-1) == target).all().item())

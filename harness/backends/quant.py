@@ -5,6 +5,7 @@ Weights: int8, symmetric, one scale per output channel. Activations: quantised p
 outputs are no longer those of the fp32 model: benchmarks/generation.py reports the agreement.
 The vocabulary projection stays fp32, since quantisation error there moves the argmax most directly.
 """
+
 from __future__ import annotations
 
 import warnings

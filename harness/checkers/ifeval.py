@@ -4,6 +4,7 @@ The instruction semantics are lm-eval's (`lm_eval.tasks.ifeval.instructions_regi
 only decides which text each checker sees, the way `lm_eval/tasks/ifeval/utils.py` does, so the
 verdicts are the ones lm-eval's ifeval task reports.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,7 @@ def loose_variants(response: str) -> tuple[str, ...]:
     """The 8 texts the IFEval paper's loose score tries: the response with markdown `*` removed
     or not, crossed with dropping its first line, its last line, both, or neither."""
     lines = response.split("\n")
-    cut = [response] + [
-        "\n".join(part).strip() for part in (lines[1:], lines[:-1], lines[1:-1])
-    ]
+    cut = [response] + ["\n".join(part).strip() for part in (lines[1:], lines[:-1], lines[1:-1])]
     return tuple(cut + [text.replace("*", "") for text in cut])
 
 
@@ -80,9 +79,7 @@ def build_instruction(instruction_id: str, kwargs: Mapping | None, prompt: str) 
         with _seeded_random(instruction_id + json.dumps(kwargs, sort_keys=True, default=str)):
             instruction.build_description(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise HarnessError(
-            f"IFEval instruction {instruction_id!r}: bad kwargs {kwargs!r}: {exc}"
-        ) from None
+        raise HarnessError(f"IFEval instruction {instruction_id!r}: bad kwargs {kwargs!r}: {exc}") from None
     args = instruction.get_instruction_args()
     if args and "prompt" in args:
         instruction.build_description(prompt=prompt)

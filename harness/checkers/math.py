@@ -128,14 +128,15 @@ def extract_boxed_run(text: str) -> list[str]:
     return [_unwrap_nested_box(content.strip()) for _, _, content in run]
 
 
-def _extend_run(run: list[tuple[int, int, str]], text: str, start: int, end: int,
-                content: str) -> None:
+def _extend_run(run: list[tuple[int, int, str]], text: str, start: int, end: int, content: str) -> None:
     if run:
         gap_start = run[-1][1]
         same = run[-1][2].strip() == content.strip()
         joined = start - gap_start < _JOIN_ANY_GAP or (
-            not same and start - gap_start < _JOIN_SEPARATED_GAP
-            and _JOIN_SEPARATOR.search(text, gap_start, start))
+            not same
+            and start - gap_start < _JOIN_SEPARATED_GAP
+            and _JOIN_SEPARATOR.search(text, gap_start, start)
+        )
         if not joined:
             run.clear()
         elif same:
@@ -185,9 +186,7 @@ def normalize_gold(gold: Any) -> str:
 
 # A plain number followed only by words, e.g. "5 dollars": math-verify strips a fixed list of
 # units but would read "dollars" as the product d*o*l*l*a*r*s.
-_NUMBER_WITH_UNIT_WORDS = re.compile(
-    r"(-?\\?\$?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z]{3,}(?:\s+[A-Za-z]{2,})*\.?"
-)
+_NUMBER_WITH_UNIT_WORDS = re.compile(r"(-?\\?\$?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z]{3,}(?:\s+[A-Za-z]{2,})*\.?")
 
 
 def _clean_boxed(content: str) -> str:
@@ -326,8 +325,9 @@ def _scorer(grader: str):
     raise ValueError(f"unknown math grader {grader!r}; valid: {', '.join(GRADERS)}")
 
 
-def _score_with_deadline(gold: Any, response: str | None, timeout_s: float,
-                         grader: str = DEFAULT_GRADER) -> MathVerdict:
+def _score_with_deadline(
+    gold: Any, response: str | None, timeout_s: float, grader: str = DEFAULT_GRADER
+) -> MathVerdict:
     score = _scorer(grader)
     try:
         with _deadline(timeout_s):
@@ -369,8 +369,9 @@ def _can_time_out_here() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-def check_math(gold: Any, response: str | None, timeout_s: float = 5.0,
-               grader: str = DEFAULT_GRADER) -> MathVerdict:
+def check_math(
+    gold: Any, response: str | None, timeout_s: float = 5.0, grader: str = DEFAULT_GRADER
+) -> MathVerdict:
     """Score one response against one gold answer within about timeout_s.
 
     `grader`: "math-verify" (this module's rules) or "qwen" (`math_qwen`: Qwen2.5-Math's
@@ -384,7 +385,9 @@ def check_math(gold: Any, response: str | None, timeout_s: float = 5.0,
 
 
 def check_many(
-    items: Sequence[tuple[Any, str | None]], timeout_s: float = 5.0, workers: int | None = None,
+    items: Sequence[tuple[Any, str | None]],
+    timeout_s: float = 5.0,
+    workers: int | None = None,
     grader: str = DEFAULT_GRADER,
 ) -> list[MathVerdict]:
     """Score (gold, response) pairs in killable worker processes; verdicts in input order.
@@ -406,11 +409,18 @@ def check_many(
 
 
 def _score_in_workers(
-    items: list[tuple[Any, str | None]], timeout_s: float, workers: int | None,
+    items: list[tuple[Any, str | None]],
+    timeout_s: float,
+    workers: int | None,
     grader: str = DEFAULT_GRADER,
 ) -> list[MathVerdict]:
-    results = run_in_workers([(g, r, grader) for g, r in items], "harness.checkers.math:_worker_score",
-                             timeout_s, workers, warmup=("1", "\\boxed{1}", grader, timeout_s))
+    results = run_in_workers(
+        [(g, r, grader) for g, r in items],
+        "harness.checkers.math:_worker_score",
+        timeout_s,
+        workers,
+        warmup=("1", "\\boxed{1}", grader, timeout_s),
+    )
     return [MathVerdict(*r) if r is not None else MathVerdict(False, TIMEOUT, None) for r in results]
 
 

@@ -27,6 +27,7 @@ Extraction: the last complete `\\boxed{}` (math.py's rule, one linear pass), els
 "final answer is $X$. I hope", else the text after the last "the answer is", else the last
 number. Timeouts and workers are math.py's (`check_math(..., grader="qwen")`).
 """
+
 from __future__ import annotations
 
 import math
@@ -209,8 +210,9 @@ def _gold_as_column(gold: str) -> str:
     groups = re.findall(r"\{.*,.*\}", gold)
     if not groups:
         return gold
-    return ", ".join("\\begin{pmatrix}" + g.strip("{}").replace(",", "\\\\") + "\\end{pmatrix}"
-                     for g in groups)
+    return ", ".join(
+        "\\begin{pmatrix}" + g.strip("{}").replace(",", "\\\\") + "\\end{pmatrix}" for g in groups
+    )
 
 
 def _equation_difference(equation: str) -> str:
@@ -248,7 +250,8 @@ def qwen_equal(pred: Any, gold: Any) -> bool:
     if _is_matrix(pred) and _is_matrix(gold):
         pr, gr = _matrix_rows(pred), _matrix_rows(gold)
         return len(pr) == len(gr) and all(
-            len(a) == len(b) and all(qwen_equal(x, y) for x, y in zip(a, b)) for a, b in zip(pr, gr))
+            len(a) == len(b) and all(qwen_equal(x, y) for x, y in zip(a, b)) for a, b in zip(pr, gr)
+        )
     if pred.count("=") == 1 and gold.count("=") == 1:
         p_diff, g_diff = _equation_difference(pred), _equation_difference(gold)
         return _symbolic_equal(p_diff, g_diff) or _symbolic_equal(f"-({p_diff})", g_diff)
@@ -264,7 +267,8 @@ def qwen_equal(pred: Any, gold: Any) -> bool:
 _PLAIN_FUNCTIONS = ("sqrt", "pi", "exp", "log", "sin", "cos", "tan")
 _PLAIN_EXPRESSION = re.compile(
     r"(?:\d+(?:\.\d+)?|\.\d+|[+\-*/^(),\s]"
-    r"|(?<![A-Za-z0-9.])(?:" + "|".join(_PLAIN_FUNCTIONS) + r"|[A-Za-z])(?![A-Za-z0-9]))*")
+    r"|(?<![A-Za-z0-9.])(?:" + "|".join(_PLAIN_FUNCTIONS) + r"|[A-Za-z])(?![A-Za-z0-9]))*"
+)
 
 
 def _parse_plain(text: str) -> Any:
@@ -273,8 +277,10 @@ def _parse_plain(text: str) -> Any:
 
     if "__" in text or not _PLAIN_EXPRESSION.fullmatch(text):
         raise ValueError("not plain arithmetic")
-    names = {name: getattr(sympy, name) for name in
-             ("Symbol", "Integer", "Float", "Rational", "E", "I", *_PLAIN_FUNCTIONS)}
+    names = {
+        name: getattr(sympy, name)
+        for name in ("Symbol", "Integer", "Float", "Rational", "E", "I", *_PLAIN_FUNCTIONS)
+    }
     return parse_expr(text.replace("^", "**"), global_dict={"__builtins__": {}, **names})
 
 

@@ -10,6 +10,7 @@ goes through `split_answer`, so the rule lives here only:
 A response that ends its thinking without having opened it in the text (chat templates that
 put the opening marker in the prompt, as DeepSeek-R1's does) counts as closed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ def split_answer(response: str | None, end_marker: str | None = DEFAULT_END_MARK
     opener = opening_marker(end_marker)
     opened = text.rfind(opener) if opener else -1
     if end >= 0 and end > opened:
-        return AnswerPart(text[end + len(end_marker):], CLOSED)
+        return AnswerPart(text[end + len(end_marker) :], CLOSED)
     if opened >= 0:
         return AnswerPart(None, UNCLOSED)
     return AnswerPart(text, NO_THINKING)

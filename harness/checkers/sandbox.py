@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 
 from harness.checkers.sandbox_child import missing_isolation  # noqa: F401  (part of this module's API)

@@ -217,11 +217,26 @@ _SYSCALLS = {
         "denied": (
             41,  # socket
             200,  # tkill
-            101, 310, 311,  # ptrace, process_vm_readv/writev
-            90, 91, 268,  # chmod, fchmod, fchmodat
-            92, 93, 94, 260,  # chown, fchown, lchown, fchownat
-            188, 189, 190, 197, 198, 199,  # set/remove xattr
-            132, 235, 261, 280,  # utime, utimes, futimesat, utimensat
+            101,
+            310,
+            311,  # ptrace, process_vm_readv/writev
+            90,
+            91,
+            268,  # chmod, fchmod, fchmodat
+            92,
+            93,
+            94,
+            260,  # chown, fchown, lchown, fchownat
+            188,
+            189,
+            190,
+            197,
+            198,
+            199,  # set/remove xattr
+            132,
+            235,
+            261,
+            280,  # utime, utimes, futimesat, utimensat
         ),
     },
     "aarch64": {
@@ -359,7 +374,7 @@ class CandidateError(Exception):
 
 
 class _RemoteCandidate:
-    def __init__(self, channel: "_Channel"):
+    def __init__(self, channel: _Channel):
         self._channel = channel
 
     def __call__(self, *args, **kwargs):
@@ -389,7 +404,7 @@ class _Channel:
         data = (json.dumps(message) + "\n").encode()
         view = memoryview(data)
         while view:
-            view = view[os.write(self._write_fd, view):]
+            view = view[os.write(self._write_fd, view) :]
 
     def receive(self) -> dict | None:
         while (end := self._buffer.find(b"\n")) < 0:

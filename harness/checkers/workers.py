@@ -6,6 +6,7 @@ busy `timeout_s` plus a margin after it got its item is killed and replaced, and
 result is None; so is the result of an item that crashed its worker or ran out of memory. The
 target must return picklable data and be importable as "package.module:function".
 """
+
 from __future__ import annotations
 
 import importlib
@@ -28,8 +29,9 @@ _WORKER_MEMORY_BYTES = 4 * 1024**3
 _MAX_DEFAULT_WORKERS = 4
 
 
-def run_in_workers(items: Sequence[tuple], target: str, timeout_s: float, workers: int | None = None,
-                   warmup: tuple = ()) -> list[Any]:
+def run_in_workers(
+    items: Sequence[tuple], target: str, timeout_s: float, workers: int | None = None, warmup: tuple = ()
+) -> list[Any]:
     """Results of `target(*item, timeout_s)` in input order; None where the item timed out or crashed.
 
     `warmup` (arguments for target) runs once in each worker before it reports ready, so no item's
@@ -84,8 +86,10 @@ class _Worker:
         repo_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
-        command = (f"from harness.checkers.workers import serve; "
-                   f"serve({to_child_r}, {from_child_w}, {target!r}, {warmup!r})")
+        command = (
+            f"from harness.checkers.workers import serve; "
+            f"serve({to_child_r}, {from_child_w}, {target!r}, {warmup!r})"
+        )
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", command],

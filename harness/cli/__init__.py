@@ -1,4 +1,5 @@
 """The `harness` command. Each command lives in its own small module; this file only wires them."""
+
 from __future__ import annotations
 
 import logging
@@ -9,15 +10,21 @@ import typer
 
 from harness.errors import HarnessError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Benchmark harness for SFT / CFT / Critique-Guided Distillation.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark harness for SFT / CFT / Critique-Guided Distillation.",
+)
 
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs.")) -> None:
     if debug:
         os.environ["HARNESS_DEBUG"] = "1"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _register() -> None:
@@ -27,8 +34,10 @@ def _register() -> None:
     app.command("eval")(eval_cmd.eval_command)
     app.command("merge")(eval_cmd.merge_command)
     app.command("compare")(compare.compare_command)
-    data_app = typer.Typer(help="Training data: probe the student, ask the teacher, build per-method datasets.",
-                           no_args_is_help=True)
+    data_app = typer.Typer(
+        help="Training data: probe the student, ask the teacher, build per-method datasets.",
+        no_args_is_help=True,
+    )
     data_app.command("build")(data.data_build)
     app.add_typer(data_app, name="data")
     app.command("train")(train.train)

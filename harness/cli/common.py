@@ -1,4 +1,5 @@
 """Options shared by several commands, defined once."""
+
 from __future__ import annotations
 
 import re
@@ -7,9 +8,15 @@ from pathlib import Path
 
 import typer
 
-ModelOpt = typer.Option("smollm2-135m", "--model", "-m",
-                        help="smollm2-135m (embedded), a local HF model dir, a PEFT adapter dir, or a Hub id.")
-BackendOpt = typer.Option("hf", "--backend", help="Generation backend: hf, vllm (GPU), openai:<base_url>#<model>.")
+ModelOpt = typer.Option(
+    "smollm2-135m",
+    "--model",
+    "-m",
+    help="smollm2-135m (embedded), a local HF model dir, a PEFT adapter dir, or a Hub id.",
+)
+BackendOpt = typer.Option(
+    "hf", "--backend", help="Generation backend: hf, vllm (GPU), openai:<base_url>#<model>."
+)
 BenchmarksOpt = typer.Option("all", "--benchmarks", "-b", help="Comma-separated benchmark names, or 'all'.")
 LimitOpt = typer.Option(None, "--limit", "-l", min=1, help="Score only the first N items of each benchmark.")
 OutputOpt = typer.Option(None, "--output", "-o", help="Run directory (default runs/<run-id>).")

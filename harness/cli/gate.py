@@ -1,4 +1,5 @@
 """`harness gate`: check a run against a recorded baseline and in-run requirements, or record one."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,27 +14,44 @@ RECORD = "record"
 
 def gate(
     target: str = typer.Argument(
-        ..., metavar="RUN_DIR|record",
-        help="The run directory to check, or the word 'record' followed by the run to record."),
+        ...,
+        metavar="RUN_DIR|record",
+        help="The run directory to check, or the word 'record' followed by the run to record.",
+    ),
     record_run: Path | None = typer.Argument(
-        None, metavar="[RUN_DIR]", show_default=False, help="With 'record': the run directory to record."),
+        None, metavar="[RUN_DIR]", show_default=False, help="With 'record': the run directory to record."
+    ),
     baseline: Path | None = typer.Option(
-        None, "--baseline", help="Baseline JSON written by 'harness gate record'."),
+        None, "--baseline", help="Baseline JSON written by 'harness gate record'."
+    ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="With 'record': where to write the baseline JSON."),
+        None, "--output", "-o", help="With 'record': where to write the baseline JSON."
+    ),
     max_drop: float = typer.Option(
-        DEFAULT_MAX_DROP, "--max-drop", help="Points a score may drop before the drop can fail the gate."),
+        DEFAULT_MAX_DROP, "--max-drop", help="Points a score may drop before the drop can fail the gate."
+    ),
     alpha: float = typer.Option(
-        DEFAULT_ALPHA, "--alpha", help="Significance level of the paired test on matched items."),
+        DEFAULT_ALPHA, "--alpha", help="Significance level of the paired test on matched items."
+    ),
     require: list[str] | None = typer.Option(
-        None, "--require", "-r", metavar="EXPR",
-        help="In-run requirement, repeatable: 'cgd.math500 >= base.math500', 'cgd.ifeval >= base.ifeval - 2'."),
+        None,
+        "--require",
+        "-r",
+        metavar="EXPR",
+        help="In-run requirement, repeatable: 'cgd.math500 >= base.math500', 'cgd.ifeval >= base.ifeval - 2'.",
+    ),
     non_inferior: list[str] | None = typer.Option(
-        None, "--non-inferior", metavar="EXPR",
+        None,
+        "--non-inferior",
+        metavar="EXPR",
         help="Non-inferiority by interval, repeatable: 'cgd.ifeval >= base.ifeval - 2' holds when the lower end "
-             "of the (1 - alpha) interval of the paired difference is above -2 points."),
+        "of the (1 - alpha) interval of the paired difference is above -2 points.",
+    ),
     multiplicity: str = typer.Option(
-        DEFAULT_MULTIPLICITY, "--multiplicity", help="Adjustment of the baseline checks' p-values: holm, bh or none."),
+        DEFAULT_MULTIPLICITY,
+        "--multiplicity",
+        help="Adjustment of the baseline checks' p-values: holm, bh or none.",
+    ),
 ) -> None:
     """Regression gate for CI: check a run, or record a baseline.
 
@@ -67,8 +85,17 @@ def gate(
         typer.echo(f"baseline: {len(recorded['labels'])} labels from {record_run} written to {output}")
         return
     if record_run is not None:
-        raise HarnessError(f"unexpected argument {str(record_run)!r}; to record: harness gate record RUN_DIR -o FILE")
-    result = check_gate(Path(target), baseline, max_drop=max_drop, alpha=alpha, requires=require or (),
-                        multiplicity=multiplicity, non_inferior=non_inferior or ())
+        raise HarnessError(
+            f"unexpected argument {str(record_run)!r}; to record: harness gate record RUN_DIR -o FILE"
+        )
+    result = check_gate(
+        Path(target),
+        baseline,
+        max_drop=max_drop,
+        alpha=alpha,
+        requires=require or (),
+        multiplicity=multiplicity,
+        non_inferior=non_inferior or (),
+    )
     typer.echo(result.table(), nl=False)
     raise typer.Exit(result.exit_code)

@@ -1,4 +1,5 @@
 """`harness report <run-dir>`: regenerate a run's report from its evaluation artefacts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,8 @@ import typer
 def report(
     run_dir: Path = typer.Argument(..., help="Run directory (runs/<run-id>) with eval/<label>/ results."),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Report directory [default: reports/<run-id>/]."),
+        None, "--output", "-o", help="Report directory [default: reports/<run-id>/]."
+    ),
 ) -> None:
     """Write the report of a run: tables (md/csv/tex), report.html, plots, drift, per-item flips."""
     from harness.report import write_report

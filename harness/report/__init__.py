@@ -3,6 +3,7 @@
 `write_report` is imported lazily so that modules needing only the table model
 (`harness.report.tables`, used by the gate) do not pull in matplotlib at start-up.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,18 +3,19 @@
 Tables (md/csv/tex) depend only on the run's files and fixed bootstrap seeds, so regenerating a
 report from the same run gives byte-identical tables.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from harness import drift
-from harness.io import atomic_write_bytes, atomic_write_text
 from harness.findings import AnalysisConfig, analyse
+from harness.io import atomic_write_bytes, atomic_write_text
 from harness.report import claims, plots, sections
 from harness.report.graders import grader_disagreement
 from harness.report.html import render_page
-from harness.rundata import RunData, method_of, metric_label
 from harness.report.tables import Table, to_csv, to_latex, to_markdown
+from harness.rundata import RunData, method_of, metric_label
 
 
 def _colors(run: RunData) -> dict[str, str]:
@@ -53,24 +54,35 @@ def _drift_plot(run: RunData, changes: list[drift.Change], margin: float) -> byt
         result = c.comparison.result
         low, high = (c.delta - result.ci_low, result.ci_high - c.delta) if result else (0.0, 0.0)
         bars[categories.index(c.label)] = plots.Bar(100 * c.delta, 100 * low, 100 * high, c.significant)
-    return plots.grouped_bars(categories, series, "delta vs base (points)",
-                              f"General benchmarks: change vs base (* significant; dashed: -{margin:g} margin)",
-                              _colors(run), zero_line=True, margin=margin)
+    return plots.grouped_bars(
+        categories,
+        series,
+        "delta vs base (points)",
+        f"General benchmarks: change vs base (* significant; dashed: -{margin:g} margin)",
+        _colors(run),
+        zero_line=True,
+        margin=margin,
+    )
 
 
 def _loss_plot(run: RunData) -> bytes | None:
     curves = {}
     for label in run.train_labels:
-        points = [(float(r["step"]), float(r["loss"])) for r in run.train_log(label)
-                  if isinstance(r.get("step"), (int, float)) and isinstance(r.get("loss"), (int, float))]
+        points = [
+            (float(r["step"]), float(r["loss"]))
+            for r in run.train_log(label)
+            if isinstance(r.get("step"), (int, float)) and isinstance(r.get("loss"), (int, float))
+        ]
         if points:
             curves[label] = ([p[0] for p in points], [p[1] for p in points])
     return plots.loss_curves(curves, _colors(run)) if curves else None
 
 
 def _markdown(run: RunData, title: str, parts: list[Table | str]) -> str:
-    body = [to_markdown(p) + (f"\n{p.caption}\n" if p.caption else "") if isinstance(p, Table) else p + "\n"
-            for p in parts]
+    body = [
+        to_markdown(p) + (f"\n{p.caption}\n" if p.caption else "") if isinstance(p, Table) else p + "\n"
+        for p in parts
+    ]
     return sections.header_markdown(run, title) + "\n".join(body) + sections.footer_markdown(run)
 
 
@@ -78,7 +90,9 @@ NO_TRAINING = "No training in this run."
 NO_METHODS = "No trained methods to compare against base."
 
 
-def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) -> dict[str, str | bytes | None]:
+def report_files(
+    run: RunData, analysis_config: AnalysisConfig | None = None
+) -> dict[str, str | bytes | None]:
     """Relative path -> content of every report file; None marks a file this run has nothing for."""
     cfg = analysis_config or AnalysisConfig.from_config(run.config)
     analysis = analyse(run, cfg)
@@ -95,7 +109,9 @@ def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) ->
     seeds = sections.seed_table(run)
     graders = grader_disagreement(run)
     main_parts: list[Table | str] = [main.table] + ([seeds.table] if seeds else [])
-    stats_parts: list[Table | str] = [family] if family.rows else ["No comparisons: the run has no trained methods."]
+    stats_parts: list[Table | str] = (
+        [family] if family.rows else ["No comparisons: the run has no trained methods."]
+    )
     files: dict[str, str | bytes | None] = {
         "findings.md": _markdown(run, "Findings", [findings_intro, findings]),
         "table.md": _markdown(run, "Results", main_parts),
@@ -107,21 +123,30 @@ def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) ->
         "forgetting.csv": forget.csv,
         "comparisons.md": _markdown(run, "Statistics: every comparison", [findings_intro, family]),
         "comparisons.csv": to_csv(claims.FAMILY_CSV_COLUMNS, family_rows),
-        "graders.md": _markdown(run, "Math graders: where they disagree", [graders.table]) if graders else None,
+        "graders.md": _markdown(run, "Math graders: where they disagree", [graders.table])
+        if graders
+        else None,
         "graders.csv": graders.csv if graders else None,
         "compute.md": _markdown(run, "Compute", compute_parts),
         "compute.csv": compute.csv,
-        "summary.md": _markdown(run, "Summary", ["## Findings", findings_intro, findings, "## By method",
-                                                  *summaries]),
+        "summary.md": _markdown(
+            run, "Summary", ["## Findings", findings_intro, findings, "## By method", *summaries]
+        ),
         "scores.png": _score_plot(run),
         "drift.png": _drift_plot(run, forgetting, cfg.margin),
         "loss.png": _loss_plot(run),
     }
     flip_files = sections.flips(run)
     files.update({f"flips/{task}.csv": text for task, text in flip_files.items()})
-    images = [(name, data) for name, data in files.items() if name.endswith(".png") and isinstance(data, bytes)]
+    images = [
+        (name, data) for name, data in files.items() if name.endswith(".png") and isinstance(data, bytes)
+    ]
     files["report.html"] = render_page(
-        f"Report: {run.run_id}", run.run_id, run.git_revision, run.config, [
+        f"Report: {run.run_id}",
+        run.run_id,
+        run.git_revision,
+        run.config,
+        [
             ("Findings", [findings_intro, findings]),
             ("Results", main_parts),
             ("Plots", images),
@@ -132,11 +157,14 @@ def report_files(run: RunData, analysis_config: AnalysisConfig | None = None) ->
             *([("Math graders", [graders.table])] if graders else []),
             ("Compute", compute_parts),
             ("Per-item verdicts", [f"Which items flipped: flips/{t}.csv" for t in flip_files]),
-        ])
+        ],
+    )
     return files
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path, analysis_config: AnalysisConfig | None = None) -> list[Path]:
+def write_report(
+    run_dir: str | Path, out_dir: str | Path, analysis_config: AnalysisConfig | None = None
+) -> list[Path]:
     """Write the full report for `run_dir` into `out_dir`; returns the files written."""
     out = Path(out_dir)
     written = []

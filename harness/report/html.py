@@ -1,4 +1,5 @@
 """The self-contained HTML report: every table inline and every plot embedded as base64 PNG."""
+
 from __future__ import annotations
 
 import base64
@@ -48,7 +49,7 @@ def render_page(
             else:
                 body.append(f"<p>{html.escape(part)}</p>")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"

@@ -3,6 +3,7 @@
 Figures are built with matplotlib's object API and rendered by the Agg canvas, never through
 pyplot, so no GUI backend or global figure state is involved (safe on headless CI machines).
 """
+
 from __future__ import annotations
 
 import io
@@ -18,6 +19,7 @@ _DPI = 110
 @dataclass(frozen=True)
 class Bar:
     """One bar: value with the distances down/up to its error-bar ends (0 when unknown)."""
+
     value: float
     err_low: float = 0.0
     err_high: float = 0.0
@@ -31,8 +33,15 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def grouped_bars(categories: list[str], series: dict[str, list[Bar | None]], ylabel: str, title: str,
-                 colors: dict[str, str], zero_line: bool = False, margin: float | None = None) -> bytes:
+def grouped_bars(
+    categories: list[str],
+    series: dict[str, list[Bar | None]],
+    ylabel: str,
+    title: str,
+    colors: dict[str, str],
+    zero_line: bool = False,
+    margin: float | None = None,
+) -> bytes:
     """Bars grouped per category, one colour per series, with asymmetric error bars.
 
     Marked bars (significant changes) get a star beyond their error bar.
@@ -48,8 +57,15 @@ def grouped_bars(categories: list[str], series: dict[str, list[Bar | None]], yla
             continue
         ps, bs = zip(*present)
         values = [b.value for b in bs]
-        ax.bar(ps, values, width, label=name, color=colors.get(name),
-               yerr=[[b.err_low for b in bs], [b.err_high for b in bs]], capsize=3)
+        ax.bar(
+            ps,
+            values,
+            width,
+            label=name,
+            color=colors.get(name),
+            yerr=[[b.err_low for b in bs], [b.err_high for b in bs]],
+            capsize=3,
+        )
         for p, b in present:
             if b.marked:
                 top = b.value + b.err_high if b.value >= 0 else b.value - b.err_low

@@ -3,6 +3,7 @@
 Each builder returns a display `Table` (Markdown/LaTeX/HTML) and, where numbers matter to a
 script, plain CSV rows. Scores are shown in percent with one decimal.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import numpy as np
 
 from harness.drift import Change, DriftRow, format_p
 from harness.report.claims import interval_text, mde_text
-from harness.rundata import BASE, RunData, metric_label
 from harness.report.tables import Table, to_csv
+from harness.rundata import BASE, RunData, metric_label
 from harness.stats import aggregate_interval, score_interval, seed_variance_share
 
 DASH = "-"
@@ -23,13 +24,14 @@ DASH = "-"
 @dataclass(frozen=True)
 class ModelScore:
     """A model's score on one (task, metric), in percent."""
+
     mean: float
-    low: float | None          # 95 % interval (one seed; see harness.stats.score_interval)
+    low: float | None  # 95 % interval (one seed; see harness.stats.score_interval)
     high: float | None
-    spread: float | None       # standard deviation across seeds (several seeds only)
+    spread: float | None  # standard deviation across seeds (several seeds only)
     n_items: int
     n_seeds: int
-    seed_share: float | None = None   # share of the score's variance due to the seed (several seeds)
+    seed_share: float | None = None  # share of the score's variance due to the seed (several seeds)
 
     def text(self) -> str:
         if self.spread is not None:
@@ -67,8 +69,15 @@ def model_score(run: RunData, group: str, task: str, metric: str) -> ModelScore 
     per_label = [run.item_scores(label, task, metric) for label in run.groups[group]]
     shared = sorted(set.intersection(*(set(m) for m in per_label)))
     share = seed_variance_share(np.array([[m[i] for i in shared] for m in per_label])) if shared else None
-    return ModelScore(float(means.mean()), None, None, float(means.std(ddof=1)),
-                      min(s.n_items for s in per_seed), len(per_seed), share)
+    return ModelScore(
+        float(means.mean()),
+        None,
+        None,
+        float(means.std(ddof=1)),
+        min(s.n_items for s in per_seed),
+        len(per_seed),
+        share,
+    )
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,11 @@ def main_table(run: RunData, changes: list[Change]) -> Section:
     groups = list(run.groups)
     by_key = {(c.method, c.task, c.quantity): c for c in changes}
     base_present = BASE in run.groups
-    columns = ["benchmark", "n", *(g if len(run.groups[g]) == 1 else f"{g} ({len(run.groups[g])} seeds)"
-                                   for g in groups)]
+    columns = [
+        "benchmark",
+        "n",
+        *(g if len(run.groups[g]) == 1 else f"{g} ({len(run.groups[g])} seeds)" for g in groups),
+    ]
     rows, bold, csv_rows = [], set(), []
     for r, (task, metric) in enumerate(run.columns()):
         scores = [model_score(run, g, task, metric) for g in groups]
@@ -102,19 +114,46 @@ def main_table(run: RunData, changes: list[Change]) -> Section:
             change = by_key.get((group, task, metric))
             delta = score.mean - base.mean if score and base and group != BASE else None
             cells.append(_cell_text(score, delta, change))
-            csv_rows.append([task, metric, group, *_score_csv(score), _num(delta),
-                             _num(change.p_value if change else None, 4),
-                             _num(change.p_adjusted if change else None, 4), change.verdict if change else "",
-                             _num(100 * change.mde if change and change.mde is not None else None),
-                             _num(_times100(score.seed_share) if score else None), int(i in best)])
+            csv_rows.append(
+                [
+                    task,
+                    metric,
+                    group,
+                    *_score_csv(score),
+                    _num(delta),
+                    _num(change.p_value if change else None, 4),
+                    _num(change.p_adjusted if change else None, 4),
+                    change.verdict if change else "",
+                    _num(100 * change.mde if change and change.mde is not None else None),
+                    _num(_times100(score.seed_share) if score else None),
+                    int(i in best),
+                ]
+            )
         n_items = max((s.n_items for s in scores if s), default=0)
         rows.append([metric_label(task, metric), str(n_items), *cells])
-    caption = ("Scores in percent with 95 % intervals (Clopper-Pearson for 0/1 verdicts, bootstrap for "
-               "continuous scores; mean ± sd across seeds for several seeds); (delta vs base, * = adjusted "
-               "p < alpha over the report's family of comparisons); best per benchmark in bold.")
-    csv_columns = ["task", "metric", "model", "n_items", "n_seeds", "score", "ci_low", "ci_high",
-                   "spread", "delta_vs_base", "p_vs_base", "p_adjusted", "verdict", "mde_points", "seed_share_pct",
-                   "best"]
+    caption = (
+        "Scores in percent with 95 % intervals (Clopper-Pearson for 0/1 verdicts, bootstrap for "
+        "continuous scores; mean ± sd across seeds for several seeds); (delta vs base, * = adjusted "
+        "p < alpha over the report's family of comparisons); best per benchmark in bold."
+    )
+    csv_columns = [
+        "task",
+        "metric",
+        "model",
+        "n_items",
+        "n_seeds",
+        "score",
+        "ci_low",
+        "ci_high",
+        "spread",
+        "delta_vs_base",
+        "p_vs_base",
+        "p_adjusted",
+        "verdict",
+        "mde_points",
+        "seed_share_pct",
+        "best",
+    ]
     return Section(Table(columns, rows, bold, caption), to_csv(csv_columns, csv_rows))
 
 
@@ -134,7 +173,14 @@ def _num(value: float | None, digits: int = 2) -> str:
 def _score_csv(score: ModelScore | None) -> list[object]:
     if score is None:
         return ["", "", "", "", "", ""]
-    return [score.n_items, score.n_seeds, _num(score.mean), _num(score.low), _num(score.high), _num(score.spread)]
+    return [
+        score.n_items,
+        score.n_seeds,
+        _num(score.mean),
+        _num(score.low),
+        _num(score.high),
+        _num(score.spread),
+    ]
 
 
 def _pct(value: float | None) -> str:
@@ -143,13 +189,41 @@ def _pct(value: float | None) -> str:
 
 def drift_table(rows: list[DriftRow]) -> Section:
     columns = ["benchmark", "model", "n", "parseable %", "critique-style %", "mean length", "IFEval format %"]
-    cells = [[r.task, r.model, str(r.n), _pct(r.parseable), _pct(r.critique),
-              DASH if r.mean_length is None else f"{r.mean_length:.1f} {r.length_unit}", _pct(r.ifeval_format)]
-             for r in rows]
-    csv_rows = [[r.task, r.model, r.n, _num(_times100(r.parseable)), _num(_times100(r.critique)),
-                 _num(r.mean_length), r.length_unit, _num(_times100(r.ifeval_format))] for r in rows]
-    csv_columns = ["task", "model", "n", "parseable_pct", "critique_pct", "mean_length", "length_unit",
-                   "ifeval_format_pct"]
+    cells = [
+        [
+            r.task,
+            r.model,
+            str(r.n),
+            _pct(r.parseable),
+            _pct(r.critique),
+            DASH if r.mean_length is None else f"{r.mean_length:.1f} {r.length_unit}",
+            _pct(r.ifeval_format),
+        ]
+        for r in rows
+    ]
+    csv_rows = [
+        [
+            r.task,
+            r.model,
+            r.n,
+            _num(_times100(r.parseable)),
+            _num(_times100(r.critique)),
+            _num(r.mean_length),
+            r.length_unit,
+            _num(_times100(r.ifeval_format)),
+        ]
+        for r in rows
+    ]
+    csv_columns = [
+        "task",
+        "model",
+        "n",
+        "parseable_pct",
+        "critique_pct",
+        "mean_length",
+        "length_unit",
+        "ifeval_format_pct",
+    ]
     caption = "Format drift per generative benchmark (rates in percent of items)."
     return Section(Table(columns, cells, caption=caption), to_csv(csv_columns, csv_rows))
 
@@ -159,23 +233,77 @@ def _times100(value: float | None) -> float | None:
 
 
 def forgetting_table(changes: list[Change]) -> Section:
-    columns = ["benchmark", "method", "base", "method score", "delta", "95% CI of delta", "p", "adjusted p", "MDE",
-               "test", "matched", "verdict"]
+    columns = [
+        "benchmark",
+        "method",
+        "base",
+        "method score",
+        "delta",
+        "95% CI of delta",
+        "p",
+        "adjusted p",
+        "MDE",
+        "test",
+        "matched",
+        "verdict",
+    ]
     rows, csv_rows = [], []
     for c in changes:
         result = c.comparison.result
-        rows.append([c.label, c.method, f"{100 * c.base:.1f}", f"{100 * c.value:.1f}", f"{100 * c.delta:+.1f}",
-                     interval_text(c), format_p(c.p_value), format_p(c.p_adjusted), mde_text(c),
-                     result.test if result else DASH, str(c.comparison.matched), c.verdict])
-        csv_rows.append([c.task, c.quantity, c.method, _num(100 * c.base), _num(100 * c.value),
-                         _num(100 * c.delta), _num(100 * result.ci_low) if result else "",
-                         _num(100 * result.ci_high) if result else "", _num(c.p_value, 4), _num(c.p_adjusted, 4),
-                         _num(100 * c.mde if c.mde is not None else None), result.test if result else "",
-                         c.comparison.matched, c.verdict])
-    csv_columns = ["task", "metric", "method", "base", "score", "delta", "ci_low", "ci_high", "p_value", "p_adjusted",
-                   "mde_points", "test", "matched", "verdict"]
-    caption = ("Forgetting: general benchmarks, each method vs base on matched items (points); verdicts against "
-               "the non-inferiority margin (docs/statistics.md).")
+        rows.append(
+            [
+                c.label,
+                c.method,
+                f"{100 * c.base:.1f}",
+                f"{100 * c.value:.1f}",
+                f"{100 * c.delta:+.1f}",
+                interval_text(c),
+                format_p(c.p_value),
+                format_p(c.p_adjusted),
+                mde_text(c),
+                result.test if result else DASH,
+                str(c.comparison.matched),
+                c.verdict,
+            ]
+        )
+        csv_rows.append(
+            [
+                c.task,
+                c.quantity,
+                c.method,
+                _num(100 * c.base),
+                _num(100 * c.value),
+                _num(100 * c.delta),
+                _num(100 * result.ci_low) if result else "",
+                _num(100 * result.ci_high) if result else "",
+                _num(c.p_value, 4),
+                _num(c.p_adjusted, 4),
+                _num(100 * c.mde if c.mde is not None else None),
+                result.test if result else "",
+                c.comparison.matched,
+                c.verdict,
+            ]
+        )
+    csv_columns = [
+        "task",
+        "metric",
+        "method",
+        "base",
+        "score",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_adjusted",
+        "mde_points",
+        "test",
+        "matched",
+        "verdict",
+    ]
+    caption = (
+        "Forgetting: general benchmarks, each method vs base on matched items (points); verdicts against "
+        "the non-inferiority margin (docs/statistics.md)."
+    )
     bold = {(r, 11) for r, c in enumerate(changes) if c.verdict in ("worse", "inconclusive")}
     return Section(Table(columns, rows, bold, caption), to_csv(csv_columns, csv_rows))
 
@@ -191,11 +319,21 @@ def seed_table(run: RunData) -> Section | None:
             if score is None or len(labels) < 2:
                 continue
             share = DASH if score.seed_share is None else f"{100 * score.seed_share:.0f} %"
-            rows.append([metric_label(task, metric), group, str(score.n_seeds), f"{score.mean:.1f}",
-                         f"{score.spread:.1f}", share])
+            rows.append(
+                [
+                    metric_label(task, metric),
+                    group,
+                    str(score.n_seeds),
+                    f"{score.mean:.1f}",
+                    f"{score.spread:.1f}",
+                    share,
+                ]
+            )
     columns = ["benchmark", "method", "seeds", "mean", "sd across seeds", "seed share of variance"]
-    caption = ("Training-seed variance: the seed share is the between-seed variance left after item sampling's "
-               "(one-way random effects); comparisons with several seeds use a hierarchical bootstrap.")
+    caption = (
+        "Training-seed variance: the seed share is the between-seed variance left after item sampling's "
+        "(one-way random effects); comparisons with several seeds use a hierarchical bootstrap."
+    )
     return Section(Table(columns, rows, caption=caption), to_csv(columns, rows))
 
 
@@ -247,8 +385,11 @@ def flips(run: RunData) -> dict[str, str]:
         for item in items:
             verdicts = {label: scores.get(item) for label, scores in per_label.items()}
             base = verdicts.get(BASE)
-            changed = [label for label, v in verdicts.items()
-                       if label != BASE and base is not None and v is not None and v != base]
+            changed = [
+                label
+                for label, v in verdicts.items()
+                if label != BASE and base is not None and v is not None and v != base
+            ]
             rows.append([item, *(_verdict_text(verdicts[label]) for label in run.labels), " ".join(changed)])
         out[task] = to_csv(["item_id", *run.labels, "differs_from_base"], rows)
     return out

@@ -1,4 +1,5 @@
 """One table model, rendered to Markdown, CSV, LaTeX and HTML, so every format shows the same cells."""
+
 from __future__ import annotations
 
 import csv
@@ -7,9 +8,19 @@ import io
 from dataclasses import dataclass, field
 
 _TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "±": r"$\pm$",
 }
 
 
@@ -17,7 +28,7 @@ _TEX_SPECIAL = {
 class Table:
     columns: list[str]
     rows: list[list[str]]
-    bold: set[tuple[int, int]] = field(default_factory=set)   # (row, column) cells to emphasise
+    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to emphasise
     caption: str = ""
 
     def is_bold(self, r: int, c: int) -> bool:
@@ -30,8 +41,9 @@ def to_markdown(table: Table) -> str:
 
     out = [line(table.columns), "|" + "|".join(["---"] * len(table.columns)) + "|"]
     for r, row in enumerate(table.rows):
-        out.append(line([f"**{cell}**" if table.is_bold(r, c) and cell else cell
-                         for c, cell in enumerate(row)]))
+        out.append(
+            line([f"**{cell}**" if table.is_bold(r, c) and cell else cell for c, cell in enumerate(row)])
+        )
     return "\n".join(out) + "\n"
 
 
@@ -49,11 +61,20 @@ def tex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     spec = "l" + "r" * (len(table.columns) - 1)
-    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-           " & ".join(tex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    out = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(tex_escape(c) for c in table.columns) + r" \\",
+        r"\midrule",
+    ]
     for r, row in enumerate(table.rows):
-        cells = [rf"\textbf{{{tex_escape(cell)}}}" if table.is_bold(r, c) and cell else tex_escape(cell)
-                 for c, cell in enumerate(row)]
+        cells = [
+            rf"\textbf{{{tex_escape(cell)}}}" if table.is_bold(r, c) and cell else tex_escape(cell)
+            for c, cell in enumerate(row)
+        ]
         out.append(" & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     if table.caption:
@@ -67,8 +88,11 @@ def to_html(table: Table) -> str:
     body = []
     for r, row in enumerate(table.rows):
         cells = "".join(
-            f"<td><b>{html.escape(cell)}</b></td>" if table.is_bold(r, c) and cell else f"<td>{html.escape(cell)}</td>"
-            for c, cell in enumerate(row))
+            f"<td><b>{html.escape(cell)}</b></td>"
+            if table.is_bold(r, c) and cell
+            else f"<td>{html.escape(cell)}</td>"
+            for c, cell in enumerate(row)
+        )
         body.append(f"<tr>{cells}</tr>")
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n"

@@ -4,6 +4,7 @@ Every random draw comes from a generator seeded by the caller (default 0), so th
 always give the same intervals and p-values and report tables stay byte-identical across
 re-runs. The methods and why each was chosen: docs/statistics.md.
 """
+
 from harness.stats.intervals import (
     DEFAULT_CONFIDENCE,
     Interval,
@@ -33,9 +34,34 @@ from harness.stats.power import DEFAULT_POWER, mcnemar_power, mde, n_for_effect,
 from harness.stats.seeds import SeedComparison, hierarchical_bootstrap, seed_variance_share
 
 __all__ = [
-    "DEFAULT_CONFIDENCE", "DEFAULT_POWER", "MULTIPLICITY_METHODS", "Alignment", "Interval", "ItemComparison",
-    "McNemar", "PairedTest", "SeedComparison", "adjust", "aggregate_interval", "align", "bootstrap_ci",
-    "bootstrap_means", "check_method", "clopper_pearson", "compare_items", "hierarchical_bootstrap", "is_binary",
-    "mcnemar", "mcnemar_power", "mde", "n_for_effect", "newcombe_paired", "normal_power", "paired_test",
-    "score_interval", "seed_variance_share", "sign_flip_p", "wilson",
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_POWER",
+    "MULTIPLICITY_METHODS",
+    "Alignment",
+    "Interval",
+    "ItemComparison",
+    "McNemar",
+    "PairedTest",
+    "SeedComparison",
+    "adjust",
+    "aggregate_interval",
+    "align",
+    "bootstrap_ci",
+    "bootstrap_means",
+    "check_method",
+    "clopper_pearson",
+    "compare_items",
+    "hierarchical_bootstrap",
+    "is_binary",
+    "mcnemar",
+    "mcnemar_power",
+    "mde",
+    "n_for_effect",
+    "newcombe_paired",
+    "normal_power",
+    "paired_test",
+    "score_interval",
+    "seed_variance_share",
+    "sign_flip_p",
+    "wilson",
 ]

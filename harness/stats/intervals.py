@@ -9,6 +9,7 @@ interval is the widest the data can justify and never a point. The percentile bo
 to cover less than its nominal level at small n (it ignores the (n-1)/n variance shrinkage), which
 docs/statistics.md states next to every table that uses it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ class Interval:
     low: float
     high: float
     n: int
-    method: str = ""      # "clopper-pearson", "wilson", "bootstrap", ...
+    method: str = ""  # "clopper-pearson", "wilson", "bootstrap", ...
 
 
 def as_vector(scores: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -52,7 +53,7 @@ def clopper_pearson(successes: int, n: int, confidence: float = DEFAULT_CONFIDEN
 
 def wilson(mean: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
     """Wilson score interval; `mean` may be any value in [0, 1] (a fractional success count is fine)."""
-    mean = min(max(mean, 0.0), 1.0)   # float noise must not push the count past 0 or n
+    mean = min(max(mean, 0.0), 1.0)  # float noise must not push the count past 0 or n
     low, high = proportion_confint(mean * n, n, alpha=1.0 - confidence, method="wilson")
     return Interval(mean, float(low), float(high), n, "wilson")
 
@@ -70,7 +71,7 @@ def bootstrap_means(
     for start in range(0, n_resamples, rows_per_chunk):
         rows = min(rows_per_chunk, n_resamples - start)
         idx = rng.integers(0, vec.size, size=(rows, vec.size))
-        means[start:start + rows] = vec[idx].mean(axis=1)
+        means[start : start + rows] = vec[idx].mean(axis=1)
     return means
 
 
@@ -101,8 +102,9 @@ def score_interval(
     return bootstrap_ci(vec, confidence, seed=seed)
 
 
-def aggregate_interval(value: float, stderr: float | None, n: int,
-                       confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
+def aggregate_interval(
+    value: float, stderr: float | None, n: int, confidence: float = DEFAULT_CONFIDENCE
+) -> Interval | None:
     """An interval from an aggregate alone (no per-item scores): normal with the reported stderr,
     or Wilson at the value where the stderr is missing or zero (a zero stderr from a finite sample
     claims a certainty it does not have)."""

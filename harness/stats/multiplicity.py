@@ -1,4 +1,5 @@
 """Adjusting the p-values of a family of comparisons (statsmodels' `multipletests`)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

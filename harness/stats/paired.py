@@ -6,6 +6,7 @@ Continuous scores: an exact sign-flip permutation test of the per-item differenc
 beyond 2^13 sign patterns) and a paired percentile bootstrap interval, with the same no-spread
 fallback as a single score (see intervals.py). No interval from a finite sample has zero width.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,23 +32,23 @@ _PERMUTATIONS = 9999
 
 @dataclass(frozen=True)
 class McNemar:
-    only_a: int          # items right under a, wrong under b
-    only_b: int          # items wrong under a, right under b
-    statistic: float     # exact: the smaller discordant count; chi2: the corrected statistic
+    only_a: int  # items right under a, wrong under b
+    only_b: int  # items wrong under a, right under b
+    statistic: float  # exact: the smaller discordant count; chi2: the corrected statistic
     p_value: float
 
 
 @dataclass(frozen=True)
 class PairedTest:
-    test: str            # "mcnemar" (0/1 scores) or "sign-flip" (continuous scores)
-    n: int               # matched items
+    test: str  # "mcnemar" (0/1 scores) or "sign-flip" (continuous scores)
+    n: int  # matched items
     mean_a: float
     mean_b: float
-    delta: float         # mean_b - mean_a
-    ci_low: float        # interval of delta at the requested confidence
+    delta: float  # mean_b - mean_a
+    ci_low: float  # interval of delta at the requested confidence
     ci_high: float
     p_value: float
-    discordance: float   # E[(b - a)^2]: the discordant share for 0/1 scores; drives power
+    discordance: float  # E[(b - a)^2]: the discordant share for 0/1 scores; drives power
     ci_method: str = ""  # "newcombe", "bootstrap", "wilson" (no-spread fallback)
 
 
@@ -56,14 +57,15 @@ class Alignment:
     ids: tuple[str, ...]
     a: np.ndarray
     b: np.ndarray
-    only_a: int          # ids present only in a
+    only_a: int  # ids present only in a
     only_b: int
 
 
 @dataclass(frozen=True)
 class ItemComparison:
     """A paired test on the items two runs share, with how many did not match."""
-    result: PairedTest | None   # None when no item matched
+
+    result: PairedTest | None  # None when no item matched
     matched: int
     only_a: int
     only_b: int
@@ -94,8 +96,9 @@ def mcnemar(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, ex
     return McNemar(only_a, only_b, float(statistic), float(chi2.sf(statistic, 1)))
 
 
-def newcombe_paired(both: int, only_b: int, only_a: int, neither: int,
-                    confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+def newcombe_paired(
+    both: int, only_b: int, only_a: int, neither: int, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float]:
     """Interval of p_b - p_a from a paired 2x2 table (Newcombe's method 10, no continuity correction).
 
     Written here because statsmodels and scipy implement it only for independent samples
@@ -109,8 +112,8 @@ def newcombe_paired(both: int, only_b: int, only_a: int, neither: int,
     phi = (both * neither - only_b * only_a) / math.sqrt(margins) if margins else 0.0
     down_b, up_b = p_b - b_ci.low, b_ci.high - p_b
     down_a, up_a = p_a - a_ci.low, a_ci.high - p_a
-    below = math.sqrt(max(0.0, down_b ** 2 - 2 * phi * down_b * up_a + up_a ** 2))
-    above = math.sqrt(max(0.0, up_b ** 2 - 2 * phi * up_b * down_a + down_a ** 2))
+    below = math.sqrt(max(0.0, down_b**2 - 2 * phi * down_b * up_a + up_a**2))
+    above = math.sqrt(max(0.0, up_b**2 - 2 * phi * up_b * down_a + down_a**2))
     delta = p_b - p_a
     low, high = delta - below, delta + above
     if only_a + only_b == 0:
@@ -122,8 +125,12 @@ def newcombe_paired(both: int, only_b: int, only_a: int, neither: int,
     return max(-1.0, low), min(1.0, high)
 
 
-def paired_bootstrap_interval(diff: np.ndarray, confidence: float = DEFAULT_CONFIDENCE,
-                              n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float, str]:
+def paired_bootstrap_interval(
+    diff: np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> tuple[float, float, str]:
     """Percentile bootstrap of mean(diff); without spread, Wilson on diff rescaled from [-1, 1] to [0, 1]."""
     if np.ptp(diff) == 0.0:
         ci = wilson((float(diff.mean()) + 1.0) / 2.0, int(diff.size), confidence)
@@ -137,38 +144,79 @@ def sign_flip_p(diff: np.ndarray, seed: int = DEFAULT_SEED) -> float:
     """Two-sided p of mean(diff) = 0 by flipping signs (exact enumeration when 2^n <= 9999)."""
     if not np.any(diff):
         return 1.0
-    result = permutation_test((diff,), lambda x, axis: np.mean(x, axis=axis), vectorized=True,
-                              permutation_type="samples", n_resamples=_PERMUTATIONS, rng=seed)
+    result = permutation_test(
+        (diff,),
+        lambda x, axis: np.mean(x, axis=axis),
+        vectorized=True,
+        permutation_type="samples",
+        n_resamples=_PERMUTATIONS,
+        rng=seed,
+    )
     return float(min(1.0, result.pvalue))
 
 
-def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
-                confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> PairedTest:
+def paired_test(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+) -> PairedTest:
     """Compare aligned scores of two models: McNemar + Newcombe for 0/1, sign-flip + bootstrap otherwise."""
     va, vb = _pair(a, b)
     diff = vb - va
     n = int(diff.size)
-    discordance = float(np.mean(diff ** 2))
+    discordance = float(np.mean(diff**2))
     if is_binary(va) and is_binary(vb):
         test = mcnemar(va, vb)
         both = int(np.sum((va == 1) & (vb == 1)))
-        low, high = newcombe_paired(both, test.only_b, test.only_a, n - both - test.only_a - test.only_b, confidence)
-        return PairedTest("mcnemar", n, float(va.mean()), float(vb.mean()), float(diff.mean()), low, high,
-                          test.p_value, discordance, "newcombe")
+        low, high = newcombe_paired(
+            both, test.only_b, test.only_a, n - both - test.only_a - test.only_b, confidence
+        )
+        return PairedTest(
+            "mcnemar",
+            n,
+            float(va.mean()),
+            float(vb.mean()),
+            float(diff.mean()),
+            low,
+            high,
+            test.p_value,
+            discordance,
+            "newcombe",
+        )
     low, high, method = paired_bootstrap_interval(diff, confidence, seed=seed)
-    return PairedTest("sign-flip", n, float(va.mean()), float(vb.mean()), float(diff.mean()), low, high,
-                      sign_flip_p(diff, seed), discordance, method)
+    return PairedTest(
+        "sign-flip",
+        n,
+        float(va.mean()),
+        float(vb.mean()),
+        float(diff.mean()),
+        low,
+        high,
+        sign_flip_p(diff, seed),
+        discordance,
+        method,
+    )
 
 
 def align(a: Mapping[str, float], b: Mapping[str, float]) -> Alignment:
     """Scores of the items both mappings share, in sorted item_id order."""
     ids = tuple(sorted(a.keys() & b.keys()))
-    return Alignment(ids, np.array([a[i] for i in ids], dtype=float), np.array([b[i] for i in ids], dtype=float),
-                     len(a.keys() - b.keys()), len(b.keys() - a.keys()))
+    return Alignment(
+        ids,
+        np.array([a[i] for i in ids], dtype=float),
+        np.array([b[i] for i in ids], dtype=float),
+        len(a.keys() - b.keys()),
+        len(b.keys() - a.keys()),
+    )
 
 
-def compare_items(a: Mapping[str, float], b: Mapping[str, float], confidence: float = DEFAULT_CONFIDENCE,
-                  seed: int = DEFAULT_SEED) -> ItemComparison:
+def compare_items(
+    a: Mapping[str, float],
+    b: Mapping[str, float],
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+) -> ItemComparison:
     """Paired test of b against a on the item_ids they share."""
     aligned = align(a, b)
     result = paired_test(aligned.a, aligned.b, confidence, seed) if aligned.ids else None

@@ -11,6 +11,7 @@ since power grows with delta at fixed n and psi. No library offers this for the 
 psi is E[(b - a)^2] per item: the share of discordant items for 0/1 scores. Continuous scores use
 the normal approximation with variance psi - delta^2.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,7 @@ def mcnemar_power(n: int, discordance: float, effect: float, alpha: float) -> fl
 
 def normal_power(n: int, discordance: float, effect: float, alpha: float) -> float:
     """Power of a two-sided test of a mean paired difference (normal approximation)."""
-    variance = max(discordance - effect ** 2, 0.0)
+    variance = max(discordance - effect**2, 0.0)
     if n <= 0:
         return 0.0
     if variance == 0.0:
@@ -61,8 +62,9 @@ def _power(binary: bool):
 
 
 @lru_cache(maxsize=4096)
-def mde(n: int, discordance: float | None, alpha: float, power: float = DEFAULT_POWER,
-        binary: bool = True) -> float | None:
+def mde(
+    n: int, discordance: float | None, alpha: float, power: float = DEFAULT_POWER, binary: bool = True
+) -> float | None:
     """Smallest |effect| detected with `power`, as a fraction (0.1 = 10 points).
 
     discordance=None: the observed rate is unknown; an effect of delta implies at least delta
@@ -86,8 +88,9 @@ def mde(n: int, discordance: float | None, alpha: float, power: float = DEFAULT_
 
 
 @lru_cache(maxsize=1024)
-def n_for_effect(effect: float, discordance: float, alpha: float, power: float = DEFAULT_POWER,
-                 max_n: int = 1_000_000) -> int | None:
+def n_for_effect(
+    effect: float, discordance: float, alpha: float, power: float = DEFAULT_POWER, max_n: int = 1_000_000
+) -> int | None:
     """Smallest n at which the exact McNemar test reaches `power` for `effect` at `discordance`.
 
     Exact power is saw-toothed in n; like most planners we report the first n that reaches it.
@@ -98,7 +101,9 @@ def n_for_effect(effect: float, discordance: float, alpha: float, power: float =
     if effect <= 0.0:
         return None
     z_a, z_b = norm.ppf(1.0 - alpha / 2.0), norm.ppf(power)
-    guess = ((z_a * math.sqrt(discordance) + z_b * math.sqrt(max(discordance - effect ** 2, 0.0))) / effect) ** 2
+    guess = (
+        (z_a * math.sqrt(discordance) + z_b * math.sqrt(max(discordance - effect**2, 0.0))) / effect
+    ) ** 2
     n = max(1, int(guess * 0.7))
     while n <= max_n:
         if mcnemar_power(n, discordance, effect, alpha) >= power:

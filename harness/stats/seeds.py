@@ -6,6 +6,7 @@ replacement, independently per method, since their trainings are independent) an
 (the same items for both sides, which keeps the pairing), so its interval carries both sources of
 variance. Written by hand: scipy.stats.bootstrap resamples one level only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from harness.stats.intervals import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAU
 
 @dataclass(frozen=True)
 class SeedComparison:
-    n: int                  # shared items
+    n: int  # shared items
     seeds_a: int
     seeds_b: int
     mean_a: float
@@ -26,11 +27,16 @@ class SeedComparison:
     ci_low: float
     ci_high: float
     p_value: float
-    discordance: float      # E[(b - a)^2] over items, seeds averaged: for the MDE
+    discordance: float  # E[(b - a)^2] over items, seeds averaged: for the MDE
 
 
-def hierarchical_bootstrap(a: np.ndarray, b: np.ndarray, confidence: float = DEFAULT_CONFIDENCE,
-                           n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> SeedComparison:
+def hierarchical_bootstrap(
+    a: np.ndarray,
+    b: np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> SeedComparison:
     """`a`, `b`: (seeds, items) score matrices on the same items in the same order.
 
     The p-value is two-sided from the resampled deltas' position against 0 (with the +1 that keeps a
@@ -57,8 +63,18 @@ def hierarchical_bootstrap(a: np.ndarray, b: np.ndarray, confidence: float = DEF
     beyond = min(int(np.sum(deltas <= 0.0)), int(np.sum(deltas >= 0.0)))
     p = min(1.0, 2.0 * (1 + beyond) / (n_resamples + 1)) if np.any(deltas) else 1.0
     diff = b.mean(axis=0) - a.mean(axis=0)
-    return SeedComparison(n, a.shape[0], b.shape[0], float(a.mean()), float(b.mean()), delta, float(low),
-                          float(high), p, float(np.mean(diff ** 2)))
+    return SeedComparison(
+        n,
+        a.shape[0],
+        b.shape[0],
+        float(a.mean()),
+        float(b.mean()),
+        delta,
+        float(low),
+        float(high),
+        p,
+        float(np.mean(diff**2)),
+    )
 
 
 def seed_variance_share(scores: np.ndarray) -> float | None:

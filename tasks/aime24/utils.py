@@ -1,4 +1,5 @@
 """lm-eval hooks for aime24; prompts and scoring live in harness.benchmarks."""
+
 from harness.benchmarks import math_prompt as doc_to_text  # noqa: F401
 from harness.benchmarks import score_math, task_dataset
 

@@ -1,4 +1,5 @@
 """lm-eval hooks for humaneval; prompts and scoring live in harness.benchmarks."""
+
 from harness.benchmarks import humaneval_prompt as doc_to_text  # noqa: F401
 from harness.benchmarks import score_humaneval, task_dataset
 

@@ -1,4 +1,5 @@
 """lm-eval hooks for ifeval; scoring lives in harness.benchmarks."""
+
 from harness.benchmarks import instruction_level_mean as agg_inst_level_acc  # noqa: F401
 from harness.benchmarks import score_ifeval, task_dataset
 

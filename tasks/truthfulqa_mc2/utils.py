@@ -1,4 +1,5 @@
 """lm-eval hooks for truthfulqa_mc2; prompt and scoring live in harness.benchmarks."""
+
 from harness.benchmarks import task_dataset
 from harness.benchmarks import truthfulqa_mc2 as process_results  # noqa: F401
 from harness.benchmarks import truthfulqa_prompt as doc_to_text  # noqa: F401
