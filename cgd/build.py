@@ -39,7 +39,6 @@ class BuildConfig:
     methods: list[str]
     model: str = "smollm2-135m"  # the student that is probed
     backend: str = "hf"
-    probe_max_new_tokens: int = 512
     teacher: str = "reference"
     teacher_options: dict = field(default_factory=dict)
     teacher_file: str | None = None  # an existing critique dataset: skips probe and teach
@@ -101,13 +100,13 @@ def probe_stage(run: RunDir, cfg: BuildConfig) -> dict:
         "model": resolve_model(cfg.model).fingerprint,
         "backend": cfg.backend,
         "problems": sha256_file(run.path(TRAIN_PROBLEMS)),
-        "max_new_tokens": cfg.probe_max_new_tokens,
+        "max_new_tokens": cfg.problems.probe_max_new_tokens,
         "prompts": prompts.PROMPTS_VERSION,
     }
 
     def run_it():
         with open_backend(cfg.model, backend=cfg.backend, cache=True) as student:
-            attempts = probe(read_jsonl(run.path(TRAIN_PROBLEMS)), student, cfg.probe_max_new_tokens)
+            attempts = probe(read_jsonl(run.path(TRAIN_PROBLEMS)), student, cfg.problems.probe_max_new_tokens)
         atomic_write_jsonl(run.path(ATTEMPTS), attempts)
         return [ATTEMPTS], {
             "attempts": len(attempts),

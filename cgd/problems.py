@@ -5,16 +5,17 @@ MATH-500 problem), minus the 14 near-duplicates of MATH-500 problems its README 
 dataset works when its question / solution / answer columns are named in `columns`.
 
 Selection is a seeded shuffle of the filtered pool: the first `n_val` problems are the validation
-split (for checkpoint selection; never a benchmark test set), the next `n` the training problems.
-So the validation split does not move when `n` changes.
+split (for checkpoint selection; never a benchmark test set), the next `n_problems` the
+training problems. So the validation split does not move when `n_problems` changes.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness.config import setting
 from harness.errors import HarnessError
 from harness.io import iter_jsonl, stable_hash
 
@@ -55,15 +56,30 @@ REQUIRED = ("question", "solution", "answer")
 
 @dataclass(frozen=True)
 class ProblemsConfig:
-    source: str = DEFAULT_SOURCE  # "math_train", a local .jsonl path, or "hf:<dataset id>[:<split>]"
-    n: int | None = 32  # None: every problem left after the validation split
-    n_val: int = 16
-    seed: int = 0
-    subjects: tuple[str, ...] = ()  # empty = all
-    levels: tuple[int, ...] = ()  # empty = all
-    drop_near_duplicates: bool = True
-    # our name -> the source's column; "id", "subject" and "level" may be absent from the source.
-    columns: dict[str, str] = field(default_factory=lambda: dict(MATH_COLUMNS))
+    """The `data:` section: which training problems, and how long the student's probe may answer."""
+
+    source: str = setting(
+        DEFAULT_SOURCE, "math_train ($HARNESS_DATA_DIR), a local .jsonl, or hf:<dataset id>[:<split>]"
+    )
+    columns: dict[str, str] = setting(
+        {},
+        "our name -> the source's column (question, solution, answer, id, subject, level); "
+        "unnamed ones keep MATH's names",
+    )
+    n_problems: int | None = setting(
+        16, "training problems; null: every problem left after the validation split", minimum=1
+    )
+    n_val: int = setting(
+        4, "validation problems held out of the same pool; never a benchmark test set", minimum=0
+    )
+    subjects: list[str] = setting([], "keep only these subjects, e.g. [Algebra, Prealgebra]; empty: all")
+    levels: list[int] = setting([], "keep only these levels, e.g. [1, 2]; empty: all")
+    drop_near_duplicates: bool = setting(True, "drop the 14 math_train near-copies of MATH-500 problems")
+    probe_max_new_tokens: int = setting(256, "tokens of the student's first answer y' (the probe)", minimum=1)
+    seed: int = setting(0, "seed of the problem shuffle: the run's first seed", key=False)
+
+    def column_map(self) -> dict[str, str]:
+        return {**MATH_COLUMNS, **self.columns}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,11 +90,11 @@ def load_problems(cfg: ProblemsConfig) -> tuple[list[dict], list[dict]]:
     pool = [p for p in _read_source(cfg) if _selected(p, cfg)]
     rng = random.Random(cfg.seed)
     rng.shuffle(pool)
-    n = len(pool) - cfg.n_val if cfg.n is None else cfg.n
+    n = len(pool) - cfg.n_val if cfg.n_problems is None else cfg.n_problems
     if n < 1 or len(pool) < cfg.n_val + n:
         raise HarnessError(
             f"{cfg.source}: only {len(pool)} problems match the filters, "
-            f"but n_val={cfg.n_val} + n={cfg.n} were asked for"
+            f"but n_val={cfg.n_val} + n_problems={cfg.n_problems} were asked for"
         )
     return pool[cfg.n_val : cfg.n_val + n], pool[: cfg.n_val]
 
@@ -101,7 +117,7 @@ def _read_source(cfg: ProblemsConfig) -> list[dict]:
     else:
         path = Path(cfg.source).expanduser()
         raw, where = list(iter_jsonl(path)), str(path)
-    return [map_columns(row, cfg.columns, f"{where} row {i}") for i, row in enumerate(raw)]
+    return [map_columns(row, cfg.column_map(), f"{where} row {i}") for i, row in enumerate(raw)]
 
 
 def _hub_rows(name: str) -> list[dict]:

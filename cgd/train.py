@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -28,6 +28,7 @@ from cgd import methods, prompts
 from cgd.build import dataset_path
 from cgd.fast_sft import FastSFTTrainer
 from cgd.teachers.base import meta_path
+from cgd.train_config import TrainConfig
 from harness import distributed
 from harness.errors import HarnessError
 from harness.io import (
@@ -42,35 +43,6 @@ from harness.io import (
 from harness.run import RunDir
 
 log = logging.getLogger(__name__)
-
-LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "smollm2-135m"
-    max_steps: int = 8
-    learning_rate: float = 1e-5
-    batch_size: int = 4  # per device
-    grad_accum: int = 1
-    max_length: int = 1024
-    seed: int = 0
-    lr_scheduler: str = "cosine"
-    warmup: float = 0.0  # < 1: a fraction of max_steps; >= 1: a number of steps
-    weight_decay: float = 0.0
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_targets: str = "all-linear"
-
-    def __post_init__(self):
-        if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 16:
-            raise HarnessError("max_steps, batch_size and grad_accum must be >= 1 and max_length >= 16")
-        if self.lr_scheduler not in LR_SCHEDULERS:
-            raise HarnessError(
-                f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(LR_SCHEDULERS)}"
-            )
 
 
 def train_dir(method: str) -> str:

@@ -10,33 +10,31 @@ from pathlib import Path
 
 from harness import distributed
 from harness.errors import HarnessError
+from harness.run_config import RunConfig
 
 
-def plan_lines(config: dict, output: Path | None = None) -> list[str]:
-    from harness.compare import _eval_config, _teacher_options, labels, run_id
-
-    data, train, ev = config["data"], config["train"], config["eval"]
-    cfg = _eval_config(config)
-    variants = labels(config)
+def plan_lines(config: RunConfig, output: Path | None = None) -> list[str]:
+    data, train, cfg = config.data, config.train, config.eval
+    variants = config.labels()
     processes = distributed.world_size()
-    per_process = train["batch_size"] * train["grad_accum"]
-    teacher = config["teacher_file"] or config["teacher"]
-    options = _teacher_options(config)
+    per_process = train.batch_size * train.grad_accum
+    teacher = config.teacher
+    options = teacher.options()
     lines = [
-        f"plan of `harness compare --profile {config['profile']}` (dry run: nothing runs, nothing is written)",
-        f"run directory: {output or Path('runs') / run_id(config)}",
-        f"student: {config['model']} (backend {config['backend']})",
-        f"teacher: {teacher}" + (f" {options}" if options else ""),
+        f"plan of `harness compare --profile {config.profile}` (dry run: nothing runs, nothing is written)",
+        f"run directory: {output or Path('runs') / config.run_id()}",
+        f"student: {config.model} (backend {config.backend})",
+        f"teacher: {teacher.file or teacher.model}" + (f" {options}" if options else ""),
         "stages:",
-        f"  1. data: {data['n_problems']} training + {data['n_val']} validation problems from {data['source']}; "
+        f"  1. data: {data.n_problems} training + {data.n_val} validation problems from {data.source}; "
         + (
             "critiques read from the teacher file"
-            if config["teacher_file"]
-            else f"student probe ({data['probe_max_new_tokens']} new tokens), teacher critique + refinement each"
+            if teacher.file
+            else f"student probe ({data.probe_max_new_tokens} new tokens), teacher critique + refinement each"
         ),
         f"  2. train: {len(variants)} run(s) ({', '.join(label for label, _, _ in variants)}), "
-        f"{train['max_steps']} optimizer steps each, lr {train['learning_rate']}, max length {train['max_length']}",
-        f"     global batch = {train['batch_size']} per process x processes x {train['grad_accum']} accumulation"
+        f"{train.max_steps} optimizer steps each, lr {train.learning_rate}, max length {train.max_length}",
+        f"     global batch = {train.batch_size} per process x processes x {train.grad_accum} accumulation"
         f" = {per_process * processes} with this launch's {processes} process(es)",
         f"  3. evaluate: base + {len(variants)} variant(s) = {len(variants) + 1} models x "
         f"{len(cfg.benchmarks)} benchmarks",
@@ -45,16 +43,16 @@ def plan_lines(config: dict, output: Path | None = None) -> list[str]:
         f"  training: one per launched process ({processes} now; set by accelerate launch / torchrun, "
         "docs/scale-out.md)",
     ]
-    if config["backend"] == "vllm":
-        engine = ev["vllm"]
+    if config.backend == "vllm":
+        engine = cfg.vllm
         lines.append(
-            f"  evaluation: {engine['tensor_parallel_size']} per vLLM replica x "
-            f"{engine['data_parallel_size']} replica(s) = "
-            f"{engine['tensor_parallel_size'] * engine['data_parallel_size']} (vLLM takes "
-            f"{engine['gpu_memory_utilization']:.0%} of each; max_model_len {engine['max_model_len']})"
+            f"  evaluation: {engine.tensor_parallel_size} per vLLM replica x "
+            f"{engine.data_parallel_size} replica(s) = "
+            f"{engine.tensor_parallel_size * engine.data_parallel_size} (vLLM takes "
+            f"{engine.gpu_memory_utilization:.0%} of each; max_model_len {engine.max_model_len})"
         )
     else:
-        lines.append(f"  evaluation: {config['backend']} backend, in rank 0's process")
+        lines.append(f"  evaluation: {config.backend} backend, in rank 0's process")
     counts = _items(cfg)
     lines.append(f"items per benchmark (limit: {cfg.limit if cfg.limit is not None else 'none'}):")
     lines += [
@@ -66,7 +64,7 @@ def plan_lines(config: dict, output: Path | None = None) -> list[str]:
     lines.append(
         f"  per model: {floor}{sum(known)} items; all models: {floor}{sum(known) * (len(variants) + 1)}"
     )
-    lines += planner_lines(config, counts)
+    lines += planner_lines(config)
     return lines
 
 
@@ -84,8 +82,8 @@ def _items(cfg) -> dict[str, int | None]:
     return counts
 
 
-def planner_lines(config: dict, items: dict[str, int | None]) -> list[str]:
+def planner_lines(config: RunConfig) -> list[str]:
     """The statistics planner's table (`harness plan`): what the comparisons could detect."""
     from harness.plan import plan_text
 
-    return ["", "What the comparisons could detect (harness plan):", plan_text(config).rstrip()]
+    return ["", "What the comparisons could detect (harness plan):", plan_text(config.as_dict()).rstrip()]

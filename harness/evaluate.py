@@ -15,19 +15,22 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.vllm import VllmOptions
 from harness.benchmarks import (
     BENCHMARKS,
     DEFAULT_MATH_GRADER,
     DEFAULT_REASONING_END,
+    MATH_GRADERS,
     check_math_grader,
     grader_verdicts,
     item_id,
     sample_fields,
 )
+from harness.config import section, setting
 from harness.errors import HarnessError
 from harness.io import (
     atomic_write_json,
@@ -45,21 +48,52 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalConfig:
-    """Everything that decides an evaluation's numbers; recorded in every results file."""
+    """Everything that decides an evaluation's numbers (the `eval:` section); recorded in every results file."""
 
-    benchmarks: list[str]
-    limit: int | None = None
-    seed: int = 0
-    max_new_tokens: int | None = None  # None: each task's own default
-    bootstrap_iters: int = 1000  # lm-eval's stderr for non-mean aggregations
-    truthfulqa_version: str = "2021"
-    gpqa_seed: int = 0
-    task_max_new_tokens: dict[str, int] = field(default_factory=dict)
-    math_grader: str = DEFAULT_MATH_GRADER  # math-verify | qwen | both (harness.benchmarks.score_math)
-    reasoning_end: str = DEFAULT_REASONING_END  # checkers score the text after the last one; "" = off
+    benchmarks: list[str] = setting(
+        ["all"], "benchmark names (harness/benchmarks.py), or all; resolved to names in registry order"
+    )
+    limit: int | None = setting(None, "items per benchmark (the first N); null: the full sets", minimum=1)
+    seed: int = setting(0, "seed of lm-eval's samplers: the run's first seed", key=False)
+    max_new_tokens: int | None = setting(
+        None, "caps every generative task's answer length; null: each benchmark's own budget", minimum=1
+    )
+    bootstrap_iters: int = setting(1000, "lm-eval's bootstrap for the stderr of non-mean metrics", minimum=0)
+    truthfulqa_version: str = setting(
+        "2021",
+        "TruthfulQA release: 2021 (817 q, published numbers) or 2025 (790 q)",
+        choices=("2021", "2025"),
+    )
+    gpqa_seed: int = setting(0, "seed of GPQA's answer-option shuffle")
+    math_grader: str = setting(
+        DEFAULT_MATH_GRADER,
+        "math-verify | qwen (Qwen2.5-Math's math_equal) | both: every math record carries both verdicts; "
+        "the headline is math-verify's unless qwen alone",
+        choices=MATH_GRADERS,
+    )
+    reasoning_end: str = setting(
+        DEFAULT_REASONING_END,
+        "generative checkers score the text after the last one; an opened, never-closed thinking is "
+        'no_answer; "" scores the whole response',
+    )
+    vllm: VllmOptions = section(
+        VllmOptions, "the engine of `backend: vllm`; the hf and openai backends ignore it"
+    )
 
     def __post_init__(self) -> None:
+        from harness.benchmarks import resolve_benchmarks
+
+        self.benchmarks = resolve_benchmarks(",".join(self.benchmarks))
         check_math_grader(self.math_grader)
+        if isinstance(self.vllm, dict):  # read back from a results file
+            self.vllm = VllmOptions(**self.vllm)
+
+    def identity(self, backend: str) -> dict[str, Any]:
+        """What decides the numbers: the engine options only where that engine runs."""
+        out = asdict(self)
+        if backend != "vllm":
+            out.pop("vllm")
+        return out
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -127,8 +161,7 @@ def evaluate_model(
     logging.getLogger("lm_eval.api.task").setLevel(
         logging.ERROR
     )  # a warning per custom_dataset task, every run
-    per_task = {**cfg.task_max_new_tokens}
-    lm = HarnessLM(backend, max_new_tokens=cfg.max_new_tokens if cfg.max_new_tokens else per_task or None)
+    lm = HarnessLM(backend, max_new_tokens=cfg.max_new_tokens)
     manager = _task_manager(cfg)
     merged: dict[str, Any] = {
         "results": {},
@@ -442,20 +475,23 @@ def run_eval(
     import typer
 
     from harness.backends import make_backend
-    from harness.benchmarks import resolve_benchmarks
+    from harness.config import build
 
-    if truthfulqa_version not in ("2021", "2025"):
-        raise HarnessError(f"unknown TruthfulQA version {truthfulqa_version!r}: choose 2021 or 2025")
-    cfg = EvalConfig(
-        benchmarks=resolve_benchmarks(benchmarks),
-        limit=limit,
-        seed=seed,
-        max_new_tokens=max_new_tokens,
-        truthfulqa_version=truthfulqa_version,
-        gpqa_seed=gpqa_seed,
-        math_grader=math_grader,
-        reasoning_end=reasoning_end,
+    cfg = build(
+        EvalConfig,
+        {
+            "benchmarks": benchmarks,
+            "limit": limit,
+            "max_new_tokens": max_new_tokens,
+            "truthfulqa_version": truthfulqa_version,
+            "gpqa_seed": gpqa_seed,
+            "math_grader": math_grader,
+            "reasoning_end": reasoning_end,
+            "vllm": backend_options or {},
+        },
+        "eval.",
     )
+    cfg.seed = seed
     options = {"batch_size": batch_size} if backend == "hf" else dict(backend_options or {})
     engine = make_backend(model, backend, **options)
     label = label or _label(model)

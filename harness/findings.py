@@ -19,10 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness import drift
+from harness.config import setting
 from harness.drift import Change
 from harness.errors import HarnessError
 from harness.rundata import BASE, MATH_TASKS, RunData, is_general
 from harness.stats import DEFAULT_POWER, adjust, check_method, mde
+from harness.stats.multiplicity import METHODS
 
 # Quantities for which a rise is not an improvement: their verdicts say higher / lower.
 _NEUTRAL = frozenset({"critique", "length"})
@@ -30,10 +32,18 @@ _NEUTRAL = frozenset({"critique", "length"})
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    alpha: float = 0.05  # significance level of every test, after adjustment
-    margin: float = 2.0  # points: the smallest change that matters (non-inferiority, equivalence)
-    multiplicity: str = "holm"  # holm | bh | none, over the family of comparisons a report makes
-    power: float = DEFAULT_POWER  # for the minimum detectable effect
+    """The `analysis:` section: how comparisons become verdicts (docs/statistics.md)."""
+
+    alpha: float = setting(0.05, "significance level of every paired test, applied to adjusted p-values")
+    margin: float = setting(
+        2.0, "points: non-inferiority / equivalence margin, the smallest change that matters", minimum=0.0
+    )
+    multiplicity: str = setting(
+        "holm",
+        "holm | bh | none: adjustment over the family of comparisons a report makes",
+        choices=tuple(METHODS),
+    )
+    power: float = setting(DEFAULT_POWER, "power at which the minimum detectable effect (MDE) is computed")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:

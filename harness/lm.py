@@ -14,7 +14,7 @@ from harness.errors import HarnessError
 
 @register_model("cgd-harness")
 class HarnessLM(TemplateLM):
-    def __init__(self, backend=None, max_new_tokens: dict[str, int] | int | None = None, **kwargs):
+    def __init__(self, backend=None, max_new_tokens: int | None = None, **kwargs):
         super().__init__()
         if backend is None:  # built by lm_eval's CLI: --model cgd-harness --model_args model=...
             from harness.backends import make_backend
@@ -84,11 +84,7 @@ class HarnessLM(TemplateLM):
         return [ll for ll, _ in self.backend.loglikelihood(pairs)]
 
     def _max_new_tokens(self, task: str | None, requested: int | None) -> int:
-        if isinstance(self.max_new_tokens, int):
-            return self.max_new_tokens
-        if isinstance(self.max_new_tokens, dict) and task in self.max_new_tokens:
-            return int(self.max_new_tokens[task])
-        return int(requested or 512)
+        return self.max_new_tokens or int(requested or 512)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         gen_requests = []

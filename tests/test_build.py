@@ -25,8 +25,7 @@ def config(tiny_model: Path | str, names: list[str], **kw) -> BuildConfig:
     return BuildConfig(
         methods=names,
         model=str(tiny_model),
-        probe_max_new_tokens=8,
-        problems=ProblemsConfig(n=4, n_val=2, seed=1),
+        problems=ProblemsConfig(n_problems=4, n_val=2, seed=1, probe_max_new_tokens=8),
         **kw,
     )
 
@@ -98,7 +97,7 @@ def test_sft_alone_needs_neither_student_nor_teacher(tiny_model, data_dir, tmp_p
 def test_a_brought_critique_file_replaces_probe_and_teach(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(harness.backends, "make_backend", lambda *a, **k: pytest.fail("no probe needed"))
     cfg = BuildConfig(
-        methods=["cft", "cgd"], teacher_file=str(FIXTURE), problems=ProblemsConfig(n=3, n_val=1)
+        methods=["cft", "cgd"], teacher_file=str(FIXTURE), problems=ProblemsConfig(n_problems=3, n_val=1)
     )
     records = build(tmp_path, cfg)
     assert list(records) == ["problems", "teach", "build:cft", "build:cgd"]
@@ -116,7 +115,7 @@ def test_a_brought_file_without_a_needed_column_names_it(tmp_path):
         for line in FIXTURE.read_text().splitlines()
     ]
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = BuildConfig(methods=["cgd"], teacher_file=str(bad), problems=ProblemsConfig(n=3, n_val=1))
+    cfg = BuildConfig(methods=["cgd"], teacher_file=str(bad), problems=ProblemsConfig(n_problems=3, n_val=1))
     with pytest.raises(HarnessError, match="refined"):
         build(tmp_path / "run", cfg)
 
@@ -126,21 +125,25 @@ def test_a_brought_file_without_a_needed_column_names_it(tmp_path):
 
 def test_near_duplicates_of_math500_are_dropped(data_dir):
     assert len(NEAR_DUPLICATES) == 14
-    pool, _ = load_problems(ProblemsConfig(n=None, n_val=0))
+    pool, _ = load_problems(ProblemsConfig(n_problems=None, n_val=0))
     assert len(pool) == 12000 - 14 and not {p["id"] for p in pool} & NEAR_DUPLICATES
-    kept, _ = load_problems(ProblemsConfig(n=None, n_val=0, drop_near_duplicates=False))
+    kept, _ = load_problems(ProblemsConfig(n_problems=None, n_val=0, drop_near_duplicates=False))
     assert len(kept) == 12000
 
 
 def test_selection_knobs(data_dir):
-    train, val = load_problems(ProblemsConfig(n=10, n_val=5, subjects=("Geometry",), levels=(1, 2)))
+    train, val = load_problems(ProblemsConfig(n_problems=10, n_val=5, subjects=["Geometry"], levels=[1, 2]))
     assert all(p["subject"] == "Geometry" and p["level"] in (1, 2) for p in train + val)
-    more, same_val = load_problems(ProblemsConfig(n=20, n_val=5, subjects=("Geometry",), levels=(1, 2)))
+    more, same_val = load_problems(
+        ProblemsConfig(n_problems=20, n_val=5, subjects=["Geometry"], levels=[1, 2])
+    )
     assert same_val == val and more[:10] == train  # growing n keeps the validation split and the first picks
-    other, _ = load_problems(ProblemsConfig(n=10, n_val=5, seed=9, subjects=("Geometry",), levels=(1, 2)))
+    other, _ = load_problems(
+        ProblemsConfig(n_problems=10, n_val=5, seed=9, subjects=["Geometry"], levels=[1, 2])
+    )
     assert other != train
     with pytest.raises(HarnessError, match="only"):
-        load_problems(ProblemsConfig(n=100000))
+        load_problems(ProblemsConfig(n_problems=100000))
 
 
 def test_another_dataset_maps_its_columns(tmp_path):
@@ -149,11 +152,11 @@ def test_another_dataset_maps_its_columns(tmp_path):
         "".join(json.dumps({"prompt": f"q{i}", "response": f"r{i}", "final": i}) + "\n" for i in range(5))
     )
     columns = {"question": "prompt", "solution": "response", "answer": "final"}
-    train, val = load_problems(ProblemsConfig(source=str(path), n=3, n_val=2, columns=columns))
+    train, val = load_problems(ProblemsConfig(source=str(path), n_problems=3, n_val=2, columns=columns))
     assert {p["question"] for p in train + val} == {f"q{i}" for i in range(5)}
     assert all(p["answer"] == p["question"][1:] and p["id"] for p in train)
     with pytest.raises(HarnessError, match="'solution'"):
-        load_problems(ProblemsConfig(source=str(path), n=3, n_val=2))
+        load_problems(ProblemsConfig(source=str(path), n_problems=3, n_val=2))
 
 
 # ------------------------------------------------------------------ CLI functions

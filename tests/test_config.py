@@ -1,49 +1,68 @@
-"""Profiles and --set: numbers as people write them, the teacher's options, the vLLM engine keys."""
+"""The typed config: profiles and --set over the stage dataclasses, numbers as people write them,
+the teacher's options, the vLLM engine keys, and every value checked before any stage runs."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.compare import _build_config
-from harness.config import resolve_config
+from harness.config import schema_keys
 from harness.errors import HarnessError
+from harness.run_config import RunConfig, resolve
 
 
 @pytest.mark.parametrize("raw, value", [("5e-5", 5e-5), ("1.0e-3", 1e-3), ("2", 2.0), ("-1E-4", -1e-4)])
 def test_learning_rate_in_any_float_notation(raw, value):
-    config = resolve_config("smoke", [f"train.learning_rate={raw}"])
-    assert config["train"]["learning_rate"] == value and isinstance(config["train"]["learning_rate"], float)
+    if value < 0:
+        with pytest.raises(HarnessError, match=r"train.learning_rate=-0.0001: must be >= 0"):
+            resolve("smoke", [f"train.learning_rate={raw}"])
+        return
+    config = resolve("smoke", [f"train.learning_rate={raw}"])
+    assert config.train.learning_rate == value and isinstance(config.train.learning_rate, float)
 
 
 def test_a_float_key_still_refuses_words():
     with pytest.raises(HarnessError, match="expected float"):
-        resolve_config("smoke", ["train.learning_rate=fast"])
+        resolve("smoke", ["train.learning_rate=fast"])
+
+
+def test_every_key_has_help_and_the_profiles_resolve():
+    keys = schema_keys(RunConfig)
+    assert {
+        "train.learning_rate",
+        "teacher.temperature",
+        "eval.vllm.max_model_len",
+        "analysis.margin",
+    } <= set(keys)
+    assert not [k for k in keys.values() if not k.help], "every config key documents itself"
+    assert "seed" not in {k.path.split(".")[-1] for k in keys.values() if "." in k.path}  # set by the run
+    for profile in ("smoke", "cpu-small", "ci", "paper"):
+        assert resolve(profile).profile == profile
 
 
 def test_teacher_options_reach_the_build_and_unset_ones_keep_the_teacher_default():
-    config = resolve_config(
+    config = resolve(
         "smoke",
         [
-            "teacher=openai:http://127.0.0.1:8000/v1#m",
-            "teacher_options.temperature=0.7",
-            "teacher_options.concurrency=32",
-            "teacher_options.api_key_env=MY_KEY",
-            "teacher_options.timeout_s=60",
-            "teacher_options.max_new_tokens=2048",
+            "teacher.model=openai:http://127.0.0.1:8000/v1#m",
+            "teacher.temperature=0.7",
+            "teacher.concurrency=32",
+            "teacher.api_key_env=MY_KEY",
+            "teacher.timeout_s=60",
+            "teacher.max_new_tokens=2048",
         ],
     )
-    assert _build_config(config).teacher_options == {
+    assert config.build_config().teacher_options == {
         "temperature": 0.7,
         "max_new_tokens": 2048,
         "concurrency": 32,
         "api_key_env": "MY_KEY",
-        "timeout_s": 60,
+        "timeout_s": 60.0,
     }
-    assert _build_config(resolve_config("smoke", [])).teacher_options == {}
+    assert resolve("smoke", []).build_config().teacher_options == {}
 
 
 def test_vllm_engine_keys_are_in_the_schema():
-    config = resolve_config(
+    config = resolve(
         "smoke",
         [
             "eval.vllm.tensor_parallel_size=4",
@@ -51,14 +70,51 @@ def test_vllm_engine_keys_are_in_the_schema():
             "eval.vllm.max_model_len=8192",
         ],
     )
-    assert config["eval"]["vllm"] == {
+    assert config.as_dict()["eval"]["vllm"] == {
         "tensor_parallel_size": 4,
         "data_parallel_size": 1,
         "gpu_memory_utilization": 0.9,
         "max_model_len": 8192,
     }
     with pytest.raises(HarnessError, match="expected int"):
-        resolve_config("smoke", ["eval.vllm.tensor_parallel_size=two"])
+        resolve("smoke", ["eval.vllm.tensor_parallel_size=two"])
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("train.max_steps=-3", r"train.max_steps=-3: must be >= 1"),
+        ("train.lr_scheduler=sawtooth", "choose one of linear, cosine"),
+        ("eval.limit=0", r"eval.limit=0: must be >= 1"),
+        ("eval.benchmarks=math501", "unknown benchmark 'math501'"),
+        ("analysis.multiplicity=bonferroni", "choose one of holm, bh, none"),
+        ("methods=sft,cdg", "unknown method cdg"),
+        ("data.n_problem=3", "unknown key 'data.n_problem'"),
+        ("seeds=", "seeds: may not be null"),
+    ],
+)
+def test_bad_values_are_refused_with_their_key(item, message):
+    with pytest.raises(HarnessError, match=message):
+        resolve("smoke", [item])
+
+
+def test_lists_and_mappings_from_the_command_line():
+    config = resolve("smoke", ["data.levels=1,2", "data.columns.question=prompt", "methods=sft,cgd"])
+    assert config.data.levels == [1, 2] and config.methods == ["sft", "cgd"]
+    assert config.data.column_map()["question"] == "prompt" and config.data.column_map()["answer"] == "answer"
+
+
+def test_the_run_id_follows_the_resolved_values_not_how_they_were_written():
+    assert resolve("smoke", ["train.learning_rate=1e-5"]).run_id() == resolve("smoke").run_id()
+    assert resolve("smoke", ["train.learning_rate=2e-5"]).run_id() != resolve("smoke").run_id()
+
+
+def test_describe_prints_every_key_with_its_help():
+    from harness.config import describe
+
+    text = describe(resolve("cpu-small", ["train.learning_rate=5e-5"]))
+    assert "learning_rate: 5.0e-05  # peak learning rate" in text
+    assert "  vllm:  # the engine of `backend: vllm`" in text
 
 
 def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data_dir):
@@ -102,12 +158,13 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
 @pytest.mark.parametrize(
     "sets, message",
     [
-        (["teacher_options.timeout_s=soon"], "openai teacher: bad option value"),
-        (["teacher_options.temperature=hot"], "teacher: bad sampling option value"),
+        (["teacher.timeout_s=soon"], "teacher.timeout_s: expected float"),
+        (["teacher.temperature=hot"], "teacher.temperature: expected float"),
         (
-            ["teacher=hf:tiny-random", "teacher_options.concurrency=4"],
+            ["teacher.model=hf:tiny-random", "teacher.concurrency=4"],
             "unknown option concurrency for the hf teacher",
         ),
+        (["train.max_steps=-3"], r"train.max_steps=-3: must be >= 1"),
         (
             ["backend=vllm", "eval.vllm.data_parallel_size=2"],
             r"run 2 processes with `harness eval --shard K/2`",
@@ -115,8 +172,12 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
     ],
 )
 def test_bad_teacher_or_engine_options_stop_compare_before_any_work(sets, message, tmp_path):
-    from harness.compare import compare
+    from typer.testing import CliRunner
 
-    with pytest.raises(HarnessError, match=message):
-        compare("smoke", ["teacher=openai:http://127.0.0.1:9/v1#m", *sets], output=tmp_path / "run")
+    from harness.cli import app
+
+    args = ["compare", "-o", str(tmp_path / "run"), "--set", "teacher.model=openai:http://127.0.0.1:9/v1#m"]
+    result = CliRunner().invoke(app, args + [x for s in sets for x in ("--set", s)])
+    assert isinstance(result.exception, HarnessError) and result.exception.args[0]
+    assert __import__("re").search(message, str(result.exception))
     assert not (tmp_path / "run").exists()

@@ -6,10 +6,14 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.config import resolve_config
 from harness.errors import HarnessError
 from harness.plan import family_size, plan
+from harness.run_config import resolve
 from harness.stats import mde
+
+
+def _config(profile, sets):
+    return resolve(profile, sets).as_dict()
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -20,7 +24,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 def test_plan_rows_follow_the_profile() -> None:
-    config = resolve_config("cpu-small", ["eval.benchmarks=math500,truthfulqa_mc2", "eval.limit=100"])
+    config = _config("cpu-small", ["eval.benchmarks=math500,truthfulqa_mc2", "eval.limit=100"])
     rows, family, cfg = plan(config, 5.0)
     assert [(r.task, r.n) for r in rows] == [("math500", 100), ("truthfulqa_mc2", 100)]
     assert rows[0].mde_at[2] == mde(100, 0.2, cfg.alpha)
@@ -30,12 +34,10 @@ def test_plan_rows_follow_the_profile() -> None:
 
 
 def test_full_sets_and_truthfulqa_versions() -> None:
-    rows, _, _ = plan(
-        resolve_config("smoke", ["eval.limit=null", "eval.benchmarks=math500,truthfulqa_mc1"]), 5.0
-    )
+    rows, _, _ = plan(_config("smoke", ["eval.limit=null", "eval.benchmarks=math500,truthfulqa_mc1"]), 5.0)
     assert [r.n for r in rows] == [500, 817]
     rows, _, _ = plan(
-        resolve_config(
+        _config(
             "smoke", ["eval.limit=null", "eval.benchmarks=truthfulqa_mc1", "eval.truthfulqa_version=2025"]
         ),
         5.0,
@@ -55,7 +57,7 @@ def test_plan_command_prints_the_table() -> None:
         (["--profile", "nope"], "unknown profile"),
         (["--set", "eval.benchmarks=math500,nope"], "unknown benchmark"),
         (["--effect", "0"], "--effect must be in (0, 100]"),
-        (["--set", "analysis.margin=-2"], "analysis.margin must be >= 0"),
+        (["--set", "analysis.margin=-2"], "analysis.margin=-2.0: must be >= 0"),
     ],
 )
 def test_bad_input_is_one_clear_error(args: list[str], message: str) -> None:

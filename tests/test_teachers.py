@@ -38,7 +38,7 @@ def math_problems(data_dir):
     from cgd.problems import ProblemsConfig, load_problems
 
     # Few problems: scoring a worked solution with sympy can take seconds on a busy CPU.
-    train, _ = load_problems(ProblemsConfig(n=12, n_val=0, seed=3))
+    train, _ = load_problems(ProblemsConfig(n_problems=12, n_val=0, seed=3))
     return train
 
 

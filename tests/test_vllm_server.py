@@ -63,7 +63,7 @@ def teach_two_problems(run_root, spec: str) -> tuple[list[dict], dict]:
         methods=["cgd"],
         teacher=spec,
         teacher_options={"max_new_tokens": MAX_NEW_TOKENS},
-        problems=ProblemsConfig(n=2, n_val=0, seed=0),
+        problems=ProblemsConfig(n_problems=2, n_val=0, seed=0),
     )
     problems_stage(run, cfg)
     # probe_stage resolves the student as a local model to fingerprint it; the served student answers

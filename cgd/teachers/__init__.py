@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 from cgd.teachers.base import (
     REQUIRED_COLUMNS,
     ModelTeacher,
@@ -13,11 +15,43 @@ from cgd.teachers.base import (
     typed_options,
 )
 from cgd.teachers.reference import ReferenceTeacher
+from harness.config import setting
 from harness.errors import HarnessError
 
 TEACHER_SPECS = ("reference", "openai:<base_url>#<model>", "hf:<model>")
 # Options arrive as text from --set; sampling values are cast here, backend options by the backend.
 SAMPLING_OPTIONS = {"temperature": float, "max_new_tokens": int, "seed": int}
+
+
+@dataclass
+class TeacherConfig:
+    """The `teacher:` section: who writes the critique c and the refined answer ŷ, and how.
+
+    Options left null keep the teacher's own default; the reference teacher takes none of them."""
+
+    model: str = setting("reference", "reference | openai:<base_url>#<model> | hf:<model>")
+    file: str | None = setting(None, "an existing critique dataset (JSONL) instead of probing + teaching")
+    temperature: float | None = setting(
+        None, "sampling temperature of critiques and refinements (default 0: greedy)", minimum=0.0
+    )
+    max_new_tokens: int | None = setting(
+        None, "tokens per critique and per refinement (default 1024)", minimum=1
+    )
+    concurrency: int | None = setting(None, "openai: requests in flight (default 8)", minimum=1)
+    api_key_env: str | None = setting(
+        None, "openai: variable holding the API key, sent as a Bearer token (default OPENAI_API_KEY)"
+    )
+    timeout_s: float | None = setting(
+        None, "openai: seconds before a request is retried (default 300)", minimum=1
+    )
+
+    def options(self) -> dict:
+        """The options that were set, as make_teacher takes them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)[2:] if getattr(self, f.name) is not None}
+
+    def check(self) -> None:
+        if not self.file:
+            check_options(self.model, self.options())
 
 
 def split_sampling(options: dict) -> tuple[Sampling, dict]:

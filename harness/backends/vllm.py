@@ -16,14 +16,37 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from harness.backends.base import GenRequest, GenResult, LocalPrompts, loglikelihood_tokens, truncate_at_stop
+from harness.config import setting
 from harness.errors import HarnessError
 
 MISSING = (
     "the vllm backend needs the vllm package: pip install 'cgd-harness[vllm]' (GPU); on CPU, serve "
     "vLLM separately (scripts/vllm_cpu_server.sh) and use --backend openai:<base_url>#<model>"
 )
+
+
+@dataclass
+class VllmOptions:
+    """The `eval.vllm:` section: vLLM's own engine arguments, under their vLLM names."""
+
+    tensor_parallel_size: int = setting(
+        1, "GPUs one model is split across; must divide its attention heads", minimum=1
+    )
+    data_parallel_size: int = setting(
+        1,
+        "replicas, one process each on its own shard of the items: >1 is run as `harness eval --shard K/N` "
+        "processes (docs/scale-out.md)",
+        minimum=1,
+    )
+    gpu_memory_utilization: float = setting(
+        0.85, "share of each GPU's memory vLLM takes for weights + KV cache", minimum=0.05
+    )
+    max_model_len: int | None = setting(
+        None, "longest prompt + answer in tokens, which sizes the KV cache; null: the model's own", minimum=16
+    )
 
 
 def check_data_parallel(size: int) -> None:

@@ -28,7 +28,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
 
 
 def _register() -> None:
-    from harness.cli import compare, data, gate, plan, report, setup, train
+    from harness.cli import compare, config, data, gate, plan, report, setup, train
     from harness.cli import eval as eval_cmd
 
     app.command("eval")(eval_cmd.eval_command)
@@ -44,6 +44,7 @@ def _register() -> None:
     app.command("report")(report.report)
     app.command("gate")(gate.gate)
     app.command("plan")(plan.plan_command)
+    app.command("config")(config.config_command)
     app.command("setup")(setup.setup_command)
 
 

@@ -25,6 +25,28 @@ MaxNewTokensOpt = typer.Option(None, "--max-new-tokens", min=1, help="Override e
 BatchSizeOpt = typer.Option(16, "--batch-size", min=1, help="Generation batch size.")
 
 
+def field_option(cls: type, name: str, *flags: str):
+    """A command-line option whose default, help and lower bound are the config field's own."""
+    from harness.config import schema_keys
+
+    key = next(k for k in schema_keys(cls).values() if k.path == name)
+    extra = {"min": key.minimum} if key.minimum is not None and isinstance(key.default, (int, float)) else {}
+    return typer.Option(key.default, *flags, help=key.help[:1].upper() + key.help[1:] + ".", **extra)
+
+
+ProfileOpt = typer.Option(
+    "smoke",
+    "--profile",
+    "-p",
+    help="smoke, cpu-small, ci, paper, or a YAML file (`harness config` shows it).",
+)
+SetOpt = typer.Option(
+    None,
+    "--set",
+    help="KEY=VALUE, repeatable: any key `harness config` lists, e.g. train.learning_rate=5e-5.",
+)
+
+
 def new_run_dir(prefix: str, output: Path | None) -> Path:
     if output is not None:
         return output

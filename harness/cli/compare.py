@@ -16,16 +16,14 @@ def compare_command(
         help="Comma-separated methods (overrides the profile): "
         "sft, distill-sft, cft, cgd, refine-nocritique, cgd-shuffled, cgd-generic.",
     ),
-    profile: str = typer.Option("smoke", "--profile", "-p", help="smoke, cpu-small, paper, or a YAML file."),
+    profile: str = common.ProfileOpt,
     teacher: str | None = typer.Option(
         None, "--teacher", help="reference, openai:<base_url>#<model>, hf:<model>."
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="The student (overrides the profile)."),
     seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated training seeds, e.g. 0,1,2."),
     limit: int | None = common.LimitOpt,
-    sets: list[str] | None = typer.Option(
-        None, "--set", help="Override any profile key: --set train.max_steps=8."
-    ),
+    sets: list[str] | None = common.SetOpt,
     output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default runs/<run-id>)."),
     report_dir: Path | None = typer.Option(
         None, "--report-dir", help="Report directory (default reports/<run-id>)."
@@ -41,25 +39,26 @@ def compare_command(
     from harness import distributed
     from harness.compare import compare
     from harness.report.sections import without_config
+    from harness.run_config import resolve
 
     overrides = [
         f"{k}={v}"
         for k, v in (
             ("methods", methods),
-            ("teacher", teacher),
+            ("teacher.model", teacher),
             ("model", model),
             ("seeds", seeds),
             ("eval.limit", limit),
         )
         if v is not None
     ]
+    config = resolve(profile, overrides + list(sets or []))  # every value checked before any stage runs
     if dry_run:
-        from harness.config import resolve_config
         from harness.dryrun import plan_lines
 
-        typer.echo("\n".join(plan_lines(resolve_config(profile, overrides + list(sets or [])), output)))
+        typer.echo("\n".join(plan_lines(config, output)))
         return
-    out = compare(profile, overrides + list(sets or []), output=output, report_dir=report_dir)
+    out = compare(config, output=output, report_dir=report_dir)
     if not distributed.is_main():
         return
     for name in ("table.md", "findings.md"):  # the findings last: what a reader sees when it ends

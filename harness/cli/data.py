@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cgd.problems import ProblemsConfig
+from cgd.teachers import TeacherConfig
 from harness.cli import common
 from harness.errors import HarnessError
 
@@ -42,29 +44,23 @@ def data_build(
         "--methods",
         help="Comma-separated: sft, distill-sft, cft, cgd, refine-nocritique, cgd-shuffled, cgd-generic.",
     ),
-    teacher: str = typer.Option(
-        "reference", "--teacher", help="reference, openai:<base_url>#<model>, hf:<model>."
-    ),
-    teacher_file: Path | None = typer.Option(
-        None, "--teacher-file", help="An existing critique dataset (JSONL): skips probe and teach."
-    ),
+    teacher: str = common.field_option(TeacherConfig, "model", "--teacher"),
+    teacher_file: Path | None = common.field_option(TeacherConfig, "file", "--teacher-file"),
     model: str = common.ModelOpt,
     backend: str = typer.Option(
         "hf", "--backend", help="Generation backend of the probed student: hf or vllm."
     ),
-    n_problems: int | None = typer.Option(32, "--n-problems", min=1, help="Training problems."),
-    n_val: int = typer.Option(
-        16, "--n-val", min=0, help="Held-out validation problems (for checkpoint selection)."
-    ),
-    source: str = typer.Option(
-        "math_train", "--source", help="math_train, a local .jsonl, or hf:<dataset>[:<split>]."
-    ),
+    n_problems: int | None = common.field_option(ProblemsConfig, "n_problems", "--n-problems"),
+    n_val: int = common.field_option(ProblemsConfig, "n_val", "--n-val"),
+    source: str = common.field_option(ProblemsConfig, "source", "--source"),
     subjects: str | None = typer.Option(None, "--subjects", help="Comma-separated MATH subjects to keep."),
     levels: str | None = typer.Option(None, "--levels", help="Comma-separated levels to keep, e.g. 1,2,3."),
     keep_near_duplicates: bool = typer.Option(
         False, "--keep-near-duplicates", help="Keep the 14 math_train near-copies of MATH-500 problems."
     ),
-    probe_max_new_tokens: int = typer.Option(512, "--probe-max-new-tokens", min=1),
+    probe_max_new_tokens: int = common.field_option(
+        ProblemsConfig, "probe_max_new_tokens", "--probe-max-new-tokens"
+    ),
     seed: int = common.SeedOpt,
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory (default runs/<stamp>-data)."),
     sets: list[str] | None = SetOpt,
@@ -72,7 +68,6 @@ def data_build(
     """Build the training datasets of METHODS in the run dir; finished stages are skipped."""
     from cgd.build import BuildConfig, build
     from cgd.methods import parse_methods
-    from cgd.problems import MATH_COLUMNS, ProblemsConfig
 
     options = parse_sets(sets)
     try:
@@ -81,19 +76,19 @@ def data_build(
         raise HarnessError(f"--levels takes comma-separated integers, got {levels!r}") from None
     problems = ProblemsConfig(
         source=source,
-        n=n_problems,
+        n_problems=n_problems,
         n_val=n_val,
         seed=seed,
-        subjects=split_list(subjects),
-        levels=level_values,
+        subjects=list(split_list(subjects)),
+        levels=list(level_values),
         drop_near_duplicates=not keep_near_duplicates,
-        columns={**MATH_COLUMNS, **options["columns"]},
+        columns=options["columns"],
+        probe_max_new_tokens=probe_max_new_tokens,
     )
     cfg = BuildConfig(
         methods=parse_methods(methods),
         model=model,
         backend=backend,
-        probe_max_new_tokens=probe_max_new_tokens,
         teacher=teacher,
         teacher_options=options["teacher"],
         teacher_file=str(teacher_file) if teacher_file else None,

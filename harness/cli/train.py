@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cgd.train_config import TrainConfig
 from harness.cli import common
 
 
@@ -18,41 +19,31 @@ def train(
     ),
     run_dir: Path = typer.Option(..., "--run-dir", help="The run directory of `harness data build`."),
     model: str = common.ModelOpt,
-    max_steps: int = typer.Option(
-        8, "--max-steps", min=1, help="Optimizer steps (the same for every method)."
-    ),
-    lr: float = typer.Option(1e-5, "--lr", help="Peak learning rate."),
-    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Examples per step per device."),
-    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Gradient accumulation steps."),
-    max_length: int = typer.Option(
-        1024, "--max-length", min=16, help="Tokens per example (prompt + completion)."
-    ),
-    lr_scheduler: str = typer.Option(
-        "cosine", "--lr-scheduler", help="linear, cosine, constant, constant_with_warmup."
-    ),
-    warmup: float = typer.Option(
-        0.0, "--warmup", min=0.0, help="Warm-up: a fraction (<1) or a number of steps."
-    ),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0),
-    lora: bool = typer.Option(False, "--lora/--full", help="Train a LoRA adapter instead of all weights."),
-    lora_r: int = typer.Option(16, "--lora-r", min=1),
-    lora_alpha: int = typer.Option(32, "--lora-alpha", min=1),
-    lora_dropout: float = typer.Option(0.0, "--lora-dropout", min=0.0),
-    lora_targets: str = typer.Option(
-        "all-linear", "--lora-targets", help="all-linear or comma-separated modules."
-    ),
+    max_steps: int = common.field_option(TrainConfig, "max_steps", "--max-steps"),
+    learning_rate: float = common.field_option(TrainConfig, "learning_rate", "--lr"),
+    batch_size: int = common.field_option(TrainConfig, "batch_size", "--batch-size"),
+    grad_accum: int = common.field_option(TrainConfig, "grad_accum", "--grad-accum"),
+    max_length: int = common.field_option(TrainConfig, "max_length", "--max-length"),
+    lr_scheduler: str = common.field_option(TrainConfig, "lr_scheduler", "--lr-scheduler"),
+    warmup: float = common.field_option(TrainConfig, "warmup", "--warmup"),
+    weight_decay: float = common.field_option(TrainConfig, "weight_decay", "--weight-decay"),
+    lora: bool = common.field_option(TrainConfig, "lora", "--lora/--full"),
+    lora_r: int = common.field_option(TrainConfig, "lora_r", "--lora-r"),
+    lora_alpha: int = common.field_option(TrainConfig, "lora_alpha", "--lora-alpha"),
+    lora_dropout: float = common.field_option(TrainConfig, "lora_dropout", "--lora-dropout"),
+    lora_targets: str = common.field_option(TrainConfig, "lora_targets", "--lora-targets"),
     seed: int = common.SeedOpt,
 ) -> None:
     """Fine-tune MODEL on each METHOD's dataset; a method already trained with the same inputs is skipped."""
     from cgd.methods import parse_methods
-    from cgd.train import TrainConfig, check_matched_budget, train_method
+    from cgd.train import check_matched_budget, train_method
     from harness import distributed
     from harness.run import RunDir
 
     cfg = TrainConfig(
         model=model,
         max_steps=max_steps,
-        learning_rate=lr,
+        learning_rate=learning_rate,
         batch_size=batch_size,
         grad_accum=grad_accum,
         max_length=max_length,
