@@ -3,14 +3,18 @@ and the GPT-4 reference responses scored against lm-eval and the IFEval paper.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
+import string
 import subprocess
 import sys
 import textwrap
+from fractions import Fraction
 from pathlib import Path
 
+import langdetect
 import nltk
 import pytest
 from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
@@ -38,6 +42,15 @@ PAPER_GPT4 = {
     "inst_level_strict": 83.57,
     "prompt_level_loose": 79.30,
     "inst_level_loose": 85.37,
+}
+# What this checker (and lm-eval, with the same letters drawn) gives on those responses. The loose
+# pair differs from the paper's by one prompt and one instruction: see
+# test_paper_numbers_are_one_outcome_of_the_reference_letter_draws and docs/parity.md.
+MEASURED_GPT4 = {
+    "prompt_level_strict": 76.89,
+    "inst_level_strict": 83.57,
+    "prompt_level_loose": 79.48,
+    "inst_level_loose": 85.49,
 }
 
 
@@ -368,8 +381,7 @@ def test_gpt4_reference_matches_lm_eval_and_paper(gpt4, capsys):
         for name, value in measured.items():
             paper = PAPER_GPT4[name]
             print(f"  {name:20s} {value:6.2f} | {paper:6.2f} | {value - paper:+5.2f}")
-    for name, value in measured.items():
-        assert abs(value - PAPER_GPT4[name]) <= 1.5, name
+    assert {name: round(value, 2) for name, value in measured.items()} == MEASURED_GPT4
 
 
 def test_matches_lm_eval_on_wrapped_gpt4_responses(gpt4):
@@ -381,35 +393,116 @@ def test_matches_lm_eval_on_wrapped_gpt4_responses(gpt4):
     assert loose > strict
 
 
-def test_paper_loose_gap_is_key_1129s_letter_draw(gpt4):
+def letter_pass_sets(item: dict, response: str, j: int) -> tuple[set[str], set[str]]:
+    """The letters with which instruction `j` of `item` (a letter_frequency) passes the strict
+    pass and the loose pass. The reference draws from string.ascii_letters and lower-cases the
+    draw, so each of these 26 letters has probability 1/26."""
+    strict, loose = set(), set()
+    for letter in string.ascii_lowercase:
+        kwargs = [dict(kw, letter=letter) if n == j else kw for n, kw in enumerate(item["kwargs"])]
+        verdict = check_ifeval(item["prompt"], response, item["instruction_id_list"], kwargs)
+        if verdict.inst_level_strict[j]:
+            strict.add(letter)
+        if verdict.inst_level_loose[j]:
+            loose.add(letter)
+    return strict, loose
+
+
+def test_paper_numbers_are_one_outcome_of_the_reference_letter_draws(gpt4):
     """Why loose is 79.48/85.49 here and 79.30/85.37 in the paper (docs/parity.md).
 
-    Key 1129 asks for the "letter" '!' at least 6 times; the reference code (google-research's
-    and lm-eval's alike) replaces a non-letter with a random letter, drawn afresh in the strict
-    pass and again in the loose pass. This checker draws once for both. The GPT-4 response has
-    fewer than 6 of b, j, k, q, x and z: had the paper's loose pass drawn one of those while its
-    strict pass drew any other letter, all four numbers are the paper's to the hundredth.
+    Keys 1122 and 1129 ask for the "letter" '#' and '!'. The reference (google-research's code
+    as published, and lm-eval's copy) replaces a non-letter with a random letter, unseeded, and
+    draws afresh in the strict pass and again in the loose pass: four independent draws. Their
+    16 outcomes give 9 sets of numbers. The paper's is reached only when both prompts fail the
+    loose pass and exactly one passes the strict pass, so in the paper's run one prompt passed
+    strict and failed loose, which this checker (one draw per instruction for both passes) never
+    does. The project's numbers are the most likely set under the reference's draws.
     """
     items, responses, _, _ = gpt4
     verdicts = [
         check_ifeval(it["prompt"], r, it["instruction_id_list"], it["kwargs"])
         for it, r in zip(items, responses)
     ]
-    n = next(k for k, it in enumerate(items) if it["key"] == 1129)
-    item, response = items[n], responses[n]
-    rare = [c for c in "abcdefghijklmnopqrstuvwxyz" if response.lower().count(c) < 6]
-    assert rare == ["b", "j", "k", "q", "x", "z"]
-    loose_pass = check_ifeval(
-        item["prompt"],
-        response,
-        item["instruction_id_list"],
-        [dict(item["kwargs"][0], letter="z"), item["kwargs"][1]],
-    )
-    assert verdicts[n].prompt_level_strict and not loose_pass.prompt_level_loose
-    verdicts[n] = IFEvalVerdict(
-        verdicts[n].prompt_level_strict,
-        verdicts[n].inst_level_strict,
-        loose_pass.prompt_level_loose,
-        loose_pass.inst_level_loose,
-    )
-    assert {k: round(v, 2) for k, v in accuracies(verdicts).items()} == PAPER_GPT4
+    at = {item["key"]: n for n, item in enumerate(items)}
+    draws = {}
+    for key in (1122, 1129):
+        n = at[key]
+        j = items[n]["instruction_id_list"].index("keywords:letter_frequency")
+        draws[key] = (j, *letter_pass_sets(items[n], responses[n], j))
+        # The prompt's other instruction passes in both passes, so the letter decides the prompt.
+        v, others = verdicts[n], [i for i in range(len(items[n]["instruction_id_list"])) if i != j]
+        assert others and all(v.inst_level_strict[i] and v.inst_level_loose[i] for i in others)
+    # 1122's response is one line and has no '*', and 1129's other variants only drop text, so
+    # in both the loose pass passes with the same letters as the strict pass.
+    assert sorted(draws[1122][1]) == sorted(draws[1122][2]) == list("abdefilmnorsty")
+    assert set(string.ascii_lowercase) - draws[1129][1] == set("bjkqxz")
+    assert draws[1129][2] == draws[1129][1]
+    # The letters this checker draws: 'v' fails 1122, 'h' passes 1129, in both passes.
+    drawn = {
+        key: build_instruction(
+            "keywords:letter_frequency", items[at[key]]["kwargs"][j], ""
+        ).get_instruction_args()["letter"]
+        for key, (j, _, _) in draws.items()
+    }
+    assert drawn == {1122: "v", 1129: "h"}
+
+    outcomes = {}  # (1122 strict, 1122 loose, 1129 strict, 1129 loose) -> (numbers, probability)
+    for bits in itertools.product((False, True), repeat=4):
+        trial, probability = list(verdicts), Fraction(1)
+        for key, (strict_ok, loose_ok) in zip((1122, 1129), (bits[:2], bits[2:])):
+            j, strict_letters, loose_letters = draws[key]
+            for ok, letters in ((strict_ok, strict_letters), (loose_ok, loose_letters)):
+                p = Fraction(len(letters), 26)
+                probability *= p if ok else 1 - p
+            v = trial[at[key]]
+            inst_strict = tuple(strict_ok if i == j else ok for i, ok in enumerate(v.inst_level_strict))
+            inst_loose = tuple(loose_ok if i == j else ok for i, ok in enumerate(v.inst_level_loose))
+            trial[at[key]] = IFEvalVerdict(all(inst_strict), inst_strict, all(inst_loose), inst_loose)
+        numbers = {name: round(value, 2) for name, value in accuracies(trial).items()}
+        outcomes[bits] = (numbers, probability)
+
+    assert outcomes[(False, False, True, True)][0] == MEASURED_GPT4  # the letters drawn here
+    paper = {bits: float(p) for bits, (numbers, p) in outcomes.items() if numbers == PAPER_GPT4}
+    assert {bits: round(p, 4) for bits, p in paper.items()} == {
+        (False, False, True, False): 0.0378,  # 1129 passes strict only; 1122 fails both
+        (True, False, False, False): 0.0132,  # 1122 passes strict only; 1129 fails both
+    }
+    assert round(sum(paper.values()), 3) == 0.051
+    by_numbers = {}
+    for numbers, p in outcomes.values():
+        key = tuple(numbers.values())
+        by_numbers[key] = by_numbers.get(key, 0) + p
+    assert len(by_numbers) == 9
+    assert max(by_numbers, key=by_numbers.get) == tuple(MEASURED_GPT4.values())
+    assert round(float(by_numbers[tuple(MEASURED_GPT4.values())]), 3) == 0.230
+
+    # Counting '#' and '!' literally (no random letter) passes both prompts in both passes.
+    assert responses[at[1122]].count("#") == 4 and responses[at[1129]].count("!") >= 6
+    assert outcomes[(True, True, True, True)][0] == {
+        "prompt_level_strict": 77.08,
+        "inst_level_strict": 83.69,
+        "prompt_level_loose": 79.67,
+        "inst_level_loose": 85.61,
+    }
+
+
+def test_gpt4_verdicts_do_not_depend_on_the_langdetect_seed(gpt4, monkeypatch):
+    """The reference leaves langdetect unseeded; this checker seeds it. On these responses no
+    verdict of the 95 instructions that call langdetect moves with the seed."""
+    items, responses, _, _ = gpt4
+    detecting = {"language:response_language", "change_case:english_capital", "change_case:english_lowercase"}
+    subset = [(it, r) for it, r in zip(items, responses) if detecting & set(it["instruction_id_list"])]
+    assert sum(i in detecting for it, _ in subset for i in it["instruction_id_list"]) == 95
+
+    def verdicts():
+        return [check_ifeval(it["prompt"], r, it["instruction_id_list"], it["kwargs"]) for it, r in subset]
+
+    seeded = verdicts()
+    ambiguous = "ok ja nein si bueno"
+    found = {}
+    for seed in (1, 2, 3):
+        monkeypatch.setattr(langdetect.DetectorFactory, "seed", seed)
+        found[seed] = str(langdetect.detect_langs(ambiguous))
+        assert verdicts() == seeded, seed
+    assert len(set(found.values())) > 1  # the seed does reach langdetect
