@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from cgd import methods, prompts
+from cgd import methods, prompts, trackers
 from cgd.build import dataset_path
 from cgd.fast_sft import FastSFTTrainer
 from cgd.teachers.base import meta_path
@@ -72,7 +72,7 @@ def check_matched_budget(run: RunDir) -> None:
         )
 
 
-def sft_config(cfg: TrainConfig, output_dir: Path):
+def sft_config(cfg: TrainConfig, output_dir: Path, run_name: str | None = None):
     from trl import SFTConfig
 
     return SFTConfig(
@@ -94,7 +94,8 @@ def sft_config(cfg: TrainConfig, output_dir: Path):
         use_cpu=not torch.cuda.is_available(),
         # Recomputing activations costs a third more time; models trained here fit without it.
         activation_checkpointing=False,  # transformers 5.23's name for gradient_checkpointing
-        report_to="none",
+        report_to=trackers.resolve(cfg.report_to),
+        run_name=run_name,
         logging_steps=1,
         save_strategy="no",
         dataloader_num_workers=0,
@@ -150,7 +151,9 @@ class CountingTrainer(FastSFTTrainer):
         super().log(logs, start_time)
 
 
-def make_trainer(model, tokenizer, examples: list[dict], cfg: TrainConfig, output_dir: Path):
+def make_trainer(
+    model, tokenizer, examples: list[dict], cfg: TrainConfig, output_dir: Path, run_name: str | None = None
+):
     """The trainer every method uses; `examples` are TRL conversational prompt-completion rows."""
     from datasets import Dataset
 
@@ -163,7 +166,7 @@ def make_trainer(model, tokenizer, examples: list[dict], cfg: TrainConfig, outpu
     dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     return CountingTrainer(
         model=model,
-        args=sft_config(cfg, output_dir),
+        args=sft_config(cfg, output_dir, run_name),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg) if cfg.lora else None,
@@ -207,7 +210,8 @@ def train_method(
     inputs = {
         "method": method,
         "dataset_hash": sha256_file(data),
-        "config": asdict(cfg),
+        # Where metrics are mirrored does not change the model: a new tracker must not retrain.
+        "config": {k: v for k, v in asdict(cfg).items() if k != "report_to"},
         "model": resolved.fingerprint,
         "versions": library_versions(),
     }
@@ -259,7 +263,8 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
     examples = read_jsonl(data)
     model, tokenizer = resolved.load(dtype=torch.float32)
     checkpoint = run.path(train_dir(label), "checkpoint")
-    trainer = make_trainer(model, tokenizer, examples, cfg, checkpoint)
+    trainer = make_trainer(model, tokenizer, examples, cfg, checkpoint, f"{run.root.resolve().name}/{label}")
+    trackers.attach(trainer, trackers.tensorboard_dir(run.root, label))
     _warn_on_padded_batches(trainer, cfg, label)
     trainer.train()
     # A PEFT model saves its adapter only. Every rank calls save_model; only rank 0 writes.
@@ -282,6 +287,7 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
         "examples_used": len(trainer.train_dataset),
         "examples_truncated": sum(len(ids) >= cfg.max_length for ids in trainer.train_dataset["input_ids"]),
         "teacher_tokens": meta.get("teacher_tokens", 0),
+        "tracker": ",".join(trainer.args.report_to) or "none",
         "dataset_hash": inputs["dataset_hash"],
         "prompts_version": meta.get("prompts_version", prompts.PROMPTS_VERSION),
         "teacher": meta.get("teacher"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cgd import trackers
+from cgd.trackers import TRACKERS
 from harness.config import setting
 from harness.errors import HarnessError
 
@@ -34,6 +36,12 @@ class TrainConfig:
     lora_alpha: int = setting(32, "LoRA alpha (scale = alpha / r)", minimum=1)
     lora_dropout: float = setting(0.0, "LoRA dropout", minimum=0.0)
     lora_targets: str = setting("all-linear", "all-linear or comma-separated module names")
+    report_to: str = setting(
+        "auto",
+        "experiment tracker: auto (tensorboard, offline into <run>/tensorboard/, when installed; else none) "
+        "| none | tensorboard | wandb | trackio | mlflow; never part of a stage's inputs",
+        choices=TRACKERS,
+    )
 
     def __post_init__(self):
         if self.max_steps < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 16:
@@ -42,3 +50,4 @@ class TrainConfig:
             raise HarnessError(
                 f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(LR_SCHEDULERS)}"
             )
+        trackers.resolve(self.report_to)  # a named tracker that is not installed fails before any stage

@@ -260,3 +260,13 @@ class RunData:
 
 def task_sort_key(task: str) -> tuple[int, str]:
     return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+
+
+def item_id(record: dict) -> str:
+    """A sample record's item id (records written before item ids existed have only a doc_id)."""
+    return str(record.get("item_id", record.get("doc_id")))
+
+
+def natural_key(item: str) -> list[tuple[int, int, str]]:
+    """Item ids in reading order: digit runs compare as numbers ("2" before "10")."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", item)]

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def compare_run(tmp_path_factory, data_dir) -> tuple[Path, float]:
+    """One small `ci` compare of every method (run/, report/, home/ under the returned dir) and its
+    cold wall time; shared by the end-to-end and browser tests so the pipeline runs once a session."""
+    from ci_compare import compare_cmd, run
+
+    from cgd.methods import METHODS
+
+    base = tmp_path_factory.mktemp("compare")
+    started = time.time()
+    proc = run(compare_cmd(base / "run", base / "report", "--methods", ",".join(METHODS)), base / "home")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return base, time.time() - started

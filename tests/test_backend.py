@@ -89,6 +89,18 @@ def test_cache_regenerates_nothing_and_keys_on_model(tiny_model, tmp_path):
     other = CachedBackend(inner, cache)
     other.generate(_requests()[:1])
     assert inner.seen == len(PROMPTS) + 2
+    other.code_version = "engine-after-a-scheduler-fix"  # new engine code: nothing old is served
+    other.generate(_requests()[:1])
+    assert inner.seen == len(PROMPTS) + 3
+
+
+def test_engine_code_version_covers_each_engine_own_sources():
+    from harness.backends import hf, openai  # noqa: F401  (the modules must be loaded to be hashed)
+    from harness.backends.cache import engine_code_version
+
+    local, remote = engine_code_version("harness.backends.hf"), engine_code_version("harness.backends.openai")
+    assert local != remote and len(local) == 16
+    assert engine_code_version("harness.backends.native") == local  # one engine: all local sources
 
 
 def test_cache_keeps_results_finished_before_a_crash(tiny_model, tmp_path):

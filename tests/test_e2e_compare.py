@@ -6,21 +6,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
+from ci_compare import compare_cmd, run
 
 from cgd.methods import METHODS
 
-SMALL = ["--profile", "ci", "--limit", "2", "--set", "eval.max_new_tokens=12", "--set", "train.max_steps=2"]
 REPORT_FILES = [
     "table.md",
     "table.csv",
     "table.tex",
     "report.html",
     "scores.png",
+    "deltas.png",
+    "measures.png",
     "drift.png",
     "loss.png",
     "drift.md",
@@ -32,38 +31,8 @@ DETERMINISTIC = ["table.md", "table.csv", "table.tex", "drift.md", "drift.csv", 
 RUN_INDEPENDENT = ["table.csv", "drift.csv", "forgetting.csv"]
 
 
-def compare_cmd(run: Path, report: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "harness",
-        "compare",
-        *SMALL,
-        *extra,
-        "-o",
-        str(run),
-        "--report-dir",
-        str(report),
-    ]
-
-
-def run(cmd, home: Path, timeout=1500):
-    env = {**os.environ, "HARNESS_HOME": str(home)}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory, data_dir):
-    base = tmp_path_factory.mktemp("compare")
-    methods = ",".join(METHODS)
-    started = time.time()
-    proc = run(compare_cmd(base / "run", base / "report", "--methods", methods), base / "home")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return base, time.time() - started
-
-
-def test_every_report_file_and_every_method(full_run):
-    base, _ = full_run
+def test_every_report_file_and_every_method(compare_run):
+    base, _ = compare_run
     report = base / "report"
     for name in REPORT_FILES:
         assert (report / name).stat().st_size > 0, name
@@ -77,8 +46,8 @@ def test_every_report_file_and_every_method(full_run):
     ).read_text()
 
 
-def test_warm_rerun_is_fast_and_identical(full_run):
-    base, cold_seconds = full_run
+def test_warm_rerun_is_fast_and_identical(compare_run):
+    base, cold_seconds = compare_run
     before = {n: (base / "report" / n).read_bytes() for n in DETERMINISTIC if (base / "report" / n).exists()}
     started = time.time()
     proc = run(compare_cmd(base / "run", base / "report", "--methods", ",".join(METHODS)), base / "home")

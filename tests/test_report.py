@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -361,3 +362,101 @@ def test_base_only_run(tmp_path: Path) -> None:
     write_report(run, out)
     assert "No trained methods" in (out / "summary.md").read_text()
     assert not (out / "drift.png").exists() and (out / "scores.png").exists()
+
+
+def _sample_blob(html: str) -> dict:
+    start = html.index('<script type="application/json" id="sample-data">')
+    start = html.index(">", start) + 1
+    return json.loads(html[start : html.index("</script>", start)])
+
+
+def test_page_order_findings_first_config_last(report_dir: Path) -> None:
+    html = (report_dir / "report.html").read_text()
+    order = [
+        "findings",
+        "results",
+        "plots",
+        "drift",
+        "forgetting",
+        "statistics",
+        "compute",
+        "samples",
+        "config",
+    ]
+    positions = [html.index(f'<section id="{name}"') for name in order]
+    assert positions == sorted(positions)
+    for name in ("scores", "deltas", "measures", "loss"):
+        assert f'<figure id="plot-{name}">' in html
+        assert (report_dir / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    # Self-contained: nothing is fetched (the only URLs are in no src or href).
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
+
+
+def test_viewer_data_has_every_item_with_the_drift_flags(report_dir: Path) -> None:
+    data = _sample_blob((report_dir / "report.html").read_text())
+    assert data["models"] == ["base", "sft", "cft", "cgd"]
+    tasks = {t["task"]: t for t in data["tasks"]}
+    math = tasks["math500"]["items"]
+    assert [i["id"] for i in math[:3]] == ["math500-0", "math500-1", "math500-2"] and len(math) == N_ITEMS
+    for item in math:
+        cft = item["m"]["cft"]
+        critique = cft["r"].startswith("Critique:")
+        # Critique-style answers box nothing here: the same detectors as the drift table flag both.
+        assert cft.get("c") == (1 if critique else None) and cft.get("n") == (1 if critique else None)
+        assert item["p"].startswith("Problem") and cft["v"] in (0.0, 1.0)
+    for item in tasks["gpqa_diamond"]["items"]:
+        assert "p" not in item and all("r" not in m for m in item["m"].values())
+        assert all(m["x"] in ("A", "B") for m in item["m"].values())
+    assert tasks["gpqa_diamond"]["redacted"] and not tasks["math500"]["redacted"]
+
+
+def test_response_text_cannot_break_out_of_the_page(tmp_path: Path) -> None:
+    run = make_run(tmp_path, methods=("cgd",), training=False)
+    hostile = "</script><script>alert(1)</script> & <b>"
+    records = [json.loads(line) for line in (run / "eval" / "cgd" / "samples_math500.jsonl").open()]
+    records[0]["response"] = hostile
+    atomic_write_jsonl(run / "eval" / "cgd" / "samples_math500.jsonl", records)
+    write_report(run, tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "alert(1)</script>" not in html
+    items = {t["task"]: t for t in _sample_blob(html)["tasks"]}["math500"]["items"]
+    assert items[0]["m"]["cgd"]["r"] == hostile
+
+
+def _texts(fig) -> list:
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+@pytest.mark.parametrize("kind", ["bars", "panels", "loss"])
+def test_plots_are_readable_without_overlapping_labels(kind: str) -> None:
+    from harness.report import plots
+
+    names = [f"benchmark_{i} (inst_level_strict_acc)" if i % 3 == 0 else f"task_{i}" for i in range(11)]
+    models = ["base", "sft", "distill-sft", "cft", "cgd", "refine-nocritique", "cgd-shuffled", "cgd-generic"]
+    colors = {m: f"C{i}" for i, m in enumerate(models)}
+    if kind == "bars":
+        series = {m: [plots.Bar(40.0 + i, 5.0, 6.0, i % 2 == 0) for i in range(len(names))] for m in models}
+        fig = plots.grouped_hbars(
+            names, series, "points", "Change vs base", colors, zero_line=True, margin=2.0
+        )
+    elif kind == "panels":
+        values = {m: [50.0] * len(names) for m in models}
+        fig = plots.measure_panels(names, [("parseable (%)", values), ("length (tokens)", values)], colors)
+    else:
+        curves = {m: ([1.0, 2.0, 3.0], [2.0, 1.5, 1.2]) for m in models}
+        fig = plots.loss_curves(curves, colors, {"cgd": ([3.0], [1.4])})
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    texts = _texts(fig)
+    assert min(t.get_fontsize() for t in texts) >= plots.MIN_FONT
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts if t.get_text() != "*"]
+    clashes = [
+        (a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)
+    ]
+    assert not clashes
+    # Shown at DISPLAY_DPI, the figure fits a laptop's page column.
+    assert plots.display_width(plots.png(fig)) <= 1100

@@ -1,15 +1,18 @@
 """A SQLite cache in front of any backend.
 
-Keyed by the backend fingerprint (model weights + tokenizer + numerics) and the full decoding
-request, so a re-run regenerates nothing and re-scoring never regenerates. lm-eval's own request
+Keyed by the backend fingerprint (model weights + tokenizer + numerics), a hash of the engine's own
+source code and the full decoding request, so a re-run regenerates nothing, re-scoring never
+regenerates, and a change to the engine (a scheduler fix, a kernel) never serves stale answers. lm-eval's own request
 cache is keyed by model *name*, which silently reuses answers across different checkpoints.
 Each finished batch is committed in one transaction: a kill loses at most the batch in flight.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -19,6 +22,27 @@ from harness.backends.base import GenRequest, GenResult
 from harness.errors import HarnessError
 from harness.io import stable_hash
 from harness.paths import harness_home
+
+# Modules whose code never shapes an answer of another engine: each remote engine hashes only itself
+# and base.py, the local engine everything else in the package (kernels included).
+_REMOTE = {"openai.py", "vllm.py"}
+_NOT_ENGINE = {"cache.py", "__init__.py"}
+
+
+@functools.cache
+def engine_code_version(module_name: str) -> str:
+    """Hash of the sources that produce the outputs of the engine defined in `module_name`."""
+    package = Path(__file__).parent
+    own = Path(sys.modules[module_name].__file__ or "").name
+    if own in _REMOTE:
+        files = [package / "base.py", package / own]
+    else:
+        files = [
+            f
+            for f in sorted(package.iterdir())
+            if f.suffix in (".py", ".c", ".h") and f.name not in _REMOTE | _NOT_ENGINE
+        ]
+    return stable_hash([(f.name, f.read_bytes().decode("utf-8")) for f in files])[:16]
 
 
 class ResultCache:
@@ -77,6 +101,7 @@ class CachedBackend:
         self.inner = inner
         self.cache = cache or ResultCache()
         self.fingerprint = inner.fingerprint
+        self.code_version = engine_code_version(type(inner).__module__)
         self.tokenizer = getattr(inner, "tokenizer", None)
 
     def __getattr__(self, name):  # model, device, ... of the wrapped backend
@@ -86,7 +111,7 @@ class CachedBackend:
         return self.inner.render(messages)
 
     def _key(self, kind: str, payload) -> str:
-        return stable_hash([kind, self.fingerprint, payload])
+        return stable_hash([kind, self.fingerprint, self.code_version, payload])
 
     def generate(self, requests: Sequence[GenRequest], on_result: Callable | None = None) -> list[GenResult]:
         requests = list(requests)

@@ -11,9 +11,9 @@ from pathlib import Path
 from harness import drift
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_bytes, atomic_write_text
-from harness.report import claims, plots, sections
+from harness.report import claims, plots, sections, viewer
 from harness.report.graders import grader_disagreement
-from harness.report.html import render_page
+from harness.report.html import Part, Plot, Samples, Section, render_page
 from harness.report.tables import Table, to_csv, to_latex, to_markdown
 from harness.rundata import RunData, method_of, metric_label
 
@@ -24,7 +24,13 @@ def _colors(run: RunData) -> dict[str, str]:
     return {**by_group, **{label: by_group.get(method_of(label), "C9") for label in run.train_labels}}
 
 
-def _score_plot(run: RunData) -> bytes:
+def _bar(mean: float, low: float | None, high: float | None) -> plots.Bar:
+    if low is None or high is None:
+        return plots.Bar(mean)
+    return plots.Bar(mean, mean - low, high - mean)
+
+
+def _score_plot(run: RunData):
     columns = run.columns()
     series = {}
     for group in run.groups:
@@ -35,18 +41,14 @@ def _score_plot(run: RunData) -> bytes:
                 bars.append(None)
             elif score.spread is not None:
                 bars.append(plots.Bar(score.mean, score.spread, score.spread))
-            elif score.low is not None and score.high is not None:
-                bars.append(plots.Bar(score.mean, score.mean - score.low, score.high - score.mean))
             else:
-                bars.append(plots.Bar(score.mean))
+                bars.append(_bar(score.mean, score.low, score.high))
         series[group] = bars
     labels = [metric_label(t, m) for t, m in columns]
-    return plots.grouped_bars(labels, series, "score (%)", "Scores with 95 % CI", _colors(run))
+    return plots.grouped_hbars(labels, series, "score (%)", "Scores per benchmark (95 % CI)", _colors(run))
 
 
-def _drift_plot(run: RunData, changes: list[drift.Change], margin: float) -> bytes | None:
-    if not changes:
-        return None
+def _delta_bars(changes: list[drift.Change]) -> tuple[list[str], dict[str, list[plots.Bar | None]]]:
     categories = list(dict.fromkeys(c.label for c in changes))
     series: dict[str, list[plots.Bar | None]] = {}
     for c in changes:
@@ -54,28 +56,96 @@ def _drift_plot(run: RunData, changes: list[drift.Change], margin: float) -> byt
         result = c.comparison.result
         low, high = (c.delta - result.ci_low, result.ci_high - c.delta) if result else (0.0, 0.0)
         bars[categories.index(c.label)] = plots.Bar(100 * c.delta, 100 * low, 100 * high, c.significant)
-    return plots.grouped_bars(
+    return categories, series
+
+
+def _deltas_plot(run: RunData, changes: list[drift.Change], margin: float):
+    """Every method's headline-score change vs base on every benchmark, with the margin drawn."""
+    headline = [c for c in changes if c.is_score and c.quantity == run.headline(c.task)]
+    if not headline:
+        return None
+    categories, series = _delta_bars(headline)
+    return plots.grouped_hbars(
         categories,
         series,
-        "delta vs base (points)",
-        f"General benchmarks: change vs base (* significant; dashed: -{margin:g} margin)",
+        "change vs base (points, 95 % CI)",
+        "Change vs base per benchmark (* significant after adjustment)",
         _colors(run),
         zero_line=True,
         margin=margin,
     )
 
 
-def _loss_plot(run: RunData) -> bytes | None:
-    curves = {}
+def _drift_plot(run: RunData, changes: list[drift.Change], margin: float):
+    if not changes:
+        return None
+    categories, series = _delta_bars(changes)
+    return plots.grouped_hbars(
+        categories,
+        series,
+        "change vs base (points, 95 % CI)",
+        "Forgetting: general benchmarks vs base (* significant after adjustment)",
+        _colors(run),
+        zero_line=True,
+        margin=margin,
+    )
+
+
+def _measures_plot(run: RunData, rows: list[drift.DriftRow]):
+    """Format drift levels per generative benchmark and model: parseable, critique-style, length."""
+    if not rows:
+        return None
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    models = list(dict.fromkeys(r.model for r in rows))
+    by_key = {(r.task, r.model): r for r in rows}
+
+    def values(get) -> dict[str, list[float | None]]:
+        return {m: [get(by_key[t, m]) if (t, m) in by_key else None for t in tasks] for m in models}
+
+    units = {r.length_unit for r in rows if r.length_unit}
+    panels = [
+        ("parseable final answer (%)", values(lambda r: None if r.parseable is None else 100 * r.parseable)),
+        ("critique-style answers (%)", values(lambda r: None if r.critique is None else 100 * r.critique)),
+    ]
+    if len(units) == 1:
+        panels.append((f"mean length ({units.pop()})", values(lambda r: r.mean_length)))
+    return plots.measure_panels(tasks, panels, _colors(run))
+
+
+def _points(rows: list[dict], key: str) -> tuple[list[float], list[float]] | None:
+    points = [
+        (float(r["step"]), float(r[key]))
+        for r in rows
+        if isinstance(r.get("step"), (int, float)) and isinstance(r.get(key), (int, float))
+    ]
+    return ([p[0] for p in points], [p[1] for p in points]) if points else None
+
+
+def _loss_plot(run: RunData):
+    curves, validation = {}, {}
     for label in run.train_labels:
-        points = [
-            (float(r["step"]), float(r["loss"]))
-            for r in run.train_log(label)
-            if isinstance(r.get("step"), (int, float)) and isinstance(r.get("loss"), (int, float))
-        ]
-        if points:
-            curves[label] = ([p[0] for p in points], [p[1] for p in points])
-    return plots.loss_curves(curves, _colors(run)) if curves else None
+        log = run.train_log(label)
+        if train := _points(log, "loss"):
+            curves[label] = train
+        # Validation rows, where a trainer logs them, carry eval_loss (transformers' name).
+        if val := _points(log, "eval_loss"):
+            validation[label] = val
+    return plots.loss_curves(curves, _colors(run), validation) if curves else None
+
+
+def _png(figure) -> bytes | None:
+    return None if figure is None else plots.png(figure)
+
+
+def _meta(run: RunData) -> str:
+    seeds = run.config.get("seeds")
+    seed_text = ", ".join(map(str, seeds)) if isinstance(seeds, list) and seeds else "unknown"
+    profile = run.config.get("profile")
+    return (
+        f"Run {run.run_id} · git revision {run.git_revision} · seeds {seed_text}"
+        + (f" · profile {profile}" if profile else "")
+        + f" · models {', '.join(run.labels)}"
+    )
 
 
 def _markdown(run: RunData, title: str, parts: list[Table | str]) -> str:
@@ -98,7 +168,8 @@ def report_files(
     analysis = analyse(run, cfg)
     changes = analysis.changes
     main = sections.main_table(run, [c for c in changes if c.is_score])
-    drift_rows = sections.drift_table(drift.format_drift(run))
+    drift_levels = drift.format_drift(run)
+    drift_rows = sections.drift_table(drift_levels)
     forgetting = drift.forgetting(run, cfg.alpha, changes)
     forget = sections.forgetting_table(forgetting)
     compute = sections.compute_table(run)
@@ -132,33 +203,55 @@ def report_files(
         "summary.md": _markdown(
             run, "Summary", ["## Findings", findings_intro, findings, "## By method", *summaries]
         ),
-        "scores.png": _score_plot(run),
-        "drift.png": _drift_plot(run, forgetting, cfg.margin),
-        "loss.png": _loss_plot(run),
+        "scores.png": _png(_score_plot(run)),
+        "deltas.png": _png(_deltas_plot(run, changes, cfg.margin)),
+        "drift.png": _png(_drift_plot(run, forgetting, cfg.margin)),
+        "measures.png": _png(_measures_plot(run, drift_levels)),
+        "loss.png": _png(_loss_plot(run)),
     }
     flip_files = sections.flips(run)
     files.update({f"flips/{task}.csv": text for task, text in flip_files.items()})
-    images = [
-        (name, data) for name, data in files.items() if name.endswith(".png") and isinstance(data, bytes)
+    captions = {
+        "scores.png": "Each model's score per benchmark with its 95 % interval (mean ± sd across seeds "
+        "with several seeds).",
+        "deltas.png": f"Each method's change vs base on matched items; dashed: the -{cfg.margin:g}-point "
+        "non-inferiority margin (analysis.margin).",
+        "measures.png": "Format drift: share of answers with a parseable final answer, share written as "
+        "critiques, and mean response length.",
+        "loss.png": "Training loss per optimizer step (train/<label>/log.jsonl).",
+    }
+    # drift.png repeats the general benchmarks' rows of deltas.png: a file for papers, not the page.
+    figures: list[Part] = [
+        Plot(name, data, captions[name])
+        for name, data in files.items()
+        if name in captions and isinstance(data, bytes)
     ]
-    files["report.html"] = render_page(
-        f"Report: {run.run_id}",
-        run.run_id,
-        run.git_revision,
-        run.config,
-        [
-            ("Findings", [findings_intro, findings]),
-            ("Results", main_parts),
-            ("Plots", images),
-            ("Summary", summaries),
-            ("Format drift", [drift_rows.table]),
-            ("Forgetting", [forget.table]),
-            ("Statistics", stats_parts),
-            *([("Math graders", [graders.table])] if graders else []),
-            ("Compute", compute_parts),
-            ("Per-item verdicts", [f"Which items flipped: flips/{t}.csv" for t in flip_files]),
-        ],
-    )
+    page = [
+        Section("findings", "Findings", [findings_intro, findings]),
+        Section("results", "Results", main_parts),
+        Section("plots", "Plots", figures),
+        Section("summary", "Summary by method", list(summaries)),
+        Section("drift", "Format drift", [drift_rows.table]),
+        Section("forgetting", "Forgetting", [forget.table]),
+        Section(
+            "statistics",
+            "Statistics",
+            stats_parts,
+            f"Every comparison of the family ({len(family.rows)})" if family.rows else "",
+        ),
+        *([Section("graders", "Math graders", [graders.table])] if graders else []),
+        Section("compute", "Compute", compute_parts),
+        Section(
+            "samples",
+            "Samples",
+            [
+                "Every benchmark item with each model's response, verdict and extracted answer. Per-item "
+                "verdicts as CSV: " + ", ".join(f"flips/{t}.csv" for t in flip_files) + ".",
+                Samples(viewer.sample_data(run)),
+            ],
+        ),
+    ]
+    files["report.html"] = render_page(f"Report: {run.run_id}", _meta(run), run.config, page)
     return files
 
 
