@@ -1,6 +1,7 @@
 """`harness compare`: the whole pipeline for every method and the base model, in one resumable run.
 
-data build → train each method (per seed) → evaluate base + each variant → report.
+data build (+ the validation split's annotations) → train each method (per seed) → evaluate base +
+each variant → refinement uncertainty (harness/uncertainty.py) → report.
 Every step is a run-directory stage keyed by the hash of its inputs, so the same command after a
 kill continues where it stopped, and a finished run re-runs in seconds.
 """
@@ -68,6 +69,27 @@ def _train_config(config: dict, seed: int):
     from cgd.train import TrainConfig
 
     return TrainConfig(model=config["model"], seed=seed, **config["train"])
+
+
+def _val_config(config: dict):
+    """Checkpoint selection scores the validation split as the math benchmarks score their items."""
+    from cgd.selection import ValConfig
+    from harness.benchmarks import BENCHMARKS
+
+    ev = config["eval"]
+    return ValConfig(
+        max_new_tokens=ev["max_new_tokens"] or BENCHMARKS["math500"].max_new_tokens,
+        math_grader=str(ev["math_grader"]),
+        reasoning_end=str(ev["reasoning_end"] or ""),
+        backend=config["backend"],
+    )
+
+
+def _uncertainty_wanted(config: dict) -> bool:
+    from cgd.methods import uses_teacher
+
+    wanted = config["analysis"].get("uncertainty", True) and config["data"]["n_val"]
+    return bool(wanted and any(uses_teacher(m) for m in config["methods"]))
 
 
 def _eval_config(config: dict):
@@ -178,10 +200,14 @@ def compare(
         log.info("run directory: %s", run.root)
         log.info("what this run can detect (harness plan):\n%s", plan_text(config))
         build(run, _build_config(config))
+        if _uncertainty_wanted(config):
+            from cgd.val_annotations import annotate_val
+
+            annotate_val(run, _build_config(config))
     distributed.barrier()
     variants = []
     for label, method, seed in labels(config):
-        summary = train_method(run, method, _train_config(config, seed), label=label)
+        summary = train_method(run, method, _train_config(config, seed), label=label, val=_val_config(config))
         variants.append((label, str(run.path("train", label, "checkpoint")), summary))
     check_matched_budget(run)
     distributed.release()
@@ -190,5 +216,9 @@ def compare(
     evaluate_stage(run, config, "base", config["model"])
     for label, checkpoint, _ in variants:
         evaluate_stage(run, config, label, checkpoint)
+    if _uncertainty_wanted(config):
+        from harness.uncertainty import analyze
+
+        analyze(run, config)
     write_report(run.root, out)
     return out

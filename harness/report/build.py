@@ -11,7 +11,7 @@ from pathlib import Path
 from harness import drift
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_bytes, atomic_write_text
-from harness.report import claims, plots, sections
+from harness.report import claims, plots, sections, selection, uncertainty
 from harness.report.graders import grader_disagreement
 from harness.report.html import render_page
 from harness.report.tables import Table, to_csv, to_latex, to_markdown
@@ -109,6 +109,7 @@ def report_files(
     seeds = sections.seed_table(run)
     graders = grader_disagreement(run)
     main_parts: list[Table | str] = [main.table] + ([seeds.table] if seeds else [])
+    unc, sel = uncertainty.section(run, _colors(run)), selection.section(run, _colors(run))
     stats_parts: list[Table | str] = (
         [family] if family.rows else ["No comparisons: the run has no trained methods."]
     )
@@ -135,6 +136,11 @@ def report_files(
         "scores.png": _score_plot(run),
         "drift.png": _drift_plot(run, forgetting, cfg.margin),
         "loss.png": _loss_plot(run),
+        "uncertainty.md": _markdown(run, "Refinement uncertainty", unc.parts) if unc else None,
+        "uncertainty.csv": unc.csv if unc else None,
+        "uncertainty.png": unc.plot if unc else None,
+        "selection.md": _markdown(run, "Checkpoint selection", [sel.table]) if sel else None,
+        "selection.png": sel.plot if sel else None,
     }
     flip_files = sections.flips(run)
     files.update({f"flips/{task}.csv": text for task, text in flip_files.items()})
@@ -155,6 +161,8 @@ def report_files(
             ("Forgetting", [forget.table]),
             ("Statistics", stats_parts),
             *([("Math graders", [graders.table])] if graders else []),
+            *([("Refinement uncertainty", unc.parts)] if unc else []),
+            *([("Checkpoint selection", [sel.table])] if sel else []),
             ("Compute", compute_parts),
             ("Per-item verdicts", [f"Which items flipped: flips/{t}.csv" for t in flip_files]),
         ],
