@@ -13,10 +13,12 @@ Writes under the run dir:
     train/<method>/checkpoint/   full model or LoRA adapter, with the tokenizer and its chat template
     train/<method>/log.jsonl     {"step", "loss", "tokens", "completion_tokens", "learning_rate"} per step
     train/<method>/summary.json  tokens trained, completion tokens, wall time, final loss, config, hashes
+With `select: best-val` the checkpoint is the one cgd/selection.py picks on the validation split.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import asdict
@@ -25,8 +27,9 @@ from pathlib import Path
 import torch
 
 from cgd import methods, prompts, trackers
-from cgd.build import dataset_path
+from cgd.build import VAL_PROBLEMS, dataset_path
 from cgd.fast_sft import FastSFTTrainer
+from cgd.selection import ValConfig, make_saver, save_steps, scores_validation, select_checkpoint
 from cgd.teachers.base import meta_path
 from cgd.train_config import TrainConfig
 from harness import distributed
@@ -188,12 +191,17 @@ def library_versions() -> dict:
 
 
 def train_method(
-    run_dir: str | Path | RunDir, method: str, cfg: TrainConfig, label: str | None = None
+    run_dir: str | Path | RunDir,
+    method: str,
+    cfg: TrainConfig,
+    label: str | None = None,
+    val: ValConfig | None = None,
 ) -> dict:
     """Train one method on its dataset in the run dir; skipped when already done with the same inputs.
 
     `label` names the output dir train/<label>/ (default: the method), e.g. "cgd@seed1" when one
-    method is trained once per seed.
+    method is trained once per seed. `val`: how checkpoints are scored on the validation split
+    (the math benchmarks' settings; used when cfg.select / cfg.eval_every ask for it).
     """
     from harness.models import resolve_model
 
@@ -211,13 +219,23 @@ def train_method(
         "method": method,
         "dataset_hash": sha256_file(data),
         # Where metrics are mirrored does not change the model: a new tracker must not retrain.
-        "config": {k: v for k, v in asdict(cfg).items() if k != "report_to"},
+        "config": cfg.as_inputs(),
         "model": resolved.fingerprint,
         "versions": library_versions(),
     }
     processes = distributed.world_size()
     if processes > 1:  # a single process keeps the hash that runs recorded before launches existed
         inputs["processes"] = processes
+    validate = scores_validation(cfg.select, cfg.eval_every)
+    if validate:
+        val = val or ValConfig()
+        problems = read_jsonl(run.path(VAL_PROBLEMS)) if run.path(VAL_PROBLEMS).exists() else []
+        if not problems:  # before training, not after it
+            raise HarnessError(
+                f"train.select={cfg.select} with eval_every={cfg.eval_every} needs validation problems "
+                f"({run.path(VAL_PROBLEMS)} is empty or missing); set data.n_val > 0"
+            )
+        inputs["val"] = {**val.as_dict(), "problems": sha256_file(run.path(VAL_PROBLEMS))}
     stage = f"train:{label}"
     inputs_hash = stable_hash(inputs)
     # Not run_stage: under `accelerate launch` every rank trains, but only rank 0 may write the manifest.
@@ -225,10 +243,25 @@ def train_method(
         return read_json(run.path(train_dir(label), "summary.json"))
     started = time.time()
     trainer, summary = _fit(run, method, cfg, resolved, inputs, label)
+    main, steps_log = trainer.is_world_process_zero(), trainer.steps_log
+    summary.update(select=cfg.select, selected_step=summary["steps"])
+    if validate:
+        # The candidates are on disk: free the training copy of the weights (and its optimizer
+        # state) before each candidate is loaded for generation.
+        del trainer
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if main:
+            summary.update(
+                select_checkpoint(
+                    run.path(train_dir(label)), problems, cfg.select, cfg.eval_every, cfg.max_steps, val
+                )
+            )
     summary["wall_seconds"] = round(time.time() - started, 3)
-    if trainer.is_world_process_zero():
+    if main:
         out = train_dir(label)
-        atomic_write_jsonl(run.path(out, "log.jsonl"), trainer.steps_log)
+        atomic_write_jsonl(run.path(out, "log.jsonl"), steps_log)
         atomic_write_json(run.path(out, "summary.json"), summary)
         run.mark_done(
             stage,
@@ -265,6 +298,10 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
     checkpoint = run.path(train_dir(label), "checkpoint")
     trainer = make_trainer(model, tokenizer, examples, cfg, checkpoint, f"{run.root.resolve().name}/{label}")
     trackers.attach(trainer, trackers.tensorboard_dir(run.root, label))
+    if scores_validation(cfg.select, cfg.eval_every):
+        trainer.add_callback(
+            make_saver(trainer, run.path(train_dir(label)), save_steps(cfg.max_steps, cfg.eval_every))
+        )
     _warn_on_padded_batches(trainer, cfg, label)
     trainer.train()
     # A PEFT model saves its adapter only. Every rank calls save_model; only rank 0 writes.
@@ -294,6 +331,6 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
         "model": {"name": resolved.name, "fingerprint": resolved.fingerprint},
         "chat_template_hash": stable_hash(tokenizer.chat_template)[:16],
         "versions": inputs["versions"],
-        "config": inputs["config"],
+        "config": asdict(cfg),
     }
     return trainer, summary

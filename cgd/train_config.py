@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from cgd import trackers
+from cgd.selection import SELECT_RULES, check_rule, scores_validation
 from cgd.trackers import TRACKERS
 from harness.config import setting
 from harness.errors import HarnessError
@@ -36,6 +37,15 @@ class TrainConfig:
     lora_alpha: int = setting(32, "LoRA alpha (scale = alpha / r)", minimum=1)
     lora_dropout: float = setting(0.0, "LoRA dropout", minimum=0.0)
     lora_targets: str = setting("all-linear", "all-linear or comma-separated module names")
+    select: str = setting(
+        "last",
+        "which checkpoint is the model: last (matched budgets) | best-val (the best on problems/val.jsonl "
+        "by the math checker, the same rule for every method; cgd/selection.py)",
+        choices=SELECT_RULES,
+    )
+    eval_every: int = setting(
+        0, "steps between checkpoints scored on the validation split; 0: only the final one", minimum=0
+    )
     report_to: str = setting(
         "auto",
         "experiment tracker: auto (tensorboard, offline into <run>/tensorboard/, when installed; else none) "
@@ -50,4 +60,14 @@ class TrainConfig:
             raise HarnessError(
                 f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(LR_SCHEDULERS)}"
             )
+        check_rule(self.select, self.eval_every)
         trackers.resolve(self.report_to)  # a named tracker that is not installed fails before any stage
+
+    def as_inputs(self) -> dict:
+        """The config as stage inputs: the tracker never, the selection keys only when they score
+        anything, so runs trained before they existed (select=last, no validation) keep their hash."""
+        config = asdict(self)
+        del config["report_to"]
+        if not scores_validation(self.select, self.eval_every):
+            del config["select"], config["eval_every"]
+        return config

@@ -1,6 +1,7 @@
 """`harness compare`: the whole pipeline for every method and the base model, in one resumable run.
 
-data build → train each method (per seed) → evaluate base + each variant → report.
+data build (+ the validation split's annotations) → train each method (per seed) → evaluate base +
+each variant → refinement uncertainty (cgd/uncertainty.py) → report.
 Every step is a run-directory stage keyed by the hash of its inputs, so the same command after a
 kill continues where it stopped, and a finished run re-runs in seconds.
 """
@@ -89,10 +90,14 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
         log.info("run directory: %s", run.root)
         log.info("what this run can detect (harness plan):\n%s", plan_text(config.as_dict()))
         build(run, config.build_config())
+        if config.uncertainty_wanted():
+            from cgd.val_annotations import annotate_val
+
+            annotate_val(run, config.build_config())
     distributed.barrier()
     variants = []
     for label, method, seed in config.labels():
-        summary = train_method(run, method, config.train_config(seed), label=label)
+        summary = train_method(run, method, config.train_config(seed), label=label, val=config.val_config())
         variants.append((label, str(run.path("train", label, "checkpoint")), summary))
     check_matched_budget(run)
     distributed.release()
@@ -101,5 +106,9 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
     evaluate_stage(run, config, "base", config.model)
     for label, checkpoint, _ in variants:
         evaluate_stage(run, config, label, checkpoint)
+    if config.uncertainty_wanted():
+        from cgd.uncertainty import analyze
+
+        analyze(run, config.as_dict())
     write_report(run.root, out)
     return out

@@ -44,6 +44,11 @@ class AnalysisConfig:
         choices=tuple(METHODS),
     )
     power: float = setting(DEFAULT_POWER, "power at which the minimum detectable effect (MDE) is computed")
+    uncertainty: bool = setting(
+        True,
+        "refinement uncertainty (docs/analysis.md): annotate the validation problems and score every "
+        "model on them; needs data.n_val > 0 and a method that uses the teacher",
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:

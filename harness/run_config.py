@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from cgd.build import BuildConfig
-from cgd.methods import METHODS, check_methods
+from cgd.methods import METHODS, check_methods, uses_teacher
 from cgd.problems import ProblemsConfig
+from cgd.selection import ValConfig
 from cgd.teachers import TeacherConfig
 from cgd.train_config import TrainConfig
 from harness.config import DEFAULT_PROFILE, apply_overrides, build, load_profile, section, setting, to_dict
@@ -72,6 +73,22 @@ class RunConfig:
     def train_config(self, seed: int) -> TrainConfig:
         return replace(self.train, model=self.model, seed=seed)
 
+    def val_config(self) -> ValConfig:
+        """Checkpoint selection scores the validation split as the math benchmarks score their items."""
+        from harness.benchmarks import BENCHMARKS
+
+        return ValConfig(
+            max_new_tokens=self.eval.max_new_tokens or BENCHMARKS["math500"].max_new_tokens,
+            math_grader=self.eval.math_grader,
+            reasoning_end=self.eval.reasoning_end,
+            backend=self.backend,
+        )
+
+    def uncertainty_wanted(self) -> bool:
+        return bool(
+            self.analysis.uncertainty and self.data.n_val and any(uses_teacher(m) for m in self.methods)
+        )
+
     def labels(self) -> list[tuple[str, str, int]]:
         """(label, method, seed) per trained variant; the seed suffix appears only with several seeds."""
         single = len(self.seeds) == 1
@@ -91,4 +108,15 @@ def resolve(profile: str = DEFAULT_PROFILE, overrides: list[str] | None = None) 
     tree.pop("profile", None)
     config = build(RunConfig, tree)
     config.profile = profile
+    return config
+
+
+# Keys config.json records next to the config itself.
+_RECORD_ONLY = ("profile", "run_id", "git_revision", "provenance")
+
+
+def from_record(record: dict) -> RunConfig:
+    """The config a run recorded in its config.json (keys added since then take their defaults)."""
+    config = build(RunConfig, {k: v for k, v in record.items() if k not in _RECORD_ONLY})
+    config.profile = str(record.get("profile", DEFAULT_PROFILE))
     return config

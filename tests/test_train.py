@@ -13,7 +13,8 @@ import torch
 
 from cgd import methods
 from cgd.build import dataset_path
-from cgd.train import TrainConfig, check_matched_budget, make_trainer, train_method
+from cgd.train import check_matched_budget, make_trainer, train_method
+from cgd.train_config import TrainConfig
 from harness.errors import HarnessError
 from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
@@ -98,6 +99,8 @@ def test_tiny_model_trains_three_steps_and_its_loss_drops(tiny, rows, tmp_path, 
     assert summary["completion_tokens"] == 3 * (sum(full) - sum(prompt)) == log[-1]["completion_tokens"]
     assert summary["config"]["max_steps"] == 3 and summary["dataset_hash"]
     assert (summary["examples_used"], summary["examples_truncated"]) == (ROWS_USED, 0)
+    # The default keeps the last step: no validation scoring, the matched budget untouched.
+    assert (summary["select"], summary["selected_step"]) == ("last", 3) and "val_curve" not in summary
 
 
 def test_methods_share_the_budget_and_a_finished_method_is_skipped(tiny, rows, tmp_path, monkeypatch):
@@ -140,6 +143,50 @@ def test_missing_dataset_and_bad_config_are_clear(tiny, tmp_path):
         train_method(tmp_path / "empty", "cdg", TrainConfig(model=tiny.name))
     with pytest.raises(HarnessError, match="lr scheduler"):
         TrainConfig(lr_scheduler="sawtooth")
+    with pytest.raises(HarnessError, match="train.select 'best'; valid: last, best-val"):
+        TrainConfig(select="best")
+    with pytest.raises(HarnessError, match="eval_every must be >= 0"):
+        TrainConfig(eval_every=-1)
+    assert (TrainConfig().select, TrainConfig().eval_every) == ("last", 0)
+
+
+def test_best_val_scores_each_saved_checkpoint_and_records_the_curve(tiny, rows, tmp_path):
+    from cgd.selection import ValConfig, choose
+
+    run = run_with(tmp_path, rows, ["sft"])
+    atomic_write_jsonl(run.path("problems", "val.jsonl"), rows)
+    cfg = TrainConfig(model=tiny.name, select="best-val", eval_every=1, **TINY)
+    summary = train_method(run, "sft", cfg, val=ValConfig(max_new_tokens=8))
+    curve = summary["val_curve"]
+    assert [p["step"] for p in curve] == [1, 2, 3]
+    for point in curve:
+        low, high = point["interval"]
+        assert point["n"] == ROWS_USED and 0.0 <= low <= point["acc"] <= high <= 1.0 and high > low
+    assert summary["selected_step"] == choose(curve) and summary["select"] == "best-val"
+    assert read_json(run.path("train", "sft", "summary.json"))["val_curve"] == curve
+    assert (run.path("train", "sft", "checkpoint") / "model.safetensors").exists()
+    assert not run.path("train", "sft", "steps").exists()  # the other candidates are gone
+    # Asking for no validation without validation problems is fine; asking for it is one clear line.
+    run.path("problems", "val.jsonl").write_text("")
+    with pytest.raises(HarnessError, match="needs validation problems"):
+        train_method(run, "sft", TrainConfig(model=tiny.name, select="best-val", **{**TINY, "max_steps": 1}))
+
+
+def test_the_selection_rule_and_installing_an_earlier_step(tmp_path):
+    from cgd.selection import choose, install, save_steps, step_dir
+
+    point = lambda step, acc: {"step": step, "acc": acc}  # noqa: E731
+    assert choose([point(1, 0.5), point(2, 0.75), point(3, 0.5)]) == 2
+    assert choose([point(1, 0.5), point(2, 0.5), point(3, 0.5)]) == 3  # ties: the later step
+    assert save_steps(7, 2) == [2, 4, 6] and save_steps(6, 2) == [2, 4] and save_steps(6, 0) == []
+    for step, text in ((1, "one"), (2, "two")):
+        step_dir(tmp_path, step).mkdir(parents=True)
+        (step_dir(tmp_path, step) / "weights").write_text(text)
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "weights").write_text("three")
+    install(tmp_path, 1, 3)
+    assert (tmp_path / "checkpoint" / "weights").read_text() == "one"
+    assert not (tmp_path / "steps").exists()
 
 
 @pytest.mark.parametrize("name", ["ddp", "fsdp", "zero3"])

@@ -152,16 +152,35 @@ class HFBackend(LocalPrompts):
     # --- log-likelihood -----------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
         """Sum of log p(continuation | context) and whether greedy decoding would produce it."""
+        return self._score(requests, "loglikelihood", None)
+
+    def token_stats(
+        self, requests: Sequence[tuple[list[int], list[int]]]
+    ) -> list[tuple[list[float], list[float]]]:
+        """Per continuation token: log p(token | context, earlier tokens), and the entropy (nats) of the
+        model's next-token distribution at that position. Only local backends have the distribution."""
+        from harness.backends.score import per_token
+
+        return self._score(requests, "token stats", per_token)
+
+    def _score(self, requests, desc: str, reduce) -> list:
         max_len = getattr(self.model.config, "max_position_embeddings", 2048)
-        bar = _progress(len(requests), "loglikelihood", self.progress)
+        bar = _progress(len(requests), desc, self.progress)
         try:
             if self.fast is None:
                 from harness.backends.padded import loglikelihood_padded
 
-                return loglikelihood_padded(self, requests, max_len, bar)
-            from harness.backends.score import loglikelihoods
+                return loglikelihood_padded(self, requests, max_len, bar, reduce)
+            from harness.backends.score import loglikelihoods, sum_and_greedy
 
-            return loglikelihoods(self.fast, requests, max_len, slots=self.batch_size, progress=bar.update)
+            return loglikelihoods(
+                self.fast,
+                requests,
+                max_len,
+                slots=self.batch_size,
+                progress=bar.update,
+                reduce=reduce or sum_and_greedy,
+            )
         finally:
             bar.close()
 

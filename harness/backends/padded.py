@@ -66,9 +66,13 @@ def _batch(backend, seqs, max_new, temperature, seed, stop) -> list[GenResult]:
 
 
 @torch.inference_mode()
-def loglikelihood_padded(backend, requests, max_len, bar) -> list[tuple[float, bool]]:
+def loglikelihood_padded(backend, requests, max_len, bar, reduce=None) -> list:
+    """`reduce(logprobs, target)` per request (score.py's); by default (sum, greedy) as lm-eval asks."""
+    from harness.backends.score import sum_and_greedy
+
+    reduce = reduce or sum_and_greedy
     order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
-    results: list[tuple[float, bool] | None] = [None] * len(requests)
+    results: list = [None] * len(requests)
     device, pad = backend.device, backend.tokenizer.pad_token_id
     for start in range(0, len(order), backend.batch_size):
         batch = order[start : start + backend.batch_size]
@@ -88,9 +92,6 @@ def loglikelihood_padded(backend, requests, max_len, bar) -> list[tuple[float, b
         logprobs = torch.log_softmax(logits, dim=-1)
         for row, i, cont in zip(range(len(batch)), batch, conts):
             lp = logprobs[row, keep - len(cont) :]
-            target = torch.tensor(cont, device=device)
-            total = lp.gather(-1, target[:, None]).sum().item()
-            greedy = bool((lp.argmax(-1) == target).all().item())
-            results[i] = (total, greedy)
+            results[i] = reduce(lp, torch.tensor(cont, device=device))
         bar.update(len(batch))
-    return results  # type: ignore[return-value]
+    return results

@@ -3,16 +3,34 @@
 Multiple-choice tasks (TruthfulQA, GPQA) score several continuations of one long context; padded
 batches recompute that context for every choice. Here requests are grouped by their context, the
 context goes through the model once into a KV slot, and every continuation attends to it.
+
+`token_stats` runs the same forward and keeps, per continuation token, its log-probability and the
+entropy of the whole next-token distribution there (the uncertainty analysis, cgd/uncertainty.py):
+a sum of log-probabilities cannot give an entropy, and the distribution is already computed here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from harness.backends.base import loglikelihood_tokens
 from harness.backends.llama_fast import FastForward, KVSlots
+
+
+def sum_and_greedy(logprobs: torch.Tensor, target: torch.Tensor) -> tuple[float, bool]:
+    """What lm-eval asks of a continuation: its summed log-probability, and whether greedy yields it."""
+    total = logprobs.gather(-1, target[:, None]).sum().item()
+    return total, bool((logprobs.argmax(-1) == target).all().item())
+
+
+def per_token(logprobs: torch.Tensor, target: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per continuation token: log p(token), and the entropy (nats) of the next-token distribution."""
+    chosen = logprobs.gather(-1, target[:, None]).squeeze(-1)
+    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    return chosen.tolist(), entropy.tolist()
 
 
 def loglikelihoods(
@@ -22,31 +40,33 @@ def loglikelihoods(
     budget: int = 4096,
     slots: int = 64,
     progress: Callable[[int], None] | None = None,
-) -> list[tuple[float, bool]]:
-    """(sum of log p(continuation | context), whether greedy decoding yields the continuation) per request."""
+    reduce: Callable[[torch.Tensor, torch.Tensor], Any] = sum_and_greedy,
+) -> list[Any]:
+    """`reduce(logprobs, target)` per request, by default (sum of log p(continuation | context), whether
+    greedy decoding yields the continuation); `per_token` gives token_stats' lists instead."""
     groups: dict[tuple[int, ...], list[tuple[int, list[int], list[int]]]] = {}
     for i, (ctx, cont) in enumerate(requests):
         inputs = loglikelihood_tokens(i, ctx, cont, max_len + 1)[:-1]  # the last token predicts nothing
         cut = len(inputs) - len(cont) + 1  # the prefix ends with the token that predicts cont[0]
         groups.setdefault(tuple(inputs[:cut]), []).append((i, inputs[cut:], list(cont)))
-    results: list[tuple[float, bool] | None] = [None] * len(requests)
+    results: list[Any] = [None] * len(requests)
     order = sorted(groups, key=len, reverse=True)
     while order:
         chunk, tokens = [], 0
         while order and len(chunk) < slots and (not chunk or tokens + _cost(order[-1], groups) <= budget):
             chunk.append(order.pop())
             tokens += _cost(chunk[-1], groups)
-        _score_chunk(fwd, chunk, groups, results)
+        _score_chunk(fwd, chunk, groups, results, reduce)
         if progress:
             progress(sum(len(groups[p]) for p in chunk))
-    return results  # type: ignore[return-value]
+    return results
 
 
 def _cost(prefix: tuple[int, ...], groups) -> int:
     return len(prefix) + sum(len(rest) for _, rest, _ in groups[prefix])
 
 
-def _score_chunk(fwd: FastForward, chunk: list[tuple[int, ...]], groups, results) -> None:
+def _score_chunk(fwd: FastForward, chunk: list[tuple[int, ...]], groups, results, reduce) -> None:
     longest = max(len(p) + max(len(rest) for _, rest, _ in groups[p]) for p in chunk)
     cache = KVSlots(fwd, len(chunk), longest + 1)
     first = fwd.prefill([list(p) for p in chunk], list(range(len(chunk))), cache)
@@ -68,6 +88,4 @@ def _score_chunk(fwd: FastForward, chunk: list[tuple[int, ...]], groups, results
             if rest:
                 rows = torch.cat([rows, rest_logits[index]])
             logprobs = torch.log_softmax(rows.float(), dim=-1)
-            target = torch.tensor(cont, device=logprobs.device)
-            total = logprobs.gather(-1, target[:, None]).sum().item()
-            results[index] = (total, bool((logprobs.argmax(-1) == target).all().item()))
+            results[index] = reduce(logprobs, torch.tensor(cont, device=logprobs.device))

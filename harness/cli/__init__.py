@@ -28,7 +28,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
 
 
 def _register() -> None:
-    from harness.cli import compare, config, data, gate, plan, report, setup, train
+    from harness.cli import analyze, compare, config, data, gate, plan, report, setup, train
     from harness.cli import eval as eval_cmd
 
     app.command("eval")(eval_cmd.eval_command)
@@ -42,6 +42,7 @@ def _register() -> None:
     app.add_typer(data_app, name="data")
     app.command("train")(train.train)
     app.command("report")(report.report)
+    app.command("analyze")(analyze.analyze_command)
     app.command("gate")(gate.gate)
     app.command("plan")(plan.plan_command)
     app.command("config")(config.config_command)

@@ -33,6 +33,15 @@ def train(
     lora_dropout: float = common.field_option(TrainConfig, "lora_dropout", "--lora-dropout"),
     lora_targets: str = common.field_option(TrainConfig, "lora_targets", "--lora-targets"),
     seed: int = common.SeedOpt,
+    select: str = typer.Option(
+        "last",
+        "--select",
+        help="last (the weights after --max-steps) or best-val (the checkpoint with the best "
+        "validation accuracy; cgd/selection.py).",
+    ),
+    eval_every: int = typer.Option(
+        0, "--eval-every", min=0, help="Steps between validation checkpoints; 0: only the final one."
+    ),
 ) -> None:
     """Fine-tune MODEL on each METHOD's dataset; a method already trained with the same inputs is skipped."""
     from cgd.methods import parse_methods
@@ -56,6 +65,8 @@ def train(
         lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
         lora_targets=lora_targets,
+        select=select,
+        eval_every=eval_every,
     )
     for name in parse_methods(method):
         s = train_method(run_dir, name, cfg)

@@ -11,7 +11,7 @@ from pathlib import Path
 from harness import drift
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_bytes, atomic_write_text
-from harness.report import claims, plots, sections, viewer
+from harness.report import claims, plots, sections, selection, uncertainty, viewer
 from harness.report.graders import grader_disagreement
 from harness.report.html import Part, Plot, Samples, Section, render_page
 from harness.report.tables import Table, to_csv, to_latex, to_markdown
@@ -180,6 +180,7 @@ def report_files(
     seeds = sections.seed_table(run)
     graders = grader_disagreement(run)
     main_parts: list[Table | str] = [main.table] + ([seeds.table] if seeds else [])
+    unc, sel = uncertainty.section(run, _colors(run)), selection.section(run, _colors(run))
     stats_parts: list[Table | str] = (
         [family] if family.rows else ["No comparisons: the run has no trained methods."]
     )
@@ -208,6 +209,11 @@ def report_files(
         "drift.png": _png(_drift_plot(run, forgetting, cfg.margin)),
         "measures.png": _png(_measures_plot(run, drift_levels)),
         "loss.png": _png(_loss_plot(run)),
+        "uncertainty.md": _markdown(run, "Refinement uncertainty", unc.parts) if unc else None,
+        "uncertainty.csv": unc.csv if unc else None,
+        "uncertainty.png": unc.plot if unc else None,
+        "selection.md": _markdown(run, "Checkpoint selection", [sel.table]) if sel else None,
+        "selection.png": sel.plot if sel else None,
     }
     flip_files = sections.flips(run)
     files.update({f"flips/{task}.csv": text for task, text in flip_files.items()})
@@ -240,6 +246,33 @@ def report_files(
             f"Every comparison of the family ({len(family.rows)})" if family.rows else "",
         ),
         *([Section("graders", "Math graders", [graders.table])] if graders else []),
+        *(
+            [
+                Section(
+                    "uncertainty",
+                    "Refinement uncertainty",
+                    [
+                        *unc.parts,
+                        Plot(
+                            "uncertainty.png", unc.plot, "Entropy and NLL of ŷ per token (docs/analysis.md)."
+                        ),
+                    ],
+                )
+            ]
+            if unc
+            else []
+        ),
+        *(
+            [
+                Section(
+                    "selection",
+                    "Checkpoint selection",
+                    [sel.table, Plot("selection.png", sel.plot, "Validation accuracy per saved step.")],
+                )
+            ]
+            if sel
+            else []
+        ),
         Section("compute", "Compute", compute_parts),
         Section(
             "samples",
