@@ -26,6 +26,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/check_imports.py
 	$(BIN)/pytest -m "not slow and not vllm" --durations=15 $(PYTEST_ARGS)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 

@@ -10,7 +10,7 @@ Here each row of the micro-batch runs alone without its padding (causal attentio
 so the fused SDPA kernel applies), only the positions with a label go through the LM head, and the
 row's backward runs before the next row's forward. Gradients accumulate across rows exactly as
 across a padded batch: each row's summed token loss is divided by the same `num_items_in_batch`.
-The batches, the order, the optimizer and the schedule are TRL's own; benchmarks/training.py
+The batches, the order, the optimizer and the schedule are TRL's own; perf/training.py
 measures the speed and prints both loss curves side by side.
 """
 

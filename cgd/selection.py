@@ -29,7 +29,7 @@ STEPS_DIR = "steps"  # train/<label>/steps/step-<k>/: candidates, removed once o
 class ValConfig:
     """How a checkpoint is scored on the validation split: the math benchmarks' settings."""
 
-    max_new_tokens: int = 512  # MATH-500's own budget (harness/benchmarks.py) when eval sets none
+    max_new_tokens: int = 512  # MATH-500's own budget (harness/registry.py) when eval sets none
     math_grader: str = "math-verify"
     reasoning_end: str = "</think>"
     backend: str = "hf"
@@ -87,7 +87,7 @@ def val_request(question: str, max_new_tokens: int):
     """What a math benchmark sends for an item: its prompt as the one user turn of the chat template
     (lm-eval's apply_chat_template, which the backend's render reproduces), greedy."""
     from harness.backends.base import GenRequest
-    from harness.benchmarks import math_prompt
+    from harness.registry import math_prompt
 
     return GenRequest(
         messages=({"role": "user", "content": math_prompt({"problem": question})},),
@@ -99,8 +99,8 @@ def val_request(question: str, max_new_tokens: int):
 def score_checkpoint(path: str | Path, problems: list[dict], val: ValConfig) -> dict:
     """Accuracy of one checkpoint on the validation problems, with its Clopper–Pearson interval."""
     from harness.backends import open_backend
-    from harness.benchmarks import score_math
     from harness.checkers.math import normalize_gold
+    from harness.registry import score_math
     from harness.stats import score_interval
 
     with open_backend(str(path), val.backend) as backend:

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from cgd import methods, prompts, trackers
-from cgd.build import VAL_PROBLEMS, dataset_path
 from cgd.fast_sft import FastSFTTrainer
+from cgd.pipeline import VAL_PROBLEMS, dataset_path
 from cgd.selection import ValConfig, make_saver, save_steps, scores_validation, select_checkpoint
 from cgd.teachers.base import meta_path
 from cgd.train_config import TrainConfig

@@ -238,7 +238,7 @@ def _group_mean(per_label, labels, measure, condition) -> dict[str, float]:
 
 
 def to_csv_text(summary: dict) -> str:
-    from harness.report.tables import to_csv
+    from harness.io import to_csv
 
     rows = []
     for m in summary["models"]:

@@ -1,12 +1,12 @@
 """Teacher annotations of the validation problems: y', c and ŷ for problems/val.jsonl.
 
-The training stages (cgd/build.py) probe and teach the training problems only. The uncertainty
+The training stages (cgd/pipeline.py) probe and teach the training problems only. The uncertainty
 analysis (cgd/uncertainty.py) needs (x, y', c, ŷ) on problems no model trained on, so these
 stages run the same probe and the same teacher on the validation split, into files of their own:
     probe/val_attempts.jsonl                      the untrained student's first answers y'
     teach/val_annotations.jsonl (+ .meta.json)    c and ŷ, the same columns as teach/annotations.jsonl
 Nothing here is ever training data: no method's dataset reads these files.
-With a teacher file the validation problems come from that file (cgd/build.py's problems_config),
+With a teacher file the validation problems come from that file (cgd/pipeline.py's problems_config),
 so their annotations are the file's own rows.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cgd import methods, prompts
-from cgd.build import VAL_PROBLEMS, BuildConfig
+from cgd.pipeline import VAL_PROBLEMS, BuildConfig
 from cgd.teachers.base import meta_path
 from harness.io import atomic_write_jsonl, read_jsonl, sha256_file
 from harness.run import RunDir

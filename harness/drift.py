@@ -79,7 +79,10 @@ NO_EXTRACTION = object()
 def has_final_answer(task: str, response: str | None, extracted: object = NO_EXTRACTION) -> bool | None:
     """Whether the answer can be scored at all; None when unknown or the task has no answer format.
 
-    Without response text (GPQA records keep none) the checker's extraction decides.
+    The checker's own extraction decides (the `extracted` field of each sample record), so
+    "parseable" means here what it means to the score. HumanEval is the exception: its checker runs
+    whatever text it gets as a program, so its extraction never says "no code"; a code block or a
+    `def` does. Records written before `extracted` existed fall back to the same patterns.
     """
     if task in MATH_TASKS:
         detector = _BOXED.search
@@ -89,10 +92,10 @@ def has_final_answer(task: str, response: str | None, extracted: object = NO_EXT
         detector = _LETTER.search
     else:
         return None
+    if extracted is not NO_EXTRACTION and task != "humaneval":
+        return extracted is not None and bool(str(extracted).strip())
     if response:
         return bool(detector(response))
-    if extracted is not NO_EXTRACTION:
-        return extracted is not None and bool(str(extracted).strip())
     return False if response is not None else None
 
 

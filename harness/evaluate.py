@@ -20,16 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.vllm import VllmOptions
-from harness.benchmarks import (
-    BENCHMARKS,
-    DEFAULT_MATH_GRADER,
-    DEFAULT_REASONING_END,
-    MATH_GRADERS,
-    check_math_grader,
-    grader_verdicts,
-    item_id,
-    sample_fields,
-)
 from harness.config import section, setting
 from harness.errors import HarnessError
 from harness.io import (
@@ -42,6 +32,16 @@ from harness.io import (
 )
 from harness.paths import tasks_dir
 from harness.provenance import provenance
+from harness.registry import (
+    BENCHMARKS,
+    DEFAULT_MATH_GRADER,
+    DEFAULT_REASONING_END,
+    MATH_GRADERS,
+    check_math_grader,
+    grader_verdicts,
+    item_id,
+    sample_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class EvalConfig:
     """Everything that decides an evaluation's numbers (the `eval:` section); recorded in every results file."""
 
     benchmarks: list[str] = setting(
-        ["all"], "benchmark names (harness/benchmarks.py), or all; resolved to names in registry order"
+        ["all"], "benchmark names (harness/registry.py), or all; resolved to names in registry order"
     )
     limit: int | None = setting(None, "items per benchmark (the first N); null: the full sets", minimum=1)
     seed: int = setting(0, "seed of lm-eval's samplers: the run's first seed", key=False)
@@ -81,7 +81,7 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
-        from harness.benchmarks import resolve_benchmarks
+        from harness.registry import resolve_benchmarks
 
         self.benchmarks = resolve_benchmarks(",".join(self.benchmarks))
         check_math_grader(self.math_grader)
@@ -155,7 +155,7 @@ def evaluate_model(
     import lm_eval
     from lm_eval import simple_evaluate
 
-    from harness.lm import HarnessLM
+    from harness.lm_eval_adapter import HarnessLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)  # lm-eval logs prompts at INFO; GPQA must not leak
     logging.getLogger("lm_eval.api.task").setLevel(

@@ -116,10 +116,21 @@ def _embedded_dir(name: str) -> Path:
     return _materialise(harness_home() / "models" / name, convert)
 
 
-def _tiny_dir() -> Path:
-    from harness.testing import build_tiny_model
+def embedded_tokenizer(name: str = "smollm2-135m"):
+    """The tokenizer inside an embedded model's GGUF (no conversion of the weights needed)."""
+    from transformers import AutoTokenizer
 
-    return _materialise(harness_home() / "models" / TINY, build_tiny_model)
+    spec = EMBEDDED[name]
+    found = importlib.util.find_spec(spec["package"])
+    return AutoTokenizer.from_pretrained(Path(found.origin).parent, gguf_file=spec["gguf"])
+
+
+def _tiny_dir() -> Path:
+    from harness.tiny_model import build_tiny_model
+
+    return _materialise(
+        harness_home() / "models" / TINY, lambda target: build_tiny_model(target, embedded_tokenizer())
+    )
 
 
 def _materialise(target: Path, build) -> Path:

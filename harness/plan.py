@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness import benchmarks
+from harness import registry
 from harness.drift import MEASURES
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig
@@ -33,17 +33,17 @@ class PlanRow:
 
 def planned_benchmarks(config: dict) -> list[str]:
     spec = config["eval"]["benchmarks"]
-    return benchmarks.resolve_benchmarks(spec if isinstance(spec, str) else ",".join(spec))
+    return registry.resolve_benchmarks(spec if isinstance(spec, str) else ",".join(spec))
 
 
 def family_size(config: dict) -> int:
     """Comparisons a compare run of this config will adjust together (harness.findings.analyse)."""
     tasks = planned_benchmarks(config)
     methods = list(config.get("methods") or [])
-    generative = [t for t in tasks if benchmarks.get(t).output_type == "generate_until"]
+    generative = [t for t in tasks if registry.get(t).output_type == "generate_until"]
     columns = len(tasks) + (1 if "ifeval" in tasks else 0)  # IFEval's instruction-level column
     per_method = columns + len(MEASURES) * len(generative)
-    math = [t for t in tasks if not benchmarks.get(t).general]
+    math = [t for t in tasks if not registry.get(t).general]
     between = sum(len(math) for ref in ("sft", "cft") if "cgd" in methods and ref in methods)
     return max(1, len(methods) * per_method + between)
 
@@ -57,8 +57,8 @@ def plan(config: dict, effect_points: float) -> tuple[list[PlanRow], int, Analys
     effect = effect_points / 100.0
     rows = []
     for task in planned_benchmarks(config):
-        n = benchmarks.n_items(task, ev.get("limit"), str(ev.get("truthfulqa_version", "2021")))
-        binary = benchmarks.get(task).binary
+        n = registry.n_items(task, ev.get("limit"), str(ev.get("truthfulqa_version", "2021")))
+        binary = registry.get(task).binary
         rows.append(
             PlanRow(
                 task,

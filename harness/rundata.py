@@ -21,34 +21,28 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl
+from harness.registry import BENCHMARKS
 
 BASE = "base"
 
-HEADLINE_METRIC: dict[str, str] = {
-    "amc23": "exact_match",
-    "math500": "exact_match",
-    "aime24": "exact_match",
-    "humaneval": "pass@1",
-    "gpqa_diamond": "acc",
-    "gpqa_diamond_cot": "exact_match",
-    "ifeval": "prompt_level_strict_acc",
-    "truthfulqa_mc1": "acc",
-    "truthfulqa_mc2": "acc",
-}
+# Benchmark facts come from the registry; these are views of it for the readers of a run.
+HEADLINE_METRIC: dict[str, str] = {name: b.metric for name, b in BENCHMARKS.items()}
 # Reported as their own table columns next to the headline.
-EXTRA_METRICS: dict[str, tuple[str, ...]] = {"ifeval": ("inst_level_strict_acc",)}
-TASK_ORDER = tuple(HEADLINE_METRIC)
-REASONING_TASKS = frozenset({"amc23", "math500", "aime24"})
-MATH_TASKS = REASONING_TASKS
+EXTRA_METRICS: dict[str, tuple[str, ...]] = {
+    n: b.extra_metrics for n, b in BENCHMARKS.items() if b.extra_metrics
+}
+TASK_ORDER = tuple(BENCHMARKS)
+MATH_TASKS = frozenset(name for name, b in BENCHMARKS.items() if not b.general)
 # Scored by log-likelihood over fixed options: no generated text, so no format drift to measure.
-LOGLIKELIHOOD_TASKS = frozenset({"gpqa_diamond", "truthfulqa_mc1", "truthfulqa_mc2"})
+LOGLIKELIHOOD_TASKS = frozenset(name for name, b in BENCHMARKS.items() if b.output_type == "multiple_choice")
 
 _SEED_LABEL = re.compile(r"^(?P<method>.+)@seed(?P<seed>\d+)$")
 
 
 def is_general(task: str) -> bool:
-    """Benchmarks outside the training domain, where a drop means forgetting."""
-    return task == "ifeval" or task == "humaneval" or task.startswith(("truthfulqa", "gpqa"))
+    """Benchmarks outside the training domain, where a drop means forgetting (a task the registry
+    does not know, e.g. from an older run, counts as general: it is not what was trained)."""
+    return BENCHMARKS[task].general if task in BENCHMARKS else True
 
 
 def method_of(label: str) -> str:

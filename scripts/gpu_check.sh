@@ -42,4 +42,4 @@ for summary in sorted(Path(sys.argv[1]).glob("train/*/summary.json")):
     print(f"train {summary.parent.name}: {s['tokens_trained']} tokens in {s['wall_seconds']:.1f} s = "
           f"{s['tokens_trained'] / s['wall_seconds']:.0f} tok/s")
 PY
-"$PY" benchmarks/generation.py --quick --engines project --device cuda
+"$PY" perf/generation.py --quick --engines project --device cuda

@@ -28,9 +28,9 @@ LONG = "Count the apples and the pears in this basket, then explain your reasoni
 def varied_model(tmp_path_factory):
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from harness.testing import smollm2_tokenizer
+    from harness.models import embedded_tokenizer
 
-    tok = smollm2_tokenizer()
+    tok = embedded_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import cgd.teachers
 import harness.backends
 from cgd import methods, prompts
-from cgd.build import ANNOTATIONS, BuildConfig, build, dataset_path
+from cgd.pipeline import ANNOTATIONS, BuildConfig, build, dataset_path
 from cgd.problems import NEAR_DUPLICATES, ProblemsConfig, load_problems
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl, sha256_file
@@ -170,7 +170,7 @@ def cli(fn) -> typer.Typer:
 
 
 def test_data_build_cli(tmp_path, data_dir):
-    from harness.cli.data import data_build
+    from harness.app.cli.data import data_build
 
     result = CliRunner().invoke(
         cli(data_build),
@@ -200,8 +200,8 @@ def test_data_build_cli(tmp_path, data_dir):
 
 
 def test_train_cli(tmp_path, tiny_model, data_dir):
-    from harness.cli.data import data_build
-    from harness.cli.train import train
+    from harness.app.cli.data import data_build
+    from harness.app.cli.train import train
 
     CliRunner().invoke(
         cli(data_build),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.benchmarks import BENCHMARKS
+from harness.registry import BENCHMARKS
 
 
 def run_cli(*args, env=None):

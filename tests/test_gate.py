@@ -11,9 +11,9 @@ import typer
 from test_report import make_run
 from typer.testing import CliRunner
 
-from harness.cli.gate import gate
+from harness.app.cli.gate import gate
+from harness.app.gate import check_gate, parse_requirement, record_baseline
 from harness.errors import HarnessError
-from harness.gate import check_gate, parse_requirement, record_baseline
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 
 APP = typer.Typer()
@@ -21,7 +21,7 @@ APP.command()(gate)
 
 
 def invoke(*args: object) -> tuple[int, str]:
-    """Exit code and output, mapping HarnessError to exit 2 as `harness.cli.main` does."""
+    """Exit code and output, mapping HarnessError to exit 2 as `harness.app.cli.main` does."""
     result = CliRunner().invoke(APP, [str(a) for a in args])
     if isinstance(result.exception, HarnessError):
         return 2, str(result.exception)

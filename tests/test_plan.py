@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.app.cli import app
+from harness.app.run_config import resolve
 from harness.errors import HarnessError
 from harness.plan import family_size, plan
-from harness.run_config import resolve
 from harness.stats import mde
 
 

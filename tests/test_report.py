@@ -13,10 +13,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness.cli.report import report
+from harness.app.cli.report import report
+from harness.app.report.build import write_report
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json
-from harness.report import write_report
 
 # Per label: probability of a correct math answer, share of critique-style math answers,
 # mean truthfulqa_mc2 score, probability of a correct GPQA letter.
@@ -432,7 +432,7 @@ def _texts(fig) -> list:
 
 @pytest.mark.parametrize("kind", ["bars", "panels", "loss"])
 def test_plots_are_readable_without_overlapping_labels(kind: str) -> None:
-    from harness.report import plots
+    from harness.app.report import plots
 
     names = [f"benchmark_{i} (inst_level_strict_acc)" if i % 3 == 0 else f"task_{i}" for i in range(11)]
     models = ["base", "sft", "distill-sft", "cft", "cgd", "refine-nocritique", "cgd-shuffled", "cgd-generic"]

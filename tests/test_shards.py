@@ -147,7 +147,7 @@ def test_eval_under_torchrun_scores_a_shard_per_process_and_rank0_merges(
     ],
 )
 def test_launched_eval_refuses_what_it_cannot_split(monkeypatch, shard, output, backend, message):
-    from harness.cli.eval import _launch_shard
+    from harness.app.cli.eval import _launch_shard
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(HarnessError, match=message):

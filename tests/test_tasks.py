@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import benchmarks
-from harness.benchmarks import BENCHMARKS
+from harness import registry
 from harness.errors import HarnessError
 from harness.paths import tasks_dir
+from harness.registry import BENCHMARKS
 
 LM_EVAL_TASKS = Path(__import__("lm_eval").__file__).parent / "tasks"
 GENERATIVE = sorted(n for n, b in BENCHMARKS.items() if b.output_type == "generate_until")
@@ -84,13 +84,13 @@ def test_registry_categories():
 
 
 def test_resolve_benchmarks():
-    assert benchmarks.resolve_benchmarks("all") == list(BENCHMARKS)
-    assert benchmarks.resolve_benchmarks(" ifeval, amc23,ifeval ") == ["ifeval", "amc23"]
+    assert registry.resolve_benchmarks("all") == list(BENCHMARKS)
+    assert registry.resolve_benchmarks(" ifeval, amc23,ifeval ") == ["ifeval", "amc23"]
     with pytest.raises(HarnessError) as err:
-        benchmarks.resolve_benchmarks("amc23,gsm8k")
+        registry.resolve_benchmarks("amc23,gsm8k")
     assert "gsm8k" in str(err.value) and "truthfulqa_mc2" in str(err.value)
     with pytest.raises(HarnessError):
-        benchmarks.resolve_benchmarks(" , ")
+        registry.resolve_benchmarks(" , ")
 
 
 # ---------------------------------------------------------------- generative tasks ------------
@@ -235,9 +235,9 @@ def test_metadata_selects_truthfulqa_version_and_gpqa_seed(tasks):
 
 def test_sample_fields(tasks):
     gpqa = tasks["gpqa_diamond"].test_docs()[0]
-    fields = benchmarks.sample_fields("gpqa_diamond", gpqa, _lls(4, 2))
+    fields = registry.sample_fields("gpqa_diamond", gpqa, _lls(4, 2))
     assert fields == {"item_id": gpqa["id"], "gold": gpqa["gold_letter"], "extracted": "C"}
-    fields = benchmarks.sample_fields("gpqa_diamond_cot", gpqa, "The answer is (D)")
+    fields = registry.sample_fields("gpqa_diamond_cot", gpqa, "The answer is (D)")
     assert fields == {
         "item_id": gpqa["id"],
         "gold": gpqa["gold_letter"],
@@ -246,18 +246,18 @@ def test_sample_fields(tasks):
     }
 
     amc = tasks["amc23"].test_docs()[0]
-    fields = benchmarks.sample_fields("amc23", amc, "\\boxed{12}")
+    fields = registry.sample_fields("amc23", amc, "\\boxed{12}")
     assert fields == {"item_id": str(amc["id"]), "gold": amc["gold"], "extracted": "12", "thinking": "none"}
 
     tqa = tasks["truthfulqa_mc2"].test_docs()[0]
-    fields = benchmarks.sample_fields("truthfulqa_mc2", tqa, [-3.0, -1.0, -2.0])
+    fields = registry.sample_fields("truthfulqa_mc2", tqa, [-3.0, -1.0, -2.0])
     assert fields["extracted"] == 1 and fields["gold"] == [
         i for i, label in enumerate(tqa["mc2_targets"]["labels"]) if label
     ]
-    assert benchmarks.sample_fields("truthfulqa_mc1", tqa, [(-1.0, True)])["gold"] == 0
+    assert registry.sample_fields("truthfulqa_mc1", tqa, [(-1.0, True)])["gold"] == 0
 
     ifeval = tasks["ifeval"].test_docs()[0]
-    assert benchmarks.sample_fields("ifeval", ifeval, "text") == {
+    assert registry.sample_fields("ifeval", ifeval, "text") == {
         "item_id": str(ifeval["key"]),
         "gold": None,
         "extracted": None,
@@ -266,18 +266,18 @@ def test_sample_fields(tasks):
     }
 
     he = tasks["humaneval"].test_docs()[0]
-    fields = benchmarks.sample_fields("humaneval", he, f"```python\n{he['prompt']}    pass\n```")
+    fields = registry.sample_fields("humaneval", he, f"```python\n{he['prompt']}    pass\n```")
     assert fields["item_id"] == "HumanEval/0" and "def " in fields["extracted"]
 
 
 def test_sample_fields_read_the_answer_after_the_thinking(tasks):
     amc = tasks["amc23"].test_docs()[0]
-    fields = benchmarks.sample_fields("amc23", amc, "<think>maybe \\boxed{3}</think> so \\boxed{12}")
+    fields = registry.sample_fields("amc23", amc, "<think>maybe \\boxed{3}</think> so \\boxed{12}")
     assert (fields["extracted"], fields["thinking"]) == ("12", "closed")
-    fields = benchmarks.sample_fields("amc23", amc, "<think>maybe \\boxed{3}, still thinking")
+    fields = registry.sample_fields("amc23", amc, "<think>maybe \\boxed{3}, still thinking")
     assert (fields["extracted"], fields["thinking"]) == (None, "unclosed")
     # The Qwen grader's own extraction: no box, so the text after "the answer is".
-    fields = benchmarks.sample_fields("amc23", {**amc, "math_grader": "qwen"}, "So the answer is 12")
+    fields = registry.sample_fields("amc23", {**amc, "math_grader": "qwen"}, "So the answer is 12")
     assert fields["extracted"] == "12"
 
 
@@ -318,22 +318,22 @@ def test_math_grader_both_scores_each_grader(tasks):
     doc = {**_docs(task)[0], "math_grader": "both"}
     scores = task.process_results(doc, [f"\\boxed{{{doc['gold']}}}"])
     assert scores["exact_match"] == scores["math_verify_exact_match"] == scores["qwen_exact_match"] == 1.0
-    assert benchmarks.grader_verdicts(scores) == {"math-verify": True, "qwen": True}
+    assert registry.grader_verdicts(scores) == {"math-verify": True, "qwen": True}
     # A percentage reading only the Qwen grader accepts: the headline stays math-verify's.
     doc = {**doc, "gold": "0.5"}
     scores = task.process_results(doc, ["\\boxed{50}"])
     assert (scores["exact_match"], scores["math_verify_exact_match"], scores["qwen_exact_match"]) == (0, 0, 1)
     scores = task.process_results({**doc, "math_grader": "qwen"}, ["\\boxed{50}"])
     assert scores["exact_match"] == 1.0 and "qwen_exact_match" not in scores
-    assert benchmarks.grader_verdicts(scores) is None
+    assert registry.grader_verdicts(scores) is None
 
 
 def test_math_grader_reaches_the_docs():
-    rows = benchmarks.load_rows("aime24", math_grader="qwen", reasoning_end="")
+    rows = registry.load_rows("aime24", math_grader="qwen", reasoning_end="")
     assert {(r["math_grader"], r["reasoning_end"]) for r in rows} == {("qwen", "")}
-    assert "math_grader" not in benchmarks.load_rows("ifeval")[0]
+    assert "math_grader" not in registry.load_rows("ifeval")[0]
     with pytest.raises(HarnessError, match="math_grader"):
-        benchmarks.load_rows("aime24", math_grader="sympy")
+        registry.load_rows("aime24", math_grader="sympy")
 
 
 # ---------------------------------------------------------------- helpers -----------------------

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cgd import methods
-from cgd.build import dataset_path
+from cgd.pipeline import dataset_path
 from cgd.train import check_matched_budget, make_trainer, train_method
 from cgd.train_config import TrainConfig
 from harness.errors import HarnessError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import benchmarks, data
+from harness import data, registry
 from harness.paths import tasks_dir
 
 TASKS = ("truthfulqa_mc1", "truthfulqa_mc2")
@@ -21,7 +21,7 @@ def definitions(data_dir):
     from lm_eval.tasks import TaskManager, get_task_dict
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    rows = benchmarks.load_rows("truthfulqa_mc1", truthfulqa_version="2021")
+    rows = registry.load_rows("truthfulqa_mc1", truthfulqa_version="2021")
     reference = {}
     for name in TASKS:
         config = load_yaml(Path(lm_eval.tasks.__file__).parent / "truthfulqa" / f"{name}.yaml")
@@ -58,7 +58,7 @@ def test_tiny_model_scores_each_item_as_lm_eval_does(definitions, tiny_model):
     from lm_eval import simple_evaluate
 
     from harness.backends import make_backend
-    from harness.lm import HarnessLM
+    from harness.lm_eval_adapter import HarnessLM
 
     lm = HarnessLM(make_backend(str(tiny_model), cache=False, progress=False))
     for name in TASKS:

@@ -50,7 +50,7 @@ def http_posts(monkeypatch) -> list[str]:
 
 def teach_two_problems(run_root, spec: str) -> tuple[list[dict], dict]:
     """The build's problems → probe → teach stages on 2 training problems, student and teacher served."""
-    from cgd.build import ANNOTATIONS, ATTEMPTS, TRAIN_PROBLEMS, BuildConfig, problems_stage, teach_stage
+    from cgd.pipeline import ANNOTATIONS, ATTEMPTS, TRAIN_PROBLEMS, BuildConfig, problems_stage, teach_stage
     from cgd.probe import probe
     from cgd.problems import ProblemsConfig
     from cgd.teachers import load_annotations

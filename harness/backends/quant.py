@@ -2,7 +2,7 @@
 
 Weights: int8, symmetric, one scale per output channel. Activations: quantised per call
 (fbgemm's dynamic linear). About 2x the fp32 matmul rate on this CPU (AVX2, no VNNI), but the
-outputs are no longer those of the fp32 model: benchmarks/generation.py reports the agreement.
+outputs are no longer those of the fp32 model: perf/generation.py reports the agreement.
 The vocabulary projection stays fp32, since quantisation error there moves the argmax most directly.
 """
 

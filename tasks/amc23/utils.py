@@ -1,7 +1,7 @@
-"""lm-eval hooks for amc23; prompts and scoring live in harness.benchmarks."""
+"""lm-eval hooks for amc23; prompts and scoring live in harness.registry."""
 
-from harness.benchmarks import math_prompt as doc_to_text  # noqa: F401
-from harness.benchmarks import score_math, task_dataset
+from harness.registry import math_prompt as doc_to_text  # noqa: F401
+from harness.registry import score_math, task_dataset
 
 
 def load(**metadata):

@@ -1,7 +1,7 @@
-"""lm-eval hooks for gpqa_diamond_cot; prompts and scoring live in harness.benchmarks."""
+"""lm-eval hooks for gpqa_diamond_cot; prompts and scoring live in harness.registry."""
 
-from harness.benchmarks import gpqa_cot_prompt as doc_to_text  # noqa: F401
-from harness.benchmarks import score_gpqa_cot, task_dataset
+from harness.registry import gpqa_cot_prompt as doc_to_text  # noqa: F401
+from harness.registry import score_gpqa_cot, task_dataset
 
 
 def load(**metadata):

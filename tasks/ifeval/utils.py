@@ -1,7 +1,7 @@
-"""lm-eval hooks for ifeval; scoring lives in harness.benchmarks."""
+"""lm-eval hooks for ifeval; scoring lives in harness.registry."""
 
-from harness.benchmarks import instruction_level_mean as agg_inst_level_acc  # noqa: F401
-from harness.benchmarks import score_ifeval, task_dataset
+from harness.registry import instruction_level_mean as agg_inst_level_acc  # noqa: F401
+from harness.registry import score_ifeval, task_dataset
 
 
 def load(**metadata):

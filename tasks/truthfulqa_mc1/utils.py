@@ -1,7 +1,7 @@
-"""lm-eval hooks for truthfulqa_mc1; the prompt lives in harness.benchmarks."""
+"""lm-eval hooks for truthfulqa_mc1; the prompt lives in harness.registry."""
 
-from harness.benchmarks import task_dataset
-from harness.benchmarks import truthfulqa_prompt as doc_to_text  # noqa: F401
+from harness.registry import task_dataset
+from harness.registry import truthfulqa_prompt as doc_to_text  # noqa: F401
 
 
 def load(**metadata):

@@ -1,0 +1,5 @@
+"""The application layer: the `harness` command, `compare`, the report and the gate.
+
+The only code that imports both the evaluation library (`harness.*`) and the training package
+(`cgd.*`); neither of those imports anything from here (scripts/check_imports.py checks it).
+"""

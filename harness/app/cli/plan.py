@@ -1,0 +1,21 @@
+"""`harness plan`: the statistical power of a profile's comparisons, before any compute."""
+
+from __future__ import annotations
+
+import typer
+
+from harness.app.cli import common
+
+
+def plan_command(
+    profile: str = common.ProfileOpt,
+    sets: list[str] | None = common.SetOpt,
+    effect: float = typer.Option(5.0, "--effect", help="Target effect in points for the 'n needed' columns."),
+) -> None:
+    """Print, per benchmark, n and the minimum detectable effect of the profile's comparisons."""
+    from harness.app.run_config import resolve
+    from harness.plan import plan_text
+
+    config = resolve(profile, list(sets or []))
+    text = plan_text(config.as_dict(), effect)
+    typer.echo(f"profile {profile}: methods {', '.join(config.methods)}\n{text}", nl=False)

@@ -1,0 +1,189 @@
+"""Full fine-tuning step throughput: TRL's SFTTrainer (defaults made CPU-safe) against cgd/fast_sft.py.
+
+Both train the same model on the same examples (the `sft` method's prompt-completion rows built
+from MATH train problems), same seed, batch, learning rate and schedule; only the trainer class
+differs. Each run is its own child process; the order alternates between repeats.
+
+    .venv/bin/python perf/training.py            # batch 8 (TRL's default), 6 steps, 2 repeats
+    .venv/bin/python perf/training.py --quick    # batch 4, 3 steps, 1 repeat
+    .venv/bin/python perf/training.py --trainers trl-nockpt,fast   # TRL without checkpointing too
+
+Tokens/s: non-padding tokens of the timed steps / their wall time; the first step (warm-up) is
+not timed. "CPU-safe defaults": SFTConfig() with use_cpu=True and bf16=False (TRL would pick bf16,
+which this CPU lacks); everything else, activation checkpointing and max_length=1024 included,
+stays TRL's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import add_common_args, measure, set_up_parent  # benchmarks/ is the script's dir
+
+TRAINERS = {
+    "trl": "trl.SFTTrainer, CPU-safe defaults (activation checkpointing on, TRL's default)",
+    "trl-nockpt": "trl.SFTTrainer, CPU-safe defaults and activation_checkpointing=False",
+    "fast": "cgd.fast_sft.FastSFTTrainer, CPU-safe defaults (it never checkpoints)",
+}
+
+
+def main() -> None:
+    args = _parse()
+    if args.child:
+        return _child(args)
+    set_up_parent(args)
+    names = args.trainers.split(",")
+    print(
+        f"examples={args.examples} batch_size={args.batch_size} steps={args.steps} repeats={args.repeats} "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
+        flush=True,
+    )
+    argv = [
+        "--model",
+        args.model,
+        "--examples",
+        str(args.examples),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+    ]
+
+    def show(rep: int, name: str, out: dict) -> None:
+        print(
+            f"run {rep} {name:10s} tokens/s={out['tok_s']:7.1f} timed_tokens={out['tokens']:6d} "
+            f"seconds={out['seconds']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB",
+            flush=True,
+        )
+
+    _summary(measure(__file__, names, args.repeats, argv, show))
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p)
+    p.add_argument("--examples", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8, help="TRL's default per-device batch")
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--trainers", default="trl,fast", help=f"comma list of {', '.join(TRAINERS)}")
+    p.add_argument("--quick", action="store_true", help="batch 4, 3 steps, 1 repeat")
+    args = p.parse_args()
+    if args.quick:
+        args.batch_size, args.steps, args.repeats = 4, 3, 1
+    unknown = set(args.trainers.split(",")) - set(TRAINERS)
+    if unknown or "fast" not in args.trainers.split(","):
+        p.error(f"--trainers: a comma list of {', '.join(TRAINERS)} that includes fast")
+    return args
+
+
+def _examples(n: int) -> list[dict]:
+    from cgd.methods import sft
+    from harness.paths import data_dir
+
+    root = data_dir() or Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = Path(root) / "math_train" / "math_train_12k_prm800k_split.jsonl"
+    rows = [json.loads(line) for _, line in zip(range(n), path.open())]
+    return sft([{"question": r["problem"], "solution": r["solution"]} for r in rows], seed=0)
+
+
+def _child(args) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from cgd.fast_sft import FastSFTTrainer
+    from harness.models import resolve_model
+
+    model, tokenizer = resolve_model(args.model).load(dtype=torch.float32)
+    model.train()
+    dataset = Dataset.from_list(_examples(args.examples))
+    steps: list[float] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, *_, **__):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, *_, **__):
+            steps.append(time.perf_counter() - self.started)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        no_checkpointing = {"activation_checkpointing": False} if args.child == "trl-nockpt" else {}
+        config = SFTConfig(
+            output_dir=tmp,
+            use_cpu=True,
+            bf16=False,
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.steps,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=0,
+            **no_checkpointing,
+        )
+        cls = FastSFTTrainer if args.child == "fast" else SFTTrainer
+        trainer = cls(
+            model=model,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[StepTimer()],
+        )
+        trainer.train()
+    logs = [e for e in trainer.state.log_history if "loss" in e]
+    tokens = [int(e["num_tokens"]) for e in logs]
+    per_step = [b - a for a, b in zip([0] + tokens, tokens)]
+    timed_tokens, timed_seconds = sum(per_step[1:]), sum(steps[1:])
+    json.dump(
+        {
+            "trainer": args.child,
+            "loss": [e["loss"] for e in logs],
+            "step_tokens": per_step,
+            "step_seconds": steps,
+            "tokens": timed_tokens,
+            "seconds": timed_seconds,
+            "tok_s": timed_tokens / timed_seconds,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        },
+        open(args.out, "w"),
+    )
+
+
+def _summary(runs: dict[str, list[dict]]) -> None:
+    medians = {n: statistics.median(r["tok_s"] for r in runs[n]) for n in runs}
+    print()
+    for n in runs:
+        each = ", ".join(f"{r['tok_s']:.1f}" for r in runs[n])
+        print(f"{n:10s} ({TRAINERS[n]}): median tokens/s {medians[n]:.1f} (runs: {each})")
+    fast = runs["fast"][0]
+    for ref in (n for n in runs if n != "fast"):
+        ratios = [f["tok_s"] / t["tok_s"] for f, t in zip(runs["fast"], runs[ref])]
+        print(
+            f"ratio fast / {ref}: {medians['fast'] / medians[ref]:.2f}x of medians; per repeat "
+            f"{', '.join(f'{r:.2f}x' for r in ratios)}"
+        )
+        other = runs[ref][0]
+        print(f"step  tokens  loss({ref})  loss(fast)  diff")
+        for i, (a, b, n) in enumerate(zip(other["loss"], fast["loss"], other["step_tokens"]), 1):
+            print(f"{i:4d}  {n:6d}  {a:9.5f}  {b:10.5f}  {b - a:+.2e}")
+        print(
+            f"same tokens per step: {other['step_tokens'] == fast['step_tokens']}; max |loss diff| "
+            f"{max(abs(a - b) for a, b in zip(other['loss'], fast['loss'])):.2e}"
+        )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
