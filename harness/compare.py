@@ -56,6 +56,7 @@ def _build_config(config: dict):
         teacher_file=config["teacher_file"],
         problems=problems,
         seed=config["seeds"][0],
+        right_ratio=data["right_ratio"],
     )
 
 
