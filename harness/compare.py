@@ -149,7 +149,7 @@ def evaluate_stage(run: RunDir, config: dict, label: str, model_spec: str) -> di
 def compare(
     profile: str, overrides: list[str], output: Path | None = None, report_dir: Path | None = None
 ) -> Path:
-    from cgd.build import build
+    from cgd.build import build, check_right_ratio
     from cgd.methods import check_methods
     from cgd.train import check_matched_budget, train_method
     from harness.plan import plan_text
@@ -164,6 +164,7 @@ def compare(
         from cgd.teachers import check_options
 
         check_options(config["teacher"], _teacher_options(config))
+    check_right_ratio(config["data"]["right_ratio"])
     if config["backend"] == "vllm":
         _vllm_options(config)
     AnalysisConfig.from_config(config)  # and on a bad analysis section

@@ -223,6 +223,22 @@ def test_right_ratio_selects_the_same_problems_for_every_method(tmp_path):
         build(tmp_path, dataclasses.replace(cfg, right_ratio=0.25, methods=["cgd"]))
 
 
+def test_profile_keys_reach_the_build_and_bad_values_stop_compare_before_any_work(tmp_path):
+    from harness.compare import _build_config, compare
+    from harness.config import resolve_config
+
+    cfg = _build_config(resolve_config("smoke", ["data.right_ratio=0.5", "teacher_options.reveal=steps"]))
+    assert cfg.right_ratio == 0.5 and cfg.teacher_options == {"reveal": "steps"}
+    assert _build_config(resolve_config("smoke", [])).right_ratio is None
+    for sets, message in (
+        (["teacher_options.reveal=all"], "reveal='all' is not one of none, answer, steps"),
+        (["data.right_ratio=2"], "between 0 and 1"),
+    ):
+        with pytest.raises(HarnessError, match=message):
+            compare("smoke", sets, output=tmp_path / "run")
+        assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------------ problems
 
 
