@@ -13,12 +13,15 @@ the probe and teach stages read nothing else.
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from cgd import methods, prompts
 from cgd.problems import ProblemsConfig, load_problems
 from cgd.teachers.base import meta_path
+from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file
 from harness.run import RunDir
 
@@ -43,15 +46,19 @@ class BuildConfig:
     teacher_options: dict = field(default_factory=dict)
     teacher_file: str | None = None  # an existing critique dataset: skips probe and teach
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
-    seed: int = 0  # pairs critiques for cgd-shuffled
+    seed: int = 0  # pairs critiques for cgd-shuffled, and subsamples for right_ratio
+    # Share of kept items whose attempt the critique judged right (None keeps all); see select_right_ratio.
+    right_ratio: float | None = None
 
 
 def build(run_dir: str | Path | RunDir, cfg: BuildConfig) -> dict[str, dict]:
     """Run every stage the methods need; returns each stage's manifest record (info has wall_seconds)."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     methods.check_methods(cfg.methods)
+    check_right_ratio(cfg.right_ratio)
     records = {"problems": problems_stage(run, cfg)}
-    if any(methods.uses_teacher(m) for m in cfg.methods):
+    # The ratio selects problems by the critique's verdict, for every method alike (sft included).
+    if cfg.right_ratio is not None or any(methods.uses_teacher(m) for m in cfg.methods):
         if cfg.teacher_file:
             records["teach"] = teacher_file_stage(run, cfg)
         else:
@@ -164,20 +171,26 @@ def annotation_outputs() -> list[str]:
 
 
 def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:
-    source = ANNOTATIONS if methods.uses_teacher(name) else TRAIN_PROBLEMS
+    uses_teacher = methods.uses_teacher(name)
+    # Annotated rows carry every problem column, so sft reads them too when the ratio selects problems.
+    source = ANNOTATIONS if uses_teacher or cfg.right_ratio is not None else TRAIN_PROBLEMS
     out = dataset_path(name)
     inputs = {
         "method": name,
         "rows": sha256_file(run.path(source)),
         "seed": cfg.seed,
+        "right_ratio": cfg.right_ratio,
         "prompts": prompts.PROMPTS_VERSION,
     }
 
     def run_it():
         rows = read_jsonl(run.path(source))
+        selection = None
+        if cfg.right_ratio is not None:
+            rows, selection = select_right_ratio(rows, cfg.right_ratio, cfg.seed)
         examples = methods.build_examples(name, rows, cfg.seed)
         atomic_write_jsonl(run.path(out), examples)
-        teacher = read_json(run.path(meta_path(Path(ANNOTATIONS)))) if source == ANNOTATIONS else None
+        teacher = read_json(run.path(meta_path(Path(ANNOTATIONS)))) if uses_teacher else None
         meta = {
             "method": name,
             "rows": len(examples),
@@ -186,11 +199,13 @@ def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:
             "dataset_hash": sha256_file(run.path(out)),
             "teacher": {
                 k: teacher.get(k)
-                for k in ("teacher", "fingerprint", "sampling", "prompts_version", "source_file")
+                for k in ("teacher", "fingerprint", "sampling", "reveal", "prompts_version", "source_file")
             }
             if teacher
             else None,
             "teacher_tokens": method_teacher_tokens(name, rows),
+            "right_ratio": selection,
+            "leakage": dataset_leakage(rows, teacher, selection) if teacher else None,
         }
         atomic_write_json(run.path(meta_path(Path(out))), meta)
         return [out, str(meta_path(Path(out)))], {"rows": len(examples)}
@@ -202,3 +217,75 @@ def method_teacher_tokens(name: str, rows: list[dict]) -> int:
     """Tokens a model teacher generated for the columns this method trains on (0 for the reference teacher)."""
     columns = [c for c in ("critique", "refined") if c in methods.NEEDS[name]]
     return sum(r.get(f"{c}_tokens") or 0 for r in rows for c in columns)
+
+
+def dataset_leakage(rows: list[dict], teacher_meta: dict, selection: dict | None) -> dict:
+    """The leakage statistics of the rows a dataset was built from (cgd/teachers/leakage.py).
+
+    Without a selection those are the teach stage's rows, already measured there.
+    """
+    recorded = (teacher_meta.get("stats") or {}).get("leakage")
+    if selection is None and recorded is not None:
+        return recorded
+    from cgd.teachers.leakage import leakage_stats
+
+    return leakage_stats(rows)
+
+
+def check_right_ratio(ratio: float | None) -> None:
+    if ratio is not None and (isinstance(ratio, bool) or not 0 <= ratio <= 1):
+        raise HarnessError(f"data.right_ratio must be null or a share between 0 and 1, got {ratio!r}")
+
+
+def row_verdict(row: dict) -> bool | None:
+    # A brought critique file may lack the parsed column; its critique text has the verdict.
+    return row["verdict"] if "verdict" in row else prompts.parse_verdict(row["critique"])
+
+
+def select_right_ratio(rows: list[dict], ratio: float, seed: int) -> tuple[list[dict], dict]:
+    """Keep a `ratio` share of rows whose attempt the critique judged right (the CGD authors'
+    filter_crit_ratios): the larger side is subsampled (seeded), the smaller kept whole, and rows
+    whose critique gives no verdict are dropped. Row order is kept. Raises when no selection with
+    at least one row of each side the ratio asks for exists."""
+    check_right_ratio(ratio)
+    verdicts = [row_verdict(r) for r in rows]
+    right = [i for i, v in enumerate(verdicts) if v is True]
+    wrong = [i for i, v in enumerate(verdicts) if v is False]
+    # The share as the simple fraction it stands for (0.3 -> 3/10, 1/3 as a float -> 1/3), so 3 right
+    # at 0.3 allow 10 rows, not the 9 that float rounding would leave.
+    share = Fraction(ratio).limit_denominator(10**6)
+    keep_right, keep_wrong = _ratio_counts(share, len(right), len(wrong))
+    if keep_right + keep_wrong == 0:
+        raise HarnessError(
+            f"data.right_ratio={ratio} cannot be met: the critiques judged {len(right)} attempts right "
+            f"and {len(wrong)} wrong ({len(rows) - len(right) - len(wrong)} without a verdict); "
+            "use more problems, another ratio, or null"
+        )
+    rng = random.Random(seed)
+    kept = set(rng.sample(right, keep_right)) | set(rng.sample(wrong, keep_wrong))
+    info = {
+        "target": ratio,
+        "achieved": round(keep_right / (keep_right + keep_wrong), 4),
+        "right": keep_right,
+        "wrong": keep_wrong,
+        "available_right": len(right),
+        "available_wrong": len(wrong),
+        "dropped_no_verdict": len(rows) - len(right) - len(wrong),
+        "seed": seed,
+    }
+    return [r for i, r in enumerate(rows) if i in kept], info
+
+
+def _ratio_counts(share: Fraction, n_right: int, n_wrong: int) -> tuple[int, int]:
+    """(right, wrong) of the largest selection at `share` the rows allow; (0, 0) when there is none."""
+    if share == 1:
+        return n_right, 0
+    if share == 0:
+        return 0, n_wrong
+    largest = min(n_right / share, n_wrong / (1 - share), n_right + n_wrong)
+    for total in range(int(largest), 0, -1):
+        keep_right = round(share * total)
+        keep_wrong = total - keep_right
+        if 0 < keep_right <= n_right and 0 < keep_wrong <= n_wrong:
+            return keep_right, keep_wrong
+    return 0, 0

@@ -76,6 +76,12 @@ class ProblemsConfig:
     levels: list[int] = setting([], "keep only these levels, e.g. [1, 2]; empty: all")
     drop_near_duplicates: bool = setting(True, "drop the 14 math_train near-copies of MATH-500 problems")
     probe_max_new_tokens: int = setting(256, "tokens of the student's first answer y' (the probe)", minimum=1)
+    right_ratio: float | None = setting(
+        None,
+        "share of kept items whose attempt the critique judged right (the CGD authors' filter_crit_ratios); "
+        "the other side is subsampled, seeded, and every method keeps the same problems; null keeps all",
+        minimum=0.0,
+    )
     seed: int = setting(0, "seed of the problem shuffle: the run's first seed", key=False)
 
     def column_map(self) -> dict[str, str]:

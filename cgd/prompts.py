@@ -1,5 +1,7 @@
 """Every instruction text of the training side, in one place and versioned.
 
+SOLVE is the math benchmarks' prompt (harness/registry.py MATH_PROMPT), read from there.
+
 Bump PROMPTS_VERSION whenever a word below changes: the version is recorded in every dataset's
 metadata and is part of the build stages' inputs, so old datasets are never silently mixed with new
 ones. tests/test_methods.py pins a fingerprint of these texts to the version, so an edit without a
@@ -10,17 +12,16 @@ from __future__ import annotations
 
 import hashlib
 
-PROMPTS_VERSION = "cgd-prompts-v2"
+from harness.registry import MATH_PROMPT
+
+PROMPTS_VERSION = "cgd-prompts-v3"
 
 VERDICT_RIGHT = "Conclusion: right"
 VERDICT_WRONG = "Conclusion: wrong"
 
-# What the student sees at inference, and so what sft / distill-sft train on.
-SOLVE = (
-    "Solve the following math problem. Reason step by step, and give the final answer "
-    "in \\boxed{{}}.\n\n"
-    "Problem:\n{problem}"
-)
+# What the student sees at inference, and so what the probe asks (y' is the student's inference-time
+# answer) and what sft / distill-sft train on: the math benchmarks' own prompt, the one text both read.
+SOLVE = MATH_PROMPT
 
 # The teacher's critique request; cft trains the student to answer it.
 CRITIQUE = (
@@ -73,10 +74,31 @@ REF_NO_MISSED_STEPS_WRONG = (
 REF_NO_MISSED_STEPS_RIGHT = "The reasoning covers the key steps of a correct solution."
 REF_OUTLINE = "A correct solution starts like this:"
 REF_FINAL_ANSWER = "The final answer is $\\boxed{{{gold}}}$."
+# Phrases of reveal=none / answer critiques (cgd/teachers/reference.py), which explain without
+# handing over ŷ. None of them holds a number: the leakage check reads numbers as statements.
+REF_ANSWER_CORRECT = "The final answer is correct."
+REF_ANSWER_WRONG = (
+    "The final answer is wrong: the attempt concludes ${pred}$, which does not solve the problem."
+)
+REF_ANSWER_WRONG_UNQUOTED = "The final answer is wrong."
+REF_ANSWER_ABSENT = "The attempt never states a final answer in \\boxed{{}}."
+REF_GOES_ASTRAY = (
+    'The attempt leaves the path of a correct solution at "{line}": a correct solution never reaches '
+    "{numbers}."
+)
+REF_MISSING_IDEA = (
+    "What the attempt lacks is this step of a correct solution, in outline with its results left out: {hint}"
+)
+REF_SKIPPED_IDEA = (
+    "The reasoning skips a step that a complete solution shows, in outline with its results left out: {hint}"
+)
+REF_OUTLINE_HIDDEN = "A correct solution starts like this, with its results left out: {hint}"
+# What a withheld result reads as inside an outline.
+REF_HIDDEN = "?"
 
 
 def solve_request(problem: str) -> str:
-    return SOLVE.format(problem=problem)
+    return SOLVE.format(problem=problem.strip())
 
 
 def critique_request(problem: str, attempt: str) -> str:

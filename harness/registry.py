@@ -195,11 +195,14 @@ def task_dataset(task: str, **metadata: Any):
 # ---------------------------------------------------------------- prompts ---------------------
 
 
+# The math benchmarks' prompt, and also the training probe's (cgd/prompts.py SOLVE): in CGD the attempt
+# y' is the student's inference-time answer, so the probe must ask exactly as the benchmarks do.
+# Changing a word here moves every math score and the CI baseline, and needs a PROMPTS_VERSION bump.
+MATH_PROMPT = "{problem}\n\nSolve this step by step, then write the final answer inside \\boxed{{}}."
+
+
 def math_prompt(doc: dict) -> str:
-    return (
-        f"{doc['problem'].strip()}\n\n"
-        "Solve this step by step, then write the final answer inside \\boxed{}."
-    )
+    return MATH_PROMPT.format(problem=doc["problem"].strip())
 
 
 def humaneval_prompt(doc: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from typer.testing import CliRunner
 
 import cgd.teachers
 import harness.backends
+import harness.registry
 from cgd import methods, prompts
-from cgd.pipeline import ANNOTATIONS, BuildConfig, build, dataset_path
+from cgd.pipeline import ANNOTATIONS, BuildConfig, build, dataset_path, select_right_ratio
 from cgd.problems import NEAR_DUPLICATES, ProblemsConfig, load_problems
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl, sha256_file
@@ -58,6 +60,30 @@ def test_teacher_output_is_a_dataset_with_metadata(built):
         assert row["attempt"] == attempts[row["id"]]
         assert row["verdict"] is row["attempt_correct"]
         assert row["refined_correct"]
+
+
+def test_datasets_record_the_leakage_of_their_critiques(built):
+    run_dir, _ = built
+    teach = read_json(run_dir / "teach/annotations.meta.json")
+    leakage = teach["stats"]["leakage"]
+    assert leakage["n"] == 4 and leakage["ngram"] == 6
+    assert leakage["answer_stated"]["count"] == 0  # the reference teacher's default, reveal=none
+    assert teach["reveal"] == "none"
+    for name in ("cft", "cgd"):
+        meta = read_json(run_dir / f"data/{name}.meta.json")
+        assert meta["leakage"] == leakage and meta["teacher"]["reveal"] == "none"
+        assert meta["right_ratio"] is None
+    assert read_json(run_dir / "data/sft.meta.json")["leakage"] is None
+
+
+def test_the_probe_asks_what_the_math_benchmarks_ask():
+    from cgd.probe import probe_request
+    from harness.registry import math_prompt
+
+    question = "  What is $\\{2+3\\}$?\n"
+    assert prompts.SOLVE is harness.registry.MATH_PROMPT
+    assert probe_request(question, 8).messages[0]["content"] == math_prompt({"problem": question})
+    assert prompts.solve_request(question) == math_prompt({"problem": question})
 
 
 def test_each_method_dataset_covers_the_same_problems(built):
@@ -118,6 +144,98 @@ def test_a_brought_file_without_a_needed_column_names_it(tmp_path):
     cfg = BuildConfig(methods=["cgd"], teacher_file=str(bad), problems=ProblemsConfig(n_problems=3, n_val=1))
     with pytest.raises(HarnessError, match="refined"):
         build(tmp_path / "run", cfg)
+
+
+# ------------------------------------------------------------------ right/wrong ratio
+
+
+def verdict_rows(n_right: int, n_wrong: int, n_none: int = 0) -> list[dict]:
+    verdicts = [True] * n_right + [False] * n_wrong + [None] * n_none
+    return [{"id": f"r{i}", "verdict": v} for i, v in enumerate(verdicts)]
+
+
+def kept(rows: list[dict]) -> tuple[int, int]:
+    return sum(r["verdict"] is True for r in rows), sum(r["verdict"] is False for r in rows)
+
+
+@pytest.mark.parametrize(
+    "n_right, n_wrong, ratio, expected",
+    [
+        (3, 7, 0.5, (3, 3)),  # the larger side is subsampled to the smaller
+        (3, 7, 0.3, (3, 7)),  # already at the ratio: all kept (exact arithmetic, not 9.999 rows)
+        (6, 4, 0.25, (1, 4)),  # the smaller side kept whole: 0.2 is the closest
+        (5, 2, 1.0, (5, 0)),
+        (5, 2, 0, (0, 2)),
+        (40, 60, 0.7, (40, 17)),  # 40 / 57 = 0.702, the closest the rows allow
+    ],
+)
+def test_right_ratio_keeps_the_asked_share(n_right, n_wrong, ratio, expected):
+    rows, info = select_right_ratio(verdict_rows(n_right, n_wrong, 2), ratio, seed=0)
+    assert kept(rows) == expected
+    assert (info["right"], info["wrong"], info["dropped_no_verdict"]) == (*expected, 2)
+    assert info["target"] == ratio and info["achieved"] == round(expected[0] / sum(expected), 4)
+    assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), key=lambda i: int(i[1:]))
+
+
+def test_right_ratio_is_seeded():
+    rows = verdict_rows(10, 30)
+    first, _ = select_right_ratio(rows, 0.5, seed=0)
+    assert select_right_ratio(rows, 0.5, seed=0)[0] == first
+    assert select_right_ratio(rows, 0.5, seed=1)[0] != first
+
+
+@pytest.mark.parametrize(
+    "n_right, n_wrong, ratio, message",
+    [
+        (0, 9, 0.5, "cannot be met: the critiques judged 0 attempts right and 9 wrong"),
+        (4, 0, 0.5, "cannot be met"),
+        (0, 4, 1.0, "cannot be met"),
+        (1, 1, 0.01, "cannot be met"),  # one right needs 99 wrong
+        (4, 4, 1.5, "between 0 and 1"),
+        (4, 4, -0.1, "between 0 and 1"),
+    ],
+)
+def test_a_ratio_that_cannot_be_met_is_one_clear_error(n_right, n_wrong, ratio, message):
+    with pytest.raises(HarnessError, match=message):
+        select_right_ratio(verdict_rows(n_right, n_wrong), ratio, seed=0)
+
+
+def test_right_ratio_selects_the_same_problems_for_every_method(tmp_path):
+    # The fixture has no verdict column: the ratio reads the critiques' verdict lines (2 right, 2 wrong).
+    cfg = BuildConfig(
+        methods=["sft", "cgd"],
+        teacher_file=str(FIXTURE),
+        problems=ProblemsConfig(n=4, n_val=0),
+        right_ratio=0.5,
+    )
+    build(tmp_path, cfg)
+    assert [e["id"] for e in read_jsonl(tmp_path / dataset_path("sft"))] == [
+        e["id"] for e in read_jsonl(tmp_path / dataset_path("cgd"))
+    ]
+    meta = read_json(tmp_path / "data/sft.meta.json")
+    assert meta["rows"] == 4 and meta["right_ratio"]["achieved"] == 0.5
+    build(tmp_path, dataclasses.replace(cfg, right_ratio=1 / 3, methods=["cgd"]))
+    meta = read_json(tmp_path / "data/cgd.meta.json")
+    assert meta["rows"] == 3 and (meta["right_ratio"]["right"], meta["right_ratio"]["wrong"]) == (1, 2)
+    assert meta["leakage"]["n"] == 3  # measured on the kept rows
+    with pytest.raises(HarnessError, match="right_ratio=0.25 cannot be met"):
+        build(tmp_path, dataclasses.replace(cfg, right_ratio=0.25, methods=["cgd"]))
+
+
+def test_profile_keys_reach_the_build_and_bad_values_stop_compare_before_any_work(tmp_path):
+    from harness.app.compare import _build_config, compare
+    from harness.config import resolve_config
+
+    cfg = _build_config(resolve_config("smoke", ["data.right_ratio=0.5", "teacher_options.reveal=steps"]))
+    assert cfg.right_ratio == 0.5 and cfg.teacher_options == {"reveal": "steps"}
+    assert _build_config(resolve_config("smoke", [])).right_ratio is None
+    for sets, message in (
+        (["teacher_options.reveal=all"], "reveal='all' is not one of none, answer, steps"),
+        (["data.right_ratio=2"], "between 0 and 1"),
+    ):
+        with pytest.raises(HarnessError, match=message):
+            compare("smoke", sets, output=tmp_path / "run")
+        assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------------ problems

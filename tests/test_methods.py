@@ -12,12 +12,14 @@ from harness.errors import HarnessError
 
 FIXTURE = Path(__file__).parent / "cases" / "methods_fixture.jsonl"
 # Change the wording in cgd/prompts.py → bump PROMPTS_VERSION and record the new fingerprint here.
-PINNED_FINGERPRINTS = {"cgd-prompts-v1": "4889b31c3e8c8932", "cgd-prompts-v2": "ecdd2c32ba87cc46"}
+PINNED_FINGERPRINTS = {
+    "cgd-prompts-v1": "4889b31c3e8c8932",
+    "cgd-prompts-v2": "ecdd2c32ba87cc46",
+    "cgd-prompts-v3": "f5e235126aa2faf9",
+}
 
-SOLVE_2_PLUS_3 = (
-    "Solve the following math problem. Reason step by step, and give the final answer in \\boxed{}.\n\n"
-    "Problem:\nWhat is $2+3$?"
-)
+# The math benchmarks' prompt (harness/registry.py MATH_PROMPT): the probe asks as the benchmarks do.
+SOLVE_2_PLUS_3 = "What is $2+3$?\n\nSolve this step by step, then write the final answer inside \\boxed{}."
 ATTEMPT_BLOCK = "Problem:\nWhat is $2+3$?\n\nStudent's attempt:\n2+3 is 6, so \\boxed{6}."
 CRITIQUE_1 = "The final answer is wrong: 2+3 is 5, not 6.\nConclusion: wrong"
 REFINED_1 = "We add: $2+3=5$. The final answer is $\\boxed{5}$."

@@ -12,11 +12,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cgd import prompts
-from cgd.teachers import annotate, load_annotations, make_teacher, save_annotations
+from cgd.teachers import (
+    annotate,
+    check_options,
+    load_annotations,
+    make_teacher,
+    save_annotations,
+    teacher_identity,
+)
+from cgd.teachers.leakage import ngram_coverage, states_answer_many
 from cgd.teachers.reference import (
+    REVEALS,
     ReferenceTeacher,
     ends_with_boxed,
     missed_steps,
+    outline,
     reference_critique,
     reference_refinement,
     split_steps,
@@ -67,19 +77,22 @@ def test_reference_verdict_agrees_with_the_math_checker(math_problems):
     assert {v.correct for v in verdicts} == {True, False}
 
 
-def test_single_critique_matches_the_batched_one(math_problems):
+@pytest.mark.parametrize("reveal", REVEALS)
+def test_single_critique_matches_the_batched_one(math_problems, reveal):
     p = math_problems[0]
     item = {**p, "attempt": "So \\boxed{-123457}."}
     assert (
-        reference_critique(p["question"], p["solution"], p["answer"], item["attempt"])
-        == ReferenceTeacher().critique([item])[0].text
+        reference_critique(p["question"], p["solution"], p["answer"], item["attempt"], reveal)
+        == ReferenceTeacher(reveal).critique([item])[0].text
     )
 
 
-def test_reference_critique_of_a_wrong_attempt_is_specific_to_its_problem(math_problems):
+def test_reveal_steps_is_the_first_version_quoting_the_reference(math_problems):
     specific = 0
     for p in math_problems:
-        critique = reference_critique(p["question"], p["solution"], p["answer"], "So \\boxed{-123457}.")
+        critique = reference_critique(
+            p["question"], p["solution"], p["answer"], "So \\boxed{-123457}.", reveal="steps"
+        )
         assert "-123457" in critique and p["answer"] in critique
         quoted = [line[2:] for line in critique.splitlines() if line.startswith("- ")]
         # Quoted steps are the reference's own sentences (possibly shortened).
@@ -93,6 +106,59 @@ def test_reference_teacher_is_deterministic(math_problems):
     teacher = ReferenceTeacher()
     first = [w.text for w in teacher.critique(items)]
     assert first == [w.text for w in ReferenceTeacher().critique(items)]
+
+
+def wrong_and_right_items(problems: list[dict]) -> list[dict]:
+    """Per problem: wrong (with a stray line), unboxed, empty, and right attempts."""
+    attempts = [
+        "First, 977 + 9931 = 88888.\nThen the result is \\boxed{-123457}.",
+        "I could not finish this one.",
+        "",
+        None,  # the reference solution itself
+    ]
+    return [{**p, "attempt": a if a is not None else p["solution"]} for p in problems for a in attempts]
+
+
+def test_reveal_none_never_states_the_gold_yet_explains(math_problems):
+    items = wrong_and_right_items(math_problems)
+    critiques = [w.text for w in ReferenceTeacher("none").critique(items)]
+    assert not any(states_answer_many([(it["answer"], c) for it, c in zip(items, critiques)]))
+    verdicts = check_many([(it["answer"], it["attempt"]) for it in items])
+    assert [prompts.parse_verdict(c) for c in critiques] == [v.correct for v in verdicts]
+    wrong = [(it, c) for it, c in zip(items, critiques) if prompts.parse_verdict(c) is False]
+    # The stray line of the first attempt is named, the wrong answer quoted, the missing step outlined.
+    first = [c for it, c in wrong if it["attempt"].startswith("First")]
+    assert all("$977$" in c and "$-123457$" in c for c in first)
+    outlined = [c for _, c in wrong if prompts.REF_HIDDEN in c]
+    assert len(outlined) >= len(wrong) // 2
+    # Its outlines stay short: far less of ŷ appears in them than in the reveal=steps critiques.
+    steps = [w.text for w in ReferenceTeacher("steps").critique(items)]
+    refined = [reference_refinement(it["solution"], it["answer"]) for it in items]
+    none_cov = sum(ngram_coverage(r, c) or 0 for r, c in zip(refined, critiques))
+    steps_cov = sum(ngram_coverage(r, c) or 0 for r, c in zip(refined, steps))
+    assert none_cov < steps_cov / 2
+
+
+def test_reveal_answer_states_the_gold_and_nothing_more_of_the_reference(math_problems):
+    items = [it for it in wrong_and_right_items(math_problems) if not it["attempt"].startswith("I")]
+    critiques = [w.text for w in ReferenceTeacher("answer").critique(items)]
+    assert all(states_answer_many([(it["answer"], c) for it, c in zip(items, critiques)]))
+    hidden = [w.text for w in ReferenceTeacher("none").critique(items)]
+    # The same critique as reveal=none apart from the answer sentence.
+    assert [c.splitlines()[1:] for c in critiques] == [c.splitlines()[1:] for c in hidden]
+
+
+def test_reveal_option_reaches_the_teacher_and_its_identity():
+    assert make_teacher("reference").reveal == "none"
+    assert make_teacher("reference", reveal="steps").describe()["reveal"] == "steps"
+    assert teacher_identity("reference", {}) == {"teacher": "reference", "reveal": "none"}
+    assert teacher_identity("reference", {"reveal": "answer"})["reveal"] == "answer"
+    with pytest.raises(HarnessError, match="none, answer, steps"):
+        make_teacher("reference", reveal="all")
+    with pytest.raises(HarnessError, match="valid: reveal"):
+        check_options("reference", {"concurrency": 4})
+    with pytest.raises(HarnessError, match="reveal"):
+        check_options("openai:http://127.0.0.1:9#m", {"reveal": "none"})
 
 
 def test_reference_refinement_ends_in_the_boxed_gold(math_problems):
@@ -117,7 +183,8 @@ def test_missed_steps_are_the_ones_whose_new_numbers_are_absent():
 
 def test_without_countable_steps_a_wrong_attempt_sees_how_a_solution_begins():
     solution = "Shifting the graph left gives the picture. The correct graph is $\\boxed{\\text{A}}$."
-    critique = reference_critique("Which graph?", solution, "\\text{A}", "It is \\boxed{\\text{B}}.")
+    attempt = "It is \\boxed{\\text{B}}."
+    critique = reference_critique("Which graph?", solution, "\\text{A}", attempt, reveal="steps")
     assert critique.splitlines() == [
         prompts.REF_ANSWER_DIFFERS.format(pred="\\text{B}", gold="\\text{A}"),
         prompts.REF_OUTLINE,
@@ -125,6 +192,20 @@ def test_without_countable_steps_a_wrong_attempt_sees_how_a_solution_begins():
         "- The correct graph is $\\boxed{\\text{A}}$.",
         prompts.VERDICT_WRONG,
     ]
+    # reveal=none outlines the first step only: the last one is where a solution states its answer.
+    assert reference_critique("Which graph?", solution, "\\text{A}", attempt).splitlines() == [
+        prompts.REF_ANSWER_WRONG.format(pred="\\text{B}"),
+        prompts.REF_OUTLINE_HIDDEN.format(hint="Shifting the graph left gives the picture."),
+        prompts.VERDICT_WRONG,
+    ]
+
+
+def test_an_outline_withholds_derived_numbers_boxes_and_the_gold():
+    step = "The sides are 3 and 4, so the hypotenuse is $\\sqrt{9+16}=5$ and $x=\\boxed{5}$."
+    assert outline(step, "A right triangle has legs 3 and 4.", "5") == (
+        "The sides are 3 and 4, so the hypotenuse is $\\sqrt{?+?}=?$ and $?$."
+    )
+    assert outline("Factor: $x^2-1=(x-1)(x+1)$.", "Factor $x^2-1$.", "(x-1)(x+1)") == "Factor: $?$."
 
 
 def test_annotations_round_trip_and_brought_files_name_missing_columns(tmp_path, math_problems):

@@ -14,7 +14,7 @@ from cgd.teachers.base import (
     save_annotations,
     typed_options,
 )
-from cgd.teachers.reference import ReferenceTeacher
+from cgd.teachers.reference import REVEALS, ReferenceTeacher
 from harness.config import setting
 from harness.errors import HarnessError
 
@@ -44,6 +44,13 @@ class TeacherConfig:
     timeout_s: float | None = setting(
         None, "openai: seconds before a request is retried (default 300)", minimum=1
     )
+    reveal: str | None = setting(
+        None,
+        "reference: what its critique gives away: none (default: verdict, where the attempt goes astray, "
+        "the missing step in outline) | answer (also the final answer) | steps (the answer and the "
+        "reference steps verbatim: the first version)",
+        choices=REVEALS,
+    )
 
     def options(self) -> dict:
         """The options that were set, as make_teacher takes them."""
@@ -62,10 +69,22 @@ def split_sampling(options: dict) -> tuple[Sampling, dict]:
     return Sampling(**sampling), {k: v for k, v in options.items() if k not in SAMPLING_OPTIONS}
 
 
+def reference_options(rest: dict) -> dict:
+    """The reference teacher's one option, `reveal`; sampling options mean nothing to it."""
+    from cgd.teachers.reference import DEFAULT_REVEAL, check_reveal
+
+    unknown = sorted(set(rest) - {"reveal"})
+    if unknown:
+        raise HarnessError(f"unknown option {', '.join(unknown)} for the reference teacher; valid: reveal")
+    return {"reveal": check_reveal(str(rest.get("reveal", DEFAULT_REVEAL)))}
+
+
 def check_options(spec: str, options: dict) -> None:
     """Cast the options as make_teacher will, without building the teacher: a typo fails before the probe."""
     _, rest = split_sampling(options)
-    if spec.startswith("openai:"):
+    if spec == "reference":
+        reference_options(rest)
+    elif spec.startswith("openai:"):
         from cgd.teachers.openai import BACKEND_OPTIONS
 
         typed_options(rest, BACKEND_OPTIONS, "openai")
@@ -79,7 +98,7 @@ def teacher_identity(spec: str, options: dict) -> dict:
     """What decides a teacher's output, known without loading it: the teach stage's inputs."""
     sampling, rest = split_sampling(options)
     if spec == "reference":
-        return {"teacher": spec}
+        return {"teacher": spec, **reference_options(rest)}
     identity = {"teacher": spec, "sampling": vars(sampling), "options": {k: str(v) for k, v in rest.items()}}
     if spec.startswith("hf:"):
         from harness.models import resolve_model
@@ -92,7 +111,7 @@ def make_teacher(spec: str, **options) -> Teacher:
     """`options` mixes sampling (temperature, max_new_tokens, seed) and backend options (api_key_env, ...)."""
     sampling, options = split_sampling(options)
     if spec == "reference":
-        return ReferenceTeacher()
+        return ReferenceTeacher(**reference_options(options))
     if spec.startswith("openai:"):
         from cgd.teachers.openai import make_openai_teacher
 

@@ -133,6 +133,8 @@ def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
 
 
 def annotation_stats(rows: list[dict]) -> dict:
+    from cgd.teachers.leakage import leakage_stats
+
     def rate(key: str) -> float | None:
         known = [r[key] for r in rows if r.get(key) is not None]
         return round(sum(map(bool, known)) / len(known), 4) if known else None
@@ -148,6 +150,7 @@ def annotation_stats(rows: list[dict]) -> dict:
         "refined_accuracy": rate("refined_correct"),
         "verdict_agreement": round(sum(agree) / len(agree), 4) if agree else None,
         "teacher_tokens": teacher_tokens(rows),
+        "leakage": leakage_stats(rows),
     }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from cgd.methods import METHODS, check_methods, uses_teacher
-from cgd.pipeline import BuildConfig
+from cgd.pipeline import BuildConfig, check_right_ratio
 from cgd.problems import ProblemsConfig
 from cgd.selection import ValConfig
 from cgd.teachers import TeacherConfig
@@ -49,6 +49,7 @@ class RunConfig:
         if not self.seeds:
             raise HarnessError("seeds: give at least one training seed")
         self.teacher.check()
+        check_right_ratio(self.data.right_ratio)
         if self.backend == "vllm":
             from harness.backends.vllm import check_data_parallel
 
@@ -68,6 +69,7 @@ class RunConfig:
             teacher_file=self.teacher.file,
             problems=self.data,
             seed=self.seeds[0],
+            right_ratio=self.data.right_ratio,
         )
 
     def train_config(self, seed: int) -> TrainConfig:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import drift
-from harness.app.report import claims, plots, sections, selection, uncertainty, viewer
+from harness.app.report import claims, leakage, plots, sections, selection, uncertainty, viewer
 from harness.app.report.graders import grader_disagreement
 from harness.app.report.html import Part, Plot, Samples, Section, render_page
 from harness.app.report.tables import Table, to_latex, to_markdown
 from harness.findings import AnalysisConfig, analyse
-from harness.io import atomic_write_bytes, atomic_write_text, to_csv
+from harness.io import atomic_write_bytes, atomic_write_text, read_json, to_csv
 from harness.rundata import RunData, method_of, metric_label
 
 
@@ -148,6 +148,16 @@ def _meta(run: RunData) -> str:
     )
 
 
+def _leakage(run: RunData) -> Table | None:
+    """The leakage statistics each critique dataset recorded at build time (data/<method>.meta.json)."""
+    metas = {}
+    for path in sorted((run.root / "data").glob("*.meta.json")):
+        meta = read_json(path)
+        if meta.get("leakage"):
+            metas[path.name.removesuffix(".meta.json")] = meta
+    return leakage.leakage_rows(metas) if metas else None
+
+
 def _markdown(run: RunData, title: str, parts: list[Table | str]) -> str:
     body = [
         to_markdown(p) + (f"\n{p.caption}\n" if p.caption else "") if isinstance(p, Table) else p + "\n"
@@ -181,6 +191,7 @@ def report_files(
     graders = grader_disagreement(run)
     main_parts: list[Table | str] = [main.table] + ([seeds.table] if seeds else [])
     unc, sel = uncertainty.section(run, _colors(run)), selection.section(run, _colors(run))
+    leaks = _leakage(run)
     stats_parts: list[Table | str] = (
         [family] if family.rows else ["No comparisons: the run has no trained methods."]
     )
@@ -200,6 +211,7 @@ def report_files(
         else None,
         "graders.csv": graders.csv if graders else None,
         "compute.md": _markdown(run, "Compute", compute_parts),
+        "leakage.md": _markdown(run, "Critique leakage", [leaks]) if leaks else None,
         "compute.csv": compute.csv,
         "summary.md": _markdown(
             run, "Summary", ["## Findings", findings_intro, findings, "## By method", *summaries]
@@ -273,6 +285,7 @@ def report_files(
             if sel
             else []
         ),
+        *([Section("leakage", "Critique leakage", [leaks])] if leaks else []),
         Section("compute", "Compute", compute_parts),
         Section(
             "samples",
