@@ -33,6 +33,27 @@ ANNOTATIONS = "teach/annotations.jsonl"
 IDENTITY_COLUMNS = {k: k for k in ("id", "question", "solution", "answer", "subject", "level")}
 
 
+@dataclass(frozen=True)
+class Split:
+    """The files one split of the problems flows through: the probe's attempts, then the teacher's
+    annotations. The training split feeds the datasets; the validation one only the analysis."""
+
+    name: str  # "" for the training split; its stages are then plain "probe" and "teach"
+    problems: str
+    attempts: str
+    annotations: str
+
+    def stage(self, kind: str) -> str:
+        return f"{kind}:{self.name}" if self.name else kind
+
+    def annotation_outputs(self) -> list[str]:
+        return [self.annotations, str(meta_path(Path(self.annotations)))]
+
+
+TRAIN = Split("", TRAIN_PROBLEMS, ATTEMPTS, ANNOTATIONS)
+VAL = Split("val", VAL_PROBLEMS, "probe/val_attempts.jsonl", "teach/val_annotations.jsonl")
+
+
 def dataset_path(method: str) -> str:
     return f"data/{method}.jsonl"
 
@@ -98,7 +119,7 @@ def problems_stage(run: RunDir, cfg: BuildConfig) -> dict:
     return run.run_stage("problems", {"config": pcfg.as_dict(), "source": source_identity(pcfg)}, run_it)
 
 
-def probe_stage(run: RunDir, cfg: BuildConfig) -> dict:
+def probe_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
     from cgd.probe import probe
     from harness.backends import open_backend
     from harness.models import resolve_model
@@ -106,43 +127,43 @@ def probe_stage(run: RunDir, cfg: BuildConfig) -> dict:
     inputs = {
         "model": resolve_model(cfg.model).fingerprint,
         "backend": cfg.backend,
-        "problems": sha256_file(run.path(TRAIN_PROBLEMS)),
+        "problems": sha256_file(run.path(split.problems)),
         "max_new_tokens": cfg.problems.probe_max_new_tokens,
         "prompts": prompts.PROMPTS_VERSION,
     }
 
     def run_it():
         with open_backend(cfg.model, backend=cfg.backend, cache=True) as student:
-            attempts = probe(read_jsonl(run.path(TRAIN_PROBLEMS)), student, cfg.problems.probe_max_new_tokens)
-        atomic_write_jsonl(run.path(ATTEMPTS), attempts)
-        return [ATTEMPTS], {
+            attempts = probe(read_jsonl(run.path(split.problems)), student, cfg.problems.probe_max_new_tokens)
+        atomic_write_jsonl(run.path(split.attempts), attempts)
+        return [split.attempts], {
             "attempts": len(attempts),
             "student": student.fingerprint,
             "completion_tokens": sum(a["completion_tokens"] for a in attempts),
             "truncated": sum(a["finish_reason"] == "length" for a in attempts),
         }
 
-    return run.run_stage("probe", inputs, run_it)
+    return run.run_stage(split.stage("probe"), inputs, run_it)
 
 
-def teach_stage(run: RunDir, cfg: BuildConfig) -> dict:
+def teach_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
     from cgd.teachers import annotate, make_teacher, save_annotations, teacher_identity
 
     inputs = {
         "teacher": teacher_identity(cfg.teacher, cfg.teacher_options),
-        "problems": sha256_file(run.path(TRAIN_PROBLEMS)),
-        "attempts": sha256_file(run.path(ATTEMPTS)),
+        "problems": sha256_file(run.path(split.problems)),
+        "attempts": sha256_file(run.path(split.attempts)),
         "prompts": prompts.PROMPTS_VERSION,
     }
 
     def run_it():
         teacher = make_teacher(cfg.teacher, **cfg.teacher_options)
-        attempts = {a["id"]: a["attempt"] for a in read_jsonl(run.path(ATTEMPTS))}
-        items = [{**p, "attempt": attempts[p["id"]]} for p in read_jsonl(run.path(TRAIN_PROBLEMS))]
-        meta = save_annotations(run.path(ANNOTATIONS), annotate(teacher, items), teacher.describe())
-        return annotation_outputs(), meta["stats"]
+        attempts = {a["id"]: a["attempt"] for a in read_jsonl(run.path(split.attempts))}
+        items = [{**p, "attempt": attempts[p["id"]]} for p in read_jsonl(run.path(split.problems))]
+        meta = save_annotations(run.path(split.annotations), annotate(teacher, items), teacher.describe())
+        return split.annotation_outputs(), meta["stats"]
 
-    return run.run_stage("teach", inputs, run_it)
+    return run.run_stage(split.stage("teach"), inputs, run_it)
 
 
 def teacher_file_stage(run: RunDir, cfg: BuildConfig) -> dict:
@@ -161,13 +182,9 @@ def teacher_file_stage(run: RunDir, cfg: BuildConfig) -> dict:
         # The file's own prompts version says how its critiques were asked for; keep it beside ours.
         description["source_prompts_version"] = meta.get("prompts_version")
         saved = save_annotations(run.path(ANNOTATIONS), [r for r in rows if r["id"] in chosen], description)
-        return annotation_outputs(), saved["stats"]
+        return TRAIN.annotation_outputs(), saved["stats"]
 
     return run.run_stage("teach", inputs, run_it)
-
-
-def annotation_outputs() -> list[str]:
-    return [ANNOTATIONS, str(meta_path(Path(ANNOTATIONS)))]
 
 
 def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:

@@ -12,20 +12,12 @@ so their annotations are the file's own rows.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from cgd import methods, prompts
-from cgd.pipeline import VAL_PROBLEMS, BuildConfig
-from cgd.teachers.base import meta_path
-from harness.io import atomic_write_jsonl, read_jsonl, sha256_file
+from cgd import methods
+from cgd.pipeline import VAL, VAL_PROBLEMS, BuildConfig, probe_stage, teach_stage
+from harness.io import read_jsonl, sha256_file
 from harness.run import RunDir
 
-VAL_ATTEMPTS = "probe/val_attempts.jsonl"
-VAL_ANNOTATIONS = "teach/val_annotations.jsonl"
-
-
-def outputs() -> list[str]:
-    return [VAL_ANNOTATIONS, str(meta_path(Path(VAL_ANNOTATIONS)))]
+VAL_ANNOTATIONS = VAL.annotations
 
 
 def wanted(cfg: BuildConfig) -> bool:
@@ -37,49 +29,7 @@ def annotate_val(run: RunDir, cfg: BuildConfig) -> dict[str, dict]:
     """Run the validation probe and teach stages (resumable); returns their manifest records."""
     if cfg.teacher_file:
         return {"teach:val": _from_teacher_file(run, cfg)}
-    return {"probe:val": _probe(run, cfg), "teach:val": _teach(run, cfg)}
-
-
-def _probe(run: RunDir, cfg: BuildConfig) -> dict:
-    from cgd.probe import probe
-    from harness.backends import open_backend
-    from harness.models import resolve_model
-
-    inputs = {
-        "model": resolve_model(cfg.model).fingerprint,
-        "backend": cfg.backend,
-        "problems": sha256_file(run.path(VAL_PROBLEMS)),
-        "max_new_tokens": cfg.problems.probe_max_new_tokens,
-        "prompts": prompts.PROMPTS_VERSION,
-    }
-
-    def run_it():
-        with open_backend(cfg.model, backend=cfg.backend, cache=True) as student:
-            attempts = probe(read_jsonl(run.path(VAL_PROBLEMS)), student, cfg.problems.probe_max_new_tokens)
-        atomic_write_jsonl(run.path(VAL_ATTEMPTS), attempts)
-        return [VAL_ATTEMPTS], {"attempts": len(attempts)}
-
-    return run.run_stage("probe:val", inputs, run_it)
-
-
-def _teach(run: RunDir, cfg: BuildConfig) -> dict:
-    from cgd.teachers import annotate, make_teacher, save_annotations, teacher_identity
-
-    inputs = {
-        "teacher": teacher_identity(cfg.teacher, cfg.teacher_options),
-        "problems": sha256_file(run.path(VAL_PROBLEMS)),
-        "attempts": sha256_file(run.path(VAL_ATTEMPTS)),
-        "prompts": prompts.PROMPTS_VERSION,
-    }
-
-    def run_it():
-        teacher = make_teacher(cfg.teacher, **cfg.teacher_options)
-        attempts = {a["id"]: a["attempt"] for a in read_jsonl(run.path(VAL_ATTEMPTS))}
-        items = [{**p, "attempt": attempts[p["id"]]} for p in read_jsonl(run.path(VAL_PROBLEMS))]
-        meta = save_annotations(run.path(VAL_ANNOTATIONS), annotate(teacher, items), teacher.describe())
-        return outputs(), meta["stats"]
-
-    return run.run_stage("teach:val", inputs, run_it)
+    return {"probe:val": probe_stage(run, cfg, VAL), "teach:val": teach_stage(run, cfg, VAL)}
 
 
 def _from_teacher_file(run: RunDir, cfg: BuildConfig) -> dict:
@@ -95,6 +45,6 @@ def _from_teacher_file(run: RunDir, cfg: BuildConfig) -> dict:
         saved = save_annotations(
             run.path(VAL_ANNOTATIONS), [r for r in rows if r["id"] in chosen], description
         )
-        return outputs(), saved["stats"]
+        return VAL.annotation_outputs(), saved["stats"]
 
     return run.run_stage("teach:val", inputs, run_it)

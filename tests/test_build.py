@@ -205,7 +205,7 @@ def test_right_ratio_selects_the_same_problems_for_every_method(tmp_path):
     cfg = BuildConfig(
         methods=["sft", "cgd"],
         teacher_file=str(FIXTURE),
-        problems=ProblemsConfig(n=4, n_val=0),
+        problems=ProblemsConfig(n_problems=4, n_val=0),
         right_ratio=0.5,
     )
     build(tmp_path, cfg)
@@ -223,19 +223,18 @@ def test_right_ratio_selects_the_same_problems_for_every_method(tmp_path):
 
 
 def test_profile_keys_reach_the_build_and_bad_values_stop_compare_before_any_work(tmp_path):
-    from harness.app.compare import _build_config, compare
-    from harness.config import resolve_config
+    from harness.app.run_config import resolve
 
-    cfg = _build_config(resolve_config("smoke", ["data.right_ratio=0.5", "teacher_options.reveal=steps"]))
+    cfg = resolve("smoke", ["data.right_ratio=0.5", "teacher.reveal=steps"]).build_config()
     assert cfg.right_ratio == 0.5 and cfg.teacher_options == {"reveal": "steps"}
-    assert _build_config(resolve_config("smoke", [])).right_ratio is None
+    assert resolve("smoke", []).build_config().right_ratio is None
     for sets, message in (
-        (["teacher_options.reveal=all"], "reveal='all' is not one of none, answer, steps"),
+        (["teacher.reveal=all"], "teacher.reveal=all: choose one of none, answer, steps"),
         (["data.right_ratio=2"], "between 0 and 1"),
+        (["teacher.model=openai:http://127.0.0.1:9/v1#m", "teacher.reveal=none"], "unknown option reveal"),
     ):
         with pytest.raises(HarnessError, match=message):
-            compare("smoke", sets, output=tmp_path / "run")
-        assert not (tmp_path / "run").exists()
+            resolve("smoke", sets)
 
 
 # ------------------------------------------------------------------ problems

@@ -33,15 +33,9 @@ def train(
     lora_dropout: float = common.field_option(TrainConfig, "lora_dropout", "--lora-dropout"),
     lora_targets: str = common.field_option(TrainConfig, "lora_targets", "--lora-targets"),
     seed: int = common.SeedOpt,
-    select: str = typer.Option(
-        "last",
-        "--select",
-        help="last (the weights after --max-steps) or best-val (the checkpoint with the best "
-        "validation accuracy; cgd/selection.py).",
-    ),
-    eval_every: int = typer.Option(
-        0, "--eval-every", min=0, help="Steps between validation checkpoints; 0: only the final one."
-    ),
+    select: str = common.field_option(TrainConfig, "select", "--select"),
+    eval_every: int = common.field_option(TrainConfig, "eval_every", "--eval-every"),
+    report_to: str = common.field_option(TrainConfig, "report_to", "--report-to"),
 ) -> None:
     """Fine-tune MODEL on each METHOD's dataset; a method already trained with the same inputs is skipped."""
     from cgd.methods import parse_methods
@@ -67,6 +61,7 @@ def train(
         lora_targets=lora_targets,
         select=select,
         eval_every=eval_every,
+        report_to=report_to,
     )
     for name in parse_methods(method):
         s = train_method(run_dir, name, cfg)
