@@ -12,9 +12,39 @@ import pytest
 
 
 def run_cli(*args, env_extra=None):
-    env = {**os.environ, **(env_extra or {})}
+    """`harness ARGS` in this process (the real entry point, `main()`, with its exit handling), so the
+    bad-input tests pay no interpreter start-up; the --debug test below runs one real subprocess."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    from harness.app.cli import main
+
+    saved_env, saved_argv = dict(os.environ), sys.argv
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        os.environ.update(env_extra or {})
+        sys.argv = ["harness", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def run_cli_subprocess(*args):
     return subprocess.run(
-        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=600,
     )
 
 
@@ -51,7 +81,7 @@ def test_bad_names_list_valid_choices(args, fragments, tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    proc = run_cli("--debug", "eval", "--benchmarks", "nope", "-o", str(tmp_path))
+    proc = run_cli_subprocess("--debug", "eval", "--benchmarks", "nope", "-o", str(tmp_path))
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
