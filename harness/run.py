@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,11 @@ from harness.io import atomic_write_json, stable_hash
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+# Fault injection for the resume tests: with HARNESS_FAULT=<stage> the process dies (as SIGKILL would
+# leave it: no cleanup, no exit handlers) the moment that stage's outputs are written and before the
+# manifest records it, the worst place a kill can land at a stage boundary.
+FAULT_ENV = "HARNESS_FAULT"
+FAULT_EXIT = 137
 
 
 class RunDir:
@@ -53,6 +59,9 @@ class RunDir:
         return all(self.path(out).exists() for out in rec.get("outputs", []))
 
     def mark_done(self, stage: str, inputs_hash: str, outputs: list[str], info: dict | None = None) -> None:
+        if os.environ.get(FAULT_ENV) == stage:
+            log.warning("%s=%s: dying before the manifest records the stage", FAULT_ENV, stage)
+            os._exit(FAULT_EXIT)
         manifest = self._manifest()
         manifest["stages"][stage] = {
             "inputs_hash": inputs_hash,

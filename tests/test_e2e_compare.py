@@ -3,6 +3,7 @@ file; a warm re-run is a no-op; a kill at any point followed by the same command
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,6 +56,32 @@ def test_warm_rerun_is_fast_and_identical(compare_run):
     warm = time.time() - started
     assert warm < cold_seconds / 2  # liveness of the skip logic, not a performance figure
     assert {n: (base / "report" / n).read_bytes() for n in before} == before
+
+
+def test_faults_at_stage_boundaries_resume_without_redoing_finished_stages(tmp_path, data_dir):
+    """Deterministic kills (HARNESS_FAULT): each lands after a stage wrote its outputs and before the
+    manifest recorded it; the next run redoes that stage only, and finishes."""
+    from harness.run import FAULT_ENV, FAULT_EXIT
+
+    cmd = compare_cmd(tmp_path / "run", tmp_path / "report", "--methods", "sft,cgd")
+    manifest = tmp_path / "run" / "manifest.json"
+    recorded: dict = {}
+    for stage in ("teach", "train:cgd", "eval:sft"):
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=1500,
+            env={**os.environ, "HARNESS_HOME": str(tmp_path / "home"), FAULT_ENV: stage},
+        )  # fmt: skip
+        assert proc.returncode == FAULT_EXIT, proc.stderr[-3000:]
+        stages = json.loads(manifest.read_text())["stages"]
+        assert stage not in stages
+        for name, record in recorded.items():  # finished before an earlier fault: never redone
+            assert stages[name] == record, name
+        recorded = stages
+    final = run(cmd, tmp_path / "home")
+    assert final.returncode == 0, final.stderr[-3000:]
+    stages = json.loads(manifest.read_text())["stages"]
+    assert all(stages[name] == record for name, record in recorded.items())
+    assert {"teach", "train:cgd", "eval:sft"} <= set(stages) and (tmp_path / "report" / "table.md").exists()
 
 
 def test_kill_and_resume_gives_the_same_report(tmp_path, data_dir):
