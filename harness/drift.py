@@ -188,6 +188,15 @@ class DriftRow:
     mean_length: float | None
     length_unit: str
     ifeval_format: float | None
+    # Share of responses whose thinking opened and never closed (scored no_answer; eval.reasoning_end).
+    # Descriptive only, not a compared measure: for a model that does not think it is 0 everywhere.
+    unclosed_thinking: float | None = None
+
+
+def unclosed_share(records: list[dict]) -> float | None:
+    """Share of records whose `thinking` field says unclosed; None when no record carries the field."""
+    marked = [r["thinking"] for r in records if "thinking" in r]
+    return sum(t == "unclosed" for t in marked) / len(marked) if marked else None
 
 
 def _mean(values: dict[str, float]) -> float | None:
@@ -202,7 +211,8 @@ def format_drift(run: RunData) -> list[DriftRow]:
             continue
         for group in run.groups:
             m = group_measures(run, group, task)
-            n = len({_item_id(r) for label in run.groups[group] for r in run.samples(label, task)})
+            records = [r for label in run.groups[group] for r in run.samples(label, task)]
+            n = len({_item_id(r) for r in records})
             rows.append(
                 DriftRow(
                     task,
@@ -213,6 +223,7 @@ def format_drift(run: RunData) -> list[DriftRow]:
                     _mean(m.values["length"]),
                     m.length_unit,
                     _mean(m.values["ifeval_format"]),
+                    unclosed_share(records),
                 )
             )
     return rows

@@ -126,3 +126,16 @@ def test_seeds_are_averaged_per_item(tmp_path: Path) -> None:
     scores = run.group_item_scores("cft", "gpqa_diamond", "acc")
     assert set(scores.values()) <= {0.0, 0.5, 1.0} and len(scores) == 60
     assert any(c.method == "cft" and c.task == "truthfulqa_mc2" for c in forgetting(run))
+
+
+def test_unclosed_thinking_share_counts_only_records_that_say_how_thinking_ended():
+    from harness.drift import unclosed_share
+
+    records = [
+        {"thinking": "unclosed"},
+        {"thinking": "closed"},
+        {"thinking": "none"},
+        {"thinking": "unclosed"},
+    ]
+    assert unclosed_share(records) == 0.5
+    assert unclosed_share([{"response": "no thinking field: an older record"}]) is None

@@ -189,7 +189,16 @@ def _pct(value: float | None) -> str:
 
 
 def drift_table(rows: list[DriftRow]) -> Section:
-    columns = ["benchmark", "model", "n", "parseable %", "critique-style %", "mean length", "IFEval format %"]
+    columns = [
+        "benchmark",
+        "model",
+        "n",
+        "parseable %",
+        "critique-style %",
+        "mean length",
+        "IFEval format %",
+        "unclosed thinking %",
+    ]
     cells = [
         [
             r.task,
@@ -199,6 +208,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
             _pct(r.critique),
             DASH if r.mean_length is None else f"{r.mean_length:.1f} {r.length_unit}",
             _pct(r.ifeval_format),
+            _pct(r.unclosed_thinking),
         ]
         for r in rows
     ]
@@ -212,6 +222,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
             _num(r.mean_length),
             r.length_unit,
             _num(_times100(r.ifeval_format)),
+            _num(_times100(r.unclosed_thinking)),
         ]
         for r in rows
     ]
@@ -224,8 +235,12 @@ def drift_table(rows: list[DriftRow]) -> Section:
         "mean_length",
         "length_unit",
         "ifeval_format_pct",
+        "unclosed_thinking_pct",
     ]
-    caption = "Format drift per generative benchmark (rates in percent of items)."
+    caption = (
+        "Format drift per generative benchmark (rates in percent of items). Unclosed thinking: responses "
+        "whose thinking (eval.reasoning_end) never ended, scored no_answer."
+    )
     return Section(Table(columns, cells, caption=caption), to_csv(csv_columns, csv_rows))
 
 
