@@ -21,14 +21,13 @@ from pathlib import Path
 from cgd import methods, prompts
 from cgd.problems import ProblemsConfig, load_problems
 from cgd.teachers.base import meta_path
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file
 from harness.run import RunDir
 
-TRAIN_PROBLEMS = "problems/train.jsonl"
-VAL_PROBLEMS = "problems/val.jsonl"
-ATTEMPTS = "probe/attempts.jsonl"
-ANNOTATIONS = "teach/annotations.jsonl"
+TRAIN_PROBLEMS, VAL_PROBLEMS = layout.TRAIN_PROBLEMS, layout.VAL_PROBLEMS
+ATTEMPTS, ANNOTATIONS = layout.ATTEMPTS, layout.ANNOTATIONS
 # A brought critique dataset already uses our column names.
 IDENTITY_COLUMNS = {k: k for k in ("id", "question", "solution", "answer", "subject", "level")}
 
@@ -51,11 +50,11 @@ class Split:
 
 
 TRAIN = Split("", TRAIN_PROBLEMS, ATTEMPTS, ANNOTATIONS)
-VAL = Split("val", VAL_PROBLEMS, "probe/val_attempts.jsonl", "teach/val_annotations.jsonl")
+VAL = Split("val", VAL_PROBLEMS, layout.VAL_ATTEMPTS, layout.VAL_ANNOTATIONS)
 
 
 def dataset_path(method: str) -> str:
-    return f"data/{method}.jsonl"
+    return layout.dataset(method)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import layout
 from harness.errors import HarnessError
 
 TRACKERS = ("auto", "none", "tensorboard", "wandb", "trackio", "mlflow")
@@ -50,7 +51,7 @@ def resolve(report_to: str, available: Callable[[str], bool] = installed) -> str
 
 
 def tensorboard_dir(run_root: Path, label: str) -> Path:
-    return Path(run_root) / "tensorboard" / label
+    return Path(run_root) / layout.tensorboard(label)
 
 
 def attach(trainer, log_dir: Path) -> None:

@@ -32,7 +32,7 @@ from cgd.pipeline import VAL_PROBLEMS, dataset_path
 from cgd.selection import ValConfig, make_saver, save_steps, scores_validation, select_checkpoint
 from cgd.teachers.base import meta_path
 from cgd.train_config import TrainConfig
-from harness import distributed
+from harness import distributed, layout
 from harness.errors import HarnessError
 from harness.io import (
     atomic_write_dir,
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 
 def train_dir(method: str) -> str:
-    return f"train/{method}"
+    return layout.train_dir(method)
 
 
 def global_batch(cfg: TrainConfig, processes: int) -> int:
@@ -59,7 +59,7 @@ def global_batch(cfg: TrainConfig, processes: int) -> int:
 def check_matched_budget(run: RunDir) -> None:
     """Every trained label of the run must have seen the same global batch; the report compares them all."""
     seen = {}
-    for summary_file in sorted(run.path("train").glob("*/summary.json")):
+    for summary_file in sorted(run.path(layout.TRAIN).glob("*/summary.json")):
         summary = read_json(summary_file)
         batch, accum = summary["config"]["batch_size"], summary["config"]["grad_accum"]
         processes = summary.get("processes", 1)  # summaries older than the field were single-process
@@ -240,7 +240,7 @@ def train_method(
     inputs_hash = stable_hash(inputs)
     # Not run_stage: under `accelerate launch` every rank trains, but only rank 0 may write the manifest.
     if run.is_done(stage, inputs_hash):
-        return read_json(run.path(train_dir(label), "summary.json"))
+        return read_json(run.path(layout.train_summary(label)))
     started = time.time()
     trainer, summary = _fit(run, method, cfg, resolved, inputs, label)
     main, steps_log = trainer.is_world_process_zero(), trainer.steps_log
@@ -260,13 +260,12 @@ def train_method(
             )
     summary["wall_seconds"] = round(time.time() - started, 3)
     if main:
-        out = train_dir(label)
-        atomic_write_jsonl(run.path(out, "log.jsonl"), steps_log)
-        atomic_write_json(run.path(out, "summary.json"), summary)
+        atomic_write_jsonl(run.path(layout.train_log(label)), steps_log)
+        atomic_write_json(run.path(layout.train_summary(label)), summary)
         run.mark_done(
             stage,
             inputs_hash,
-            [f"{out}/checkpoint", f"{out}/log.jsonl", f"{out}/summary.json"],
+            [layout.checkpoint(label), layout.train_log(label), layout.train_summary(label)],
             {k: summary[k] for k in ("tokens_trained", "completion_tokens", "final_loss", "wall_seconds")},
         )
     # The next method's is_done check, on every rank, must see what rank 0 just recorded.
@@ -295,7 +294,7 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
     meta = read_json(meta_path(data)) if meta_path(data).exists() else {}
     examples = read_jsonl(data)
     model, tokenizer = resolved.load(dtype=torch.float32)
-    checkpoint = run.path(train_dir(label), "checkpoint")
+    checkpoint = run.path(layout.checkpoint(label))
     trainer = make_trainer(model, tokenizer, examples, cfg, checkpoint, f"{run.root.resolve().name}/{label}")
     trackers.attach(trainer, trackers.tensorboard_dir(run.root, label))
     if scores_validation(cfg.select, cfg.eval_every):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, sha256_file
 from harness.run import RunDir
@@ -29,8 +30,8 @@ from harness.rundata import BASE, method_of
 log = logging.getLogger(__name__)
 
 SCHEMA = "uncertainty-v1"
-SUMMARY = "analysis/uncertainty.json"
-SUMMARY_CSV = "analysis/uncertainty.csv"
+SUMMARY = layout.UNCERTAINTY
+SUMMARY_CSV = layout.UNCERTAINTY_CSV
 CONDITIONS = {"x": "given x (solve prompt)", "xyc": "given (x, y', c) (refine prompt)"}
 MEASURES = {"entropy": "mean token entropy (nats)", "nll": "mean token NLL (nats)"}
 # (b, a): the change b - a. Lower is less uncertain.
@@ -39,7 +40,7 @@ CSV_COLUMNS = ["kind", "model", "against", "measure", "condition", "n", "value",
 
 
 def per_model_file(label: str) -> str:
-    return f"analysis/uncertainty/{label}.jsonl"
+    return layout.uncertainty_scores(label)
 
 
 def val_annotations(run: RunDir) -> list[dict]:
@@ -61,7 +62,7 @@ def val_annotations(run: RunDir) -> list[dict]:
 def models(run: RunDir, config: dict) -> list[tuple[str, str]]:
     """(label, model spec): base, then every trained checkpoint (the selected weights, as evaluated)."""
     found = [(BASE, str(config["model"]))] if config.get("model") else []
-    train = run.path("train")
+    train = run.path(layout.TRAIN)
     labels = [p.name for p in train.iterdir() if (p / "checkpoint").is_dir()] if train.is_dir() else []
     order = [str(m) for m in config.get("methods") or []]
 
@@ -69,7 +70,7 @@ def models(run: RunDir, config: dict) -> list[tuple[str, str]]:
         method = method_of(label)
         return (order.index(method) if method in order else len(order), label)
 
-    return found + [(label, str(train / label / "checkpoint")) for label in sorted(labels, key=key)]
+    return found + [(label, str(run.path(layout.checkpoint(label)))) for label in sorted(labels, key=key)]
 
 
 def chat_pair(backend, user: str, answer: str) -> tuple[list[int], list[int]]:
@@ -306,10 +307,10 @@ def analyze(run_dir: str | Path | RunDir, config: dict | None = None) -> dict:
     from harness.models import resolve_model
 
     root = run_dir.root if isinstance(run_dir, RunDir) else Path(run_dir)
-    if not (root / "config.json").exists():  # checked before RunDir, which would create the directory
+    if not (root / layout.CONFIG).exists():  # checked before RunDir, which would create the directory
         raise HarnessError(f"{root}: not a compare run directory (no config.json)")
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(root)
-    config = config if config is not None else read_json(run.path("config.json"))
+    config = config if config is not None else read_json(run.path(layout.CONFIG))
     rows = val_annotations(run)
     annotations_hash = sha256_file(run.path(VAL_ANNOTATIONS))
     found = models(run, config)

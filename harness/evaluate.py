@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import layout
 from harness.backends.vllm import VllmOptions
 from harness.config import section, setting
 from harness.errors import HarnessError
@@ -238,7 +239,7 @@ def _whole_evaluation():
 
 def _write(target: Path, label: str, payload: dict, records: dict, timing: dict) -> None:
     for task, recs in records.items():
-        atomic_write_jsonl(target / f"samples_{task}.jsonl", recs)
+        atomic_write_jsonl(target / layout.samples_name(task), recs)
         if timing[task]:
             atomic_write_jsonl(target / f"timing_{task}.jsonl", timing[task])
     # Last, so a shard without results.json is one that did not finish.
@@ -253,7 +254,7 @@ PER_TASK = ("configs", "versions", "higher_is_better")
 
 def merge_shards(run_dir: Path) -> list[str]:
     """Merge every label's shards under `run_dir`/eval into that label's unsharded files; returns the labels."""
-    labels = sorted(p.parent.name for p in (Path(run_dir) / "eval").glob("*/shards") if p.is_dir())
+    labels = sorted(p.parent.name for p in (Path(run_dir) / layout.EVAL).glob("*/shards") if p.is_dir())
     if not labels:
         raise HarnessError(f"{run_dir}: no shards to merge (expected eval/<label>/shards/shard-K-of-N/)")
     for label in labels:
@@ -310,14 +311,14 @@ def merge_label(run_dir: Path, label: str) -> dict:
     )  # lm-eval's own aggregation, so numbers match
     from lm_eval.tasks import get_task_dict
 
-    label_dir = Path(run_dir) / "eval" / label
+    label_dir = Path(run_dir) / layout.eval_dir(label)
     parts = _read_shards(label_dir / "shards")
     cfg = EvalConfig(**parts[0]["eval_config"])
     dirs = [label_dir / "shards" / Shard(p["shard"]["index"], p["shard"]["count"]).name for p in parts]
     records, timing, results, n_samples, wall = {}, {}, {}, {}, {}
     for task in cfg.task_order():
         records[task] = sorted(
-            (r for d in dirs for r in read_jsonl(d / f"samples_{task}.jsonl")), key=lambda r: r["doc_id"]
+            (r for d in dirs for r in read_jsonl(d / layout.samples_name(task))), key=lambda r: r["doc_id"]
         )
         timing[task] = sorted(
             (
@@ -363,7 +364,7 @@ def merge_label(run_dir: Path, label: str) -> dict:
 
 def _write_run_config(run_dir: Path, model_info: dict, eval_config: dict) -> None:
     atomic_write_json(
-        run_dir / "config.json", {"command": "eval", "model": model_info, "eval": eval_config, **provenance()}
+        run_dir / layout.CONFIG, {"command": "eval", "model": model_info, "eval": eval_config, **provenance()}
     )
 
 
@@ -496,7 +497,7 @@ def run_eval(
     engine = make_backend(model, backend, **options)
     label = label or _label(model)
     model_info = {"name": model, "fingerprint": engine.fingerprint, "backend": backend}
-    payload = evaluate_model(engine, model_info, cfg, run_dir / "eval", label, shard)
+    payload = evaluate_model(engine, model_info, cfg, run_dir / layout.EVAL, label, shard)
     if shard is not None:  # the shards of one run share its directory; the merge writes the rest
         typer.echo(f"{shard.name} of {label}: {run_dir / 'eval' / label / 'shards' / shard.name}")
         return payload

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, stable_hash
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
+MANIFEST = layout.MANIFEST
 # Fault injection for the resume tests: with HARNESS_FAULT=<stage> the process dies (as SIGKILL would
 # leave it: no cleanup, no exit handlers) the moment that stage's outputs are written and before the
 # manifest records it, the worst place a kill can land at a stage boundary.

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl
 from harness.registry import BENCHMARKS
@@ -108,7 +109,7 @@ class RunData:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        path = self.root / "config.json"
+        path = self.root / layout.CONFIG
         if not path.exists():
             return {}
         config = read_json(path)
@@ -123,7 +124,7 @@ class RunData:
     @cached_property
     def labels(self) -> list[str]:
         """Evaluated models: base first, then methods in config order, seeds in numeric order."""
-        eval_dir = self.root / "eval"
+        eval_dir = self.root / layout.EVAL
         found = [p.parent.name for p in eval_dir.glob("*/results.json")] if eval_dir.is_dir() else []
         return sorted(found, key=self.label_key)
 
@@ -149,7 +150,7 @@ class RunData:
     def _results(self) -> dict[str, dict[str, Any]]:
         loaded = {}
         for label in self.labels:
-            path = self.root / "eval" / label / "results.json"
+            path = self.root / layout.results(label)
             data = read_json(path)
             if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
                 raise HarnessError(f"{path}: missing the 'results' object")
@@ -202,7 +203,7 @@ class RunData:
     def samples(self, label: str, task: str) -> list[dict]:
         key = (label, task)
         if key not in self._samples:
-            path = self.root / "eval" / label / f"samples_{task}.jsonl"
+            path = self.root / layout.samples(label, task)
             self._samples[key] = read_jsonl(path) if path.exists() else []
         return self._samples[key]
 
@@ -233,17 +234,17 @@ class RunData:
 
     @cached_property
     def train_labels(self) -> list[str]:
-        train_dir = self.root / "train"
+        train_dir = self.root / layout.TRAIN
         if not train_dir.is_dir():
             return []
         return sorted((p.name for p in train_dir.iterdir() if p.is_dir()), key=self.label_key)
 
     def train_log(self, label: str) -> list[dict]:
-        path = self.root / "train" / label / "log.jsonl"
+        path = self.root / layout.train_log(label)
         return read_jsonl(path) if path.exists() else []
 
     def train_summary(self, label: str) -> dict[str, Any] | None:
-        path = self.root / "train" / label / "summary.json"
+        path = self.root / layout.train_summary(label)
         if not path.exists():
             return None
         summary = read_json(path)

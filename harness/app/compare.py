@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import distributed
+from harness import distributed, layout
 from harness.app.run_config import RunConfig
 from harness.io import atomic_write_json, stable_hash
 from harness.provenance import git_revision, provenance
@@ -64,8 +64,8 @@ def evaluate_stage(run: RunDir, config: RunConfig, label: str, model_spec: str) 
                 "fingerprint": backend.fingerprint,
                 "backend": config.backend,
             }
-            payload = evaluate_model(backend, info, cfg, run.path("eval"), label)
-        outputs = [f"eval/{label}/results.json", *(f"eval/{label}/samples_{t}.jsonl" for t in cfg.benchmarks)]
+            payload = evaluate_model(backend, info, cfg, run.path(layout.EVAL), label)
+        outputs = [layout.results(label), *(layout.samples(label, t) for t in cfg.benchmarks)]
         return outputs, {"wall_seconds_by_task": payload["wall_seconds"]}
 
     return run.run_stage(f"eval:{label}", inputs, run_it)
@@ -83,7 +83,7 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
     # Under accelerate launch / torchrun every process trains; rank 0 alone builds, evaluates and writes.
     if distributed.is_main():
         atomic_write_json(
-            run.path("config.json"),
+            run.path(layout.CONFIG),
             {**config.as_dict(), "run_id": rid, "git_revision": git_revision(), "provenance": provenance()},
         )
         log.info("run directory: %s", run.root)
@@ -97,7 +97,7 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
     variants = []
     for label, method, seed in config.labels():
         summary = train_method(run, method, config.train_config(seed), label=label, val=config.val_config())
-        variants.append((label, str(run.path("train", label, "checkpoint")), summary))
+        variants.append((label, str(run.path(layout.checkpoint(label))), summary))
     check_matched_budget(run)
     distributed.release()
     if not distributed.is_main():

@@ -22,12 +22,13 @@ def analyze_command(
 def _annotate_older_run(run_dir: Path) -> None:
     """A compare run from before the validation split was annotated: annotate it now, as compare would."""
     from cgd.val_annotations import VAL_ANNOTATIONS, annotate_val
+    from harness import layout
     from harness.app.run_config import from_record
     from harness.io import read_json
     from harness.run import RunDir
 
-    if (run_dir / VAL_ANNOTATIONS).exists() or not (run_dir / "config.json").exists():
+    if (run_dir / VAL_ANNOTATIONS).exists() or not (run_dir / layout.CONFIG).exists():
         return  # analyze() says what is missing, in one line
-    config = from_record(read_json(run_dir / "config.json"))
+    config = from_record(read_json(run_dir / layout.CONFIG))
     if config.uncertainty_wanted() and (run_dir / "problems" / "val.jsonl").exists():
         annotate_val(RunDir(run_dir), config.build_config())

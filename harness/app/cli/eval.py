@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from harness import layout
 from harness.app.cli import common
 from harness.checkers.reasoning import DEFAULT_END_MARKER
 from harness.errors import HarnessError
@@ -129,5 +130,5 @@ def merge_command(
     from harness.evaluate import merge_shards
 
     for label in merge_shards(run_dir):
-        typer.echo((run_dir / "eval" / label / "table.md").read_text(encoding="utf-8"))
+        typer.echo((run_dir / layout.eval_dir(label) / "table.md").read_text(encoding="utf-8"))
         typer.echo(f"merged: {run_dir / 'eval' / label}")

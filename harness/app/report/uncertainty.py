@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import layout
 from harness.app.report import plots
 from harness.app.report.tables import Table
 from harness.io import read_json, to_csv
 from harness.rundata import RunData
 
-SUMMARY = "analysis/uncertainty.json"
+SUMMARY = layout.UNCERTAINTY
 PROMPTS = {"x": "given x", "xyc": "given (x, y', c)"}
 MEASURE_NAMES = {"entropy": "entropy", "nll": "NLL"}
 

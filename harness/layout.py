@@ -1,0 +1,77 @@
+"""Every path under a run directory (`runs/<run-id>/`), in one place: each writer and reader asks here.
+
+    config.json, manifest.json                    the resolved config; what each stage read and wrote
+    problems/{train,val}.jsonl                    the selected problems (val: never a benchmark test set)
+    probe/{attempts,val_attempts}.jsonl           the student's first answers y'
+    teach/{annotations,val_annotations}.jsonl     critiques c and refined answers ŷ (+ .meta.json)
+    data/<method>.jsonl (+ .meta.json)            one training set per method
+    train/<label>/checkpoint/, log.jsonl, summary.json, steps/step-<k>/   label = method[@seed<k>]
+    eval/<label>/results.json, samples_<task>.jsonl, table.md, shards/shard-K-of-N/
+    analysis/uncertainty.json, uncertainty.csv, uncertainty/<label>.jsonl
+    tensorboard/<label>/                          with train.report_to = tensorboard
+
+Paths are relative to the run directory (what the manifest records); `RunDir.path(...)` makes them real.
+"""
+
+from __future__ import annotations
+
+CONFIG = "config.json"
+MANIFEST = "manifest.json"
+
+TRAIN_PROBLEMS = "problems/train.jsonl"
+VAL_PROBLEMS = "problems/val.jsonl"
+ATTEMPTS = "probe/attempts.jsonl"
+VAL_ATTEMPTS = "probe/val_attempts.jsonl"
+ANNOTATIONS = "teach/annotations.jsonl"
+VAL_ANNOTATIONS = "teach/val_annotations.jsonl"
+
+TRAIN = "train"
+EVAL = "eval"
+
+UNCERTAINTY = "analysis/uncertainty.json"
+UNCERTAINTY_CSV = "analysis/uncertainty.csv"
+
+
+def dataset(method: str) -> str:
+    return f"data/{method}.jsonl"
+
+
+def train_dir(label: str) -> str:
+    return f"{TRAIN}/{label}"
+
+
+def checkpoint(label: str) -> str:
+    return f"{TRAIN}/{label}/checkpoint"
+
+
+def train_log(label: str) -> str:
+    return f"{TRAIN}/{label}/log.jsonl"
+
+
+def train_summary(label: str) -> str:
+    return f"{TRAIN}/{label}/summary.json"
+
+
+def eval_dir(label: str) -> str:
+    return f"{EVAL}/{label}"
+
+
+def results(label: str) -> str:
+    return f"{EVAL}/{label}/results.json"
+
+
+def samples(label: str, task: str) -> str:
+    return f"{EVAL}/{label}/samples_{task}.jsonl"
+
+
+def samples_name(task: str) -> str:
+    """A task's sample file inside an evaluation (or shard) directory."""
+    return f"samples_{task}.jsonl"
+
+
+def uncertainty_scores(label: str) -> str:
+    return f"analysis/uncertainty/{label}.jsonl"
+
+
+def tensorboard(label: str) -> str:
+    return f"tensorboard/{label}"
