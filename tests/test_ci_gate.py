@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ci_compare import isolated_home
+
 BASELINE = Path(__file__).resolve().parent.parent / "reports" / "baselines" / "ci-tiny.json"
 
 
@@ -19,7 +21,7 @@ def harness(*args, home: Path):
         [sys.executable, "-m", "harness", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "HARNESS_HOME": str(home)},
+        env={**os.environ, "HARNESS_HOME": str(isolated_home(home))},
         timeout=1800,
     )
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from ci_compare import compare_cmd, run
+from ci_compare import compare_cmd, isolated_home, run
 
 from cgd.methods import METHODS
 
@@ -69,7 +69,7 @@ def test_faults_at_stage_boundaries_resume_without_redoing_finished_stages(tmp_p
     for stage in ("teach", "train:cgd", "eval:sft"):
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=1500,
-            env={**os.environ, "HARNESS_HOME": str(tmp_path / "home"), FAULT_ENV: stage},
+            env={**os.environ, "HARNESS_HOME": str(isolated_home(tmp_path / "home")), FAULT_ENV: stage},
         )  # fmt: skip
         assert proc.returncode == FAULT_EXIT, proc.stderr[-3000:]
         stages = json.loads(manifest.read_text())["stages"]
@@ -87,7 +87,7 @@ def test_faults_at_stage_boundaries_resume_without_redoing_finished_stages(tmp_p
 def test_kill_and_resume_gives_the_same_report(tmp_path, data_dir):
     reference = run(compare_cmd(tmp_path / "ref", tmp_path / "ref-report"), tmp_path / "home-ref")
     assert reference.returncode == 0, reference.stderr[-3000:]
-    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "HARNESS_HOME": str(isolated_home(tmp_path / "home"))}
     cmd = compare_cmd(tmp_path / "run", tmp_path / "report")
     # Kill at several points: during the data stages, during training, during evaluation.
     for delay in (6, 14, 25):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ci_compare import isolated_home
 
 from harness.io import atomic_write_json, read_json, read_jsonl
 
@@ -33,7 +34,7 @@ SMALL = [
 
 
 def harness(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HARNESS_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "HARNESS_HOME": str(isolated_home(home)), "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=900
     )
