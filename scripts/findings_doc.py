@@ -40,15 +40,11 @@ def _body(path: Path) -> str:
 
 
 def _stage_times(run: Path) -> list[str]:
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    rows = ["| stage | wall (s) |", "|---|---:|"]
-    total = 0.0
-    for name, record in manifest["stages"].items():
-        seconds = float(record.get("info", {}).get("wall_seconds", 0.0))
-        total += seconds
-        rows.append(f"| {name} | {seconds:,.0f} |")
-    rows.append(f"| **all stages** | **{total:,.0f}** ({total / 60:.0f} min) |")
-    return rows
+    """perf/stages.py's table: each stage (evaluation per benchmark) in pipeline order, then by group."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from perf.stages import table
+
+    return table(run).splitlines()
 
 
 def main(argv: list[str] | None = None) -> int:
