@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.app.run_config import RunConfig, resolve
+from cgd_harness.run_config import RunConfig, resolve
 from harness.config import schema_keys
 from harness.errors import HarnessError
 
@@ -129,7 +129,7 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
         [
             sys.executable,
             "-m",
-            "harness",
+            "cgd_harness",
             "compare",
             "--profile",
             "paper",
@@ -174,7 +174,7 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
 def test_bad_teacher_or_engine_options_stop_compare_before_any_work(sets, message, tmp_path):
     from typer.testing import CliRunner
 
-    from harness.app.cli import app
+    from cgd_harness.cli import app
 
     args = ["compare", "-o", str(tmp_path / "run"), "--set", "teacher.model=openai:http://127.0.0.1:9/v1#m"]
     result = CliRunner().invoke(app, args + [x for s in sets for x in ("--set", s)])

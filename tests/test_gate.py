@@ -11,8 +11,8 @@ import typer
 from test_report import make_run
 from typer.testing import CliRunner
 
-from harness.app.cli.gate import gate
-from harness.app.gate import check_gate, parse_requirement, record_baseline
+from cgd_harness.cli.gate import gate
+from cgd_harness.gate import check_gate, parse_requirement, record_baseline
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 
@@ -21,7 +21,7 @@ APP.command()(gate)
 
 
 def invoke(*args: object) -> tuple[int, str]:
-    """Exit code and output, mapping HarnessError to exit 2 as `harness.app.cli.main` does."""
+    """Exit code and output, mapping HarnessError to exit 2 as `cgd_harness.cli.main` does."""
     result = CliRunner().invoke(APP, [str(a) for a in args])
     if isinstance(result.exception, HarnessError):
         return 2, str(result.exception)

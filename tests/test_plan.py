@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.app.run_config import resolve
+from cgd_harness.cli import app
+from cgd_harness.run_config import resolve
 from harness.errors import HarnessError
 from harness.plan import family_size, plan
 from harness.stats import mde

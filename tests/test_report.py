@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness.app.cli.report import report
-from harness.app.report.build import write_report
+from cgd_harness.cli.report import report
+from cgd_harness.report.build import write_report
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json
 
@@ -432,7 +432,7 @@ def _texts(fig) -> list:
 
 @pytest.mark.parametrize("kind", ["bars", "panels", "loss"])
 def test_plots_are_readable_without_overlapping_labels(kind: str) -> None:
-    from harness.app.report import plots
+    from cgd_harness.report import plots
 
     names = [f"benchmark_{i} (inst_level_strict_acc)" if i % 3 == 0 else f"task_{i}" for i in range(11)]
     models = ["base", "sft", "distill-sft", "cft", "cgd", "refine-nocritique", "cgd-shuffled", "cgd-generic"]

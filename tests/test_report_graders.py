@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from harness.app.report.graders import grader_disagreement
-from harness.app.report.tables import to_markdown
+from cgd_harness.report.graders import grader_disagreement
+from cgd_harness.report.tables import to_markdown
 from harness.io import atomic_write_json, atomic_write_jsonl
 from harness.rundata import RunData
 

@@ -105,7 +105,7 @@ def test_harness_eval_on_the_served_model_writes_results(spec, data_dir, tmp_pat
         [
             sys.executable,
             "-m",
-            "harness",
+            "cgd_harness",
             "eval",
             "--backend",
             spec,

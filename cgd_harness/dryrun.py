@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cgd_harness.run_config import RunConfig
 from harness import distributed
-from harness.app.run_config import RunConfig
 from harness.errors import HarnessError
 
 

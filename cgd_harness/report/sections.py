@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.app.report.claims import interval_text, mde_text
-from harness.app.report.tables import Table
+from cgd_harness.report.claims import interval_text, mde_text
+from cgd_harness.report.tables import Table
 from harness.drift import Change, DriftRow, format_p
 from harness.io import to_csv
 from harness.rundata import BASE, RunData, metric_label

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from harness.app.cli import common
+from cgd_harness.cli import common
 
 
 def config_command(profile: str = common.ProfileOpt, sets: list[str] | None = common.SetOpt) -> None:
     """Print the resolved config of PROFILE (with --set applied) as commented YAML, and check it."""
-    from harness.app.run_config import resolve
+    from cgd_harness.run_config import resolve
     from harness.config import describe
 
     config = resolve(profile, list(sets or []))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.app.report.tables import Table, to_markdown
+from cgd_harness.report.tables import Table, to_markdown
 from harness.drift import format_p
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json, stable_hash

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from harness.app.report.plots import png  # plots.py's renderer: same DPI and metadata
-from harness.app.report.tables import Table
+from cgd_harness.report.plots import png  # plots.py's renderer: same DPI and metadata
+from cgd_harness.report.tables import Table
 from harness.rundata import RunData
 
 

@@ -12,8 +12,8 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+from cgd_harness.run_config import RunConfig
 from harness import distributed, layout
-from harness.app.run_config import RunConfig
 from harness.io import atomic_write_json, stable_hash
 from harness.provenance import git_revision, provenance
 from harness.run import RunDir
@@ -74,7 +74,7 @@ def evaluate_stage(run: RunDir, config: RunConfig, label: str, model_spec: str) 
 def compare(config: RunConfig, output: Path | None = None, report_dir: Path | None = None) -> Path:
     from cgd.pipeline import build
     from cgd.train import check_matched_budget, train_method
-    from harness.app.report.build import write_report
+    from cgd_harness.report.build import write_report
     from harness.plan import plan_text
 
     rid = config.run_id()

@@ -14,7 +14,7 @@ def report(
     ),
 ) -> None:
     """Write the report of a run: tables (md/csv/tex), report.html, plots, drift, per-item flips."""
-    from harness.app.report.build import write_report
+    from cgd_harness.report.build import write_report
 
     out = output if output is not None else Path("reports") / run_dir.resolve().name
     written = write_report(run_dir, out)

@@ -114,4 +114,4 @@ def embed_json(data: object) -> str:
 
 
 def script() -> str:
-    return resources.files("harness.app.report").joinpath("viewer.js").read_text(encoding="utf-8")
+    return resources.files("cgd_harness.report").joinpath("viewer.js").read_text(encoding="utf-8")

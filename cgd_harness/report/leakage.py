@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.app.report.tables import Table, to_markdown
+from cgd_harness.report.tables import Table, to_markdown
 
 COLUMNS = [
     "dataset",

@@ -7,8 +7,8 @@ so the report names the items the graders split on, per benchmark and model.
 
 from __future__ import annotations
 
-from harness.app.report.sections import Section
-from harness.app.report.tables import Table
+from cgd_harness.report.sections import Section
+from cgd_harness.report.tables import Table
 from harness.io import to_csv
 from harness.rundata import RunData
 

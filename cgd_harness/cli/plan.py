@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.app.cli import common
+from cgd_harness.cli import common
 
 
 def plan_command(
@@ -13,7 +13,7 @@ def plan_command(
     effect: float = typer.Option(5.0, "--effect", help="Target effect in points for the 'n needed' columns."),
 ) -> None:
     """Print, per benchmark, n and the minimum detectable effect of the profile's comparisons."""
-    from harness.app.run_config import resolve
+    from cgd_harness.run_config import resolve
     from harness.plan import plan_text
 
     config = resolve(profile, list(sets or []))

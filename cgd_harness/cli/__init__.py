@@ -28,8 +28,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
 
 
 def _register() -> None:
-    from harness.app.cli import analyze, compare, config, data, gate, plan, report, setup, train
-    from harness.app.cli import eval as eval_cmd
+    from cgd_harness.cli import analyze, compare, config, data, gate, plan, report, setup, train
+    from cgd_harness.cli import eval as eval_cmd
 
     app.command("eval")(eval_cmd.eval_command)
     app.command("merge")(eval_cmd.merge_command)

@@ -22,8 +22,8 @@ def analyze_command(
 def _annotate_older_run(run_dir: Path) -> None:
     """A compare run from before the validation split was annotated: annotate it now, as compare would."""
     from cgd.val_annotations import VAL_ANNOTATIONS, annotate_val
+    from cgd_harness.run_config import from_record
     from harness import layout
-    from harness.app.run_config import from_record
     from harness.io import read_json
     from harness.run import RunDir
 

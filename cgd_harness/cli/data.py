@@ -8,7 +8,7 @@ import typer
 
 from cgd.problems import ProblemsConfig
 from cgd.teachers import TeacherConfig
-from harness.app.cli import common
+from cgd_harness.cli import common
 from harness.errors import HarnessError
 
 SetOpt = typer.Option(

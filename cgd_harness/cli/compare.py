@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from harness.app.cli import common
+from cgd_harness.cli import common
 
 
 def compare_command(
@@ -36,10 +36,10 @@ def compare_command(
     ),
 ) -> None:
     """Build critique data, train each method with a matched budget, evaluate base + variants, write the report."""
+    from cgd_harness.compare import compare
+    from cgd_harness.report.sections import without_config
+    from cgd_harness.run_config import resolve
     from harness import distributed
-    from harness.app.compare import compare
-    from harness.app.report.sections import without_config
-    from harness.app.run_config import resolve
 
     overrides = [
         f"{k}={v}"
@@ -54,7 +54,7 @@ def compare_command(
     ]
     config = resolve(profile, overrides + list(sets or []))  # every value checked before any stage runs
     if dry_run:
-        from harness.app.dryrun import plan_lines
+        from cgd_harness.dryrun import plan_lines
 
         typer.echo("\n".join(plan_lines(config, output)))
         return

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cgd_harness.cli import common
 from harness import layout
-from harness.app.cli import common
 from harness.checkers.reasoning import DEFAULT_END_MARKER
 from harness.errors import HarnessError
 from harness.registry import DEFAULT_MATH_GRADER

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.app.report.tables import Table, to_markdown
+from cgd_harness.report.tables import Table, to_markdown
 from harness.drift import Change, format_p
 from harness.findings import Analysis, Finding
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from harness.app.gate import (
+from cgd_harness.gate import (
     DEFAULT_ALPHA,
     DEFAULT_MAX_DROP,
     DEFAULT_MULTIPLICITY,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cgd.train_config import TrainConfig
-from harness.app.cli import common
+from cgd_harness.cli import common
 
 
 def train(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cgd_harness.report import claims, leakage, plots, sections, selection, uncertainty, viewer
+from cgd_harness.report.graders import grader_disagreement
+from cgd_harness.report.html import Part, Plot, Samples, Section, render_page
+from cgd_harness.report.tables import Table, to_latex, to_markdown
 from harness import drift
-from harness.app.report import claims, leakage, plots, sections, selection, uncertainty, viewer
-from harness.app.report.graders import grader_disagreement
-from harness.app.report.html import Part, Plot, Samples, Section, render_page
-from harness.app.report.tables import Table, to_latex, to_markdown
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_bytes, atomic_write_text, read_json, to_csv
 from harness.rundata import RunData, method_of, metric_label

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cgd_harness.report import plots
+from cgd_harness.report.tables import Table
 from harness import layout
-from harness.app.report import plots
-from harness.app.report.tables import Table
 from harness.io import read_json, to_csv
 from harness.rundata import RunData
 

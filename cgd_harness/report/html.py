@@ -14,8 +14,8 @@ import html
 import json
 from dataclasses import dataclass, field
 
-from harness.app.report import plots, viewer
-from harness.app.report.tables import Table, to_html
+from cgd_harness.report import plots, viewer
+from cgd_harness.report.tables import Table, to_html
 
 _STYLE = """
 :root { --ok: #1a7f37; --bad: #b42318; --muted: #5c5c5c; --line: #d0d7de; }

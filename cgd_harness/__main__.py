@@ -1,0 +1,3 @@
+from cgd_harness.cli import main
+
+main()

@@ -1,3 +1,0 @@
-from harness.app.cli import main
-
-main()
