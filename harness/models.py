@@ -116,13 +116,21 @@ def _embedded_dir(name: str) -> Path:
     return _materialise(harness_home() / "models" / name, convert)
 
 
+def embedded_gguf(name: str = "smollm2-135m") -> Path:
+    """The embedded model's GGUF file as its package ships it (what llama.cpp loads)."""
+    spec = EMBEDDED[name]
+    found = importlib.util.find_spec(spec["package"])
+    if found is None or found.origin is None:
+        raise HarnessError(f"model {name!r} needs the package {spec['package'].replace('_', '-')}")
+    return Path(found.origin).parent / spec["gguf"]
+
+
 def embedded_tokenizer(name: str = "smollm2-135m"):
     """The tokenizer inside an embedded model's GGUF (no conversion of the weights needed)."""
     from transformers import AutoTokenizer
 
-    spec = EMBEDDED[name]
-    found = importlib.util.find_spec(spec["package"])
-    return AutoTokenizer.from_pretrained(Path(found.origin).parent, gguf_file=spec["gguf"])
+    gguf = embedded_gguf(name)
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
 def _tiny_dir() -> Path:

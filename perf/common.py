@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,3 +51,26 @@ def _run_child(script: str, name: str, argv: list[str]) -> dict:
         out = Path(tmp) / "out.json"
         subprocess.run([sys.executable, script, "--child", name, "--out", str(out), *argv], check=True)
         return json.loads(out.read_text())
+
+
+def matmul_rate(
+    threads: int | None, device: str = "cpu", dtype: str = "float32", reps: int = 12
+) -> tuple[float, float]:
+    """(best, median) GFLOP/s of an n x n x n matmul in the run's dtype: on the benchmark's CPU threads
+    (n = 1024), or on the GPU (n = 8192, large enough to reach its peak)."""
+    import torch
+
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    n = 1024 if device == "cpu" else 8192
+    a, b = (torch.randn(n, n, device=device, dtype=getattr(torch, dtype)) for _ in range(2))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a @ b
+    sync()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ b
+        sync()
+        times.append(time.perf_counter() - start)
+    flop = 2 * n**3 / 1e9
+    return flop / min(times), flop / statistics.median(times)

