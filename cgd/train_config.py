@@ -48,8 +48,9 @@ class TrainConfig:
     )
     report_to: str = setting(
         "auto",
-        "experiment tracker: auto (tensorboard, offline into <run>/tensorboard/, when installed; else none) "
-        "| none | tensorboard | wandb | trackio | mlflow; never part of a stage's inputs",
+        "experiment tracker for the training steps and, in compare, each evaluation's summary: auto "
+        "(tensorboard, offline into <run>/tensorboard/, when installed; else none) | none | tensorboard "
+        "| wandb | trackio | mlflow; never part of a training or evaluation stage's inputs",
         choices=TRACKERS,
     )
 

@@ -1,7 +1,8 @@
 """`harness compare`: the whole pipeline for every method and the base model, in one resumable run.
 
 data build (+ the validation split's annotations) → train each method (per seed) → evaluate base +
-each variant → refinement uncertainty (cgd/uncertainty.py) → report.
+each variant, each summary logged to the training's tracker (cgd_harness/tracking.py) → refinement
+uncertainty (cgd/uncertainty.py) → report.
 Every step is a run-directory stage keyed by the hash of its inputs, so the same command after a
 kill continues where it stopped, and a finished run re-runs in seconds.
 """
@@ -75,6 +76,7 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
     from cgd.pipeline import build
     from cgd.train import check_matched_budget, train_method
     from cgd_harness.report.build import write_report
+    from cgd_harness.tracking import log_evaluation
     from harness.plan import plan_text
 
     rid = config.run_id()
@@ -103,8 +105,10 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
     if not distributed.is_main():
         return out
     evaluate_stage(run, config, "base", config.model)
+    log_evaluation(run, config.train.report_to, "base")
     for label, checkpoint, _ in variants:
         evaluate_stage(run, config, label, checkpoint)
+        log_evaluation(run, config.train.report_to, label)
     if config.uncertainty_wanted():
         from cgd.uncertainty import analyze
 

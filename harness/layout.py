@@ -8,7 +8,7 @@
     train/<label>/checkpoint/, log.jsonl, summary.json, steps/step-<k>/   label = method[@seed<k>]
     eval/<label>/results.json, samples_<task>.jsonl, table.md, shards/shard-K-of-N/
     analysis/uncertainty.json, uncertainty.csv, uncertainty/<label>.jsonl
-    tensorboard/<label>/                          with train.report_to = tensorboard
+    tensorboard/<label>/                          with train.report_to = tensorboard (+ *.eval: evaluation summary)
 
 Paths are relative to the run directory (what the manifest records); `RunDir.path(...)` makes them real.
 """
@@ -75,3 +75,8 @@ def uncertainty_scores(label: str) -> str:
 
 def tensorboard(label: str) -> str:
     return f"tensorboard/{label}"
+
+
+# A model's evaluation summary: events.out.tfevents.<...>.eval in tensorboard/<label>/, beside the
+# training's event files (TensorBoard names the rest of the file).
+TENSORBOARD_EVAL_SUFFIX = ".eval"

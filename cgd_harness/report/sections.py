@@ -42,7 +42,8 @@ class ModelScore:
         return f"{self.mean:.1f}"
 
 
-def _label_score(run: RunData, label: str, task: str, metric: str) -> ModelScore | None:
+def label_score(run: RunData, label: str, task: str, metric: str) -> ModelScore | None:
+    """One evaluated model's score and 95 % interval, as its table cell shows them (and its tracker)."""
     items = run.item_scores(label, task, metric)
     if items:
         ci = score_interval(np.array([items[k] for k in sorted(items)]))
@@ -61,7 +62,7 @@ def _label_score(run: RunData, label: str, task: str, metric: str) -> ModelScore
 def model_score(run: RunData, group: str, task: str, metric: str) -> ModelScore | None:
     """One seed: score with its 95 % interval. Several seeds: mean ± standard deviation across them,
     and the share of variance that the seed (not item sampling) accounts for."""
-    per_seed = [s for label in run.groups[group] if (s := _label_score(run, label, task, metric))]
+    per_seed = [s for label in run.groups[group] if (s := label_score(run, label, task, metric))]
     if not per_seed:
         return None
     if len(per_seed) == 1:
