@@ -1,10 +1,13 @@
 """Where a `harness compare` run's wall time went, stage by stage, from its manifest.
 
     .venv/bin/python perf/stages.py runs/<run-id>
+    .venv/bin/python perf/stages.py runs/<run-id> --time-report   # also the report stage, rebuilt here
 
 Reads only `manifest.json` (each stage's recorded wall seconds) and `eval/<label>/results.json` files
 (seconds per benchmark), so it works on any finished or interrupted run, here or copied from elsewhere.
-A resumed run shows the wall time of the run that did each stage. Profiles are sized from this table
+A resumed run shows the wall time of the run that did each stage. The report is not a manifest
+stage (it is rebuilt whole from the run each time), so `--time-report` rebuilds it into a temporary
+directory and times that. Profiles are sized from this table
 (docs/performance.md, docs/findings.md).
 """
 
@@ -24,6 +27,7 @@ GROUPS = (
     ("build", "build"),
     ("train", "train"),
     ("eval", "evaluate"),
+    ("track", "track"),
     ("analysis", "analyse"),
 )
 
@@ -51,8 +55,20 @@ def rows(run: Path) -> list[tuple[str, str, float]]:
     return sorted(out, key=lambda row: order.index(row[0]) if row[0] in order else len(order))
 
 
-def table(run: Path) -> str:
-    found = rows(run)
+def report_row(run: Path) -> tuple[str, str, float]:
+    import tempfile
+    import time
+
+    from cgd_harness.report.build import write_report
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        write_report(run, Path(tmp))
+        return ("report", "report (rebuilt by this script)", time.perf_counter() - started)
+
+
+def table(run: Path, time_report: bool = False) -> str:
+    found = rows(run) + ([report_row(run)] if time_report else [])
     total = sum(s for _, _, s in found) or 1.0
     by_group: dict[str, float] = defaultdict(float)
     for group, _, seconds in found:
@@ -68,11 +84,12 @@ def table(run: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a compare run directory (runs/<run-id>)")
+    parser.add_argument("--time-report", action="store_true", help="rebuild the report and time it too")
     args = parser.parse_args(argv)
     if not (args.run / "manifest.json").exists():
         print(f"error: {args.run}: no manifest.json (not a run directory?)", file=sys.stderr)
         return 2
-    print(table(args.run), end="")
+    print(table(args.run, args.time_report), end="")
     return 0
 
 
