@@ -9,6 +9,11 @@ tests/test_backend_fast.py.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import shutil
+import subprocess
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -119,6 +124,27 @@ def test_gemm_rows_do_not_depend_on_their_call():
     for part in (slice(0, 1), slice(5, 9), slice(180, 200), slice(3, 400)):
         assert torch.equal(native.gemm(x[part], panels), together[part])
     assert torch.equal(native.gemm(x[:12].view(3, 4, 576), panels), together[:12].view(3, 4, 96))
+
+
+@needs_gemm
+@pytest.mark.skipif("avx512f" not in native._cpu_flags().split(), reason="no AVX-512: one build only")
+def test_gemm_avx512_build_gives_the_avx2_builds_bits(tmp_path):
+    # The AVX-512 micro-kernel tiles rows and panels differently, but each output is still one FMA
+    # chain over k in order: the bits must be the AVX2 build's, at every row count and tile tail.
+    avx2 = tmp_path / "gemm_avx2.so"
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    subprocess.run([cc, *native.FLAGS, "-mno-avx512f", str(native.SOURCES[1]), "-o", str(avx2)], check=True)
+    lib = ctypes.CDLL(str(avx2))
+    lib.gemm.restype, lib.gemm.argtypes = None, [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3
+    g = torch.Generator().manual_seed(3)
+    for n, k in [(960, 576), (576, 1536), (112, 64), (208, 96)]:
+        w = torch.randn(n, k, generator=g) / k**0.5
+        panels = native.pack_panels(w)
+        for rows in (1, 2, 3, 4, 5, 6, 7, 9, 11, 18, 64, 197, 200):
+            x = torch.randn(rows, k, generator=g)
+            ours, theirs = native.gemm(x, panels), torch.empty(rows, n)
+            lib.gemm(x.data_ptr(), panels.data_ptr(), theirs.data_ptr(), rows, n, k)
+            assert torch.equal(ours.view(torch.int32), theirs.view(torch.int32)), (n, k, rows)
 
 
 def test_gemm_leaves_what_it_cannot_take_to_onednn():
