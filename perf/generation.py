@@ -345,6 +345,7 @@ def _peer(args, resolved, prompts):
         subprocess.run(
             [str(python), str(ROOT / "perf" / "peers.py"), "--spec", f"{tmp}/spec.json", "--out", str(out)],
             check=True,
+            env=_peer_env(args.child, python.parents[1], spec["threads"]),
         )
         got = json.loads(out.read_text())
     _peer_rss.append(got["max_rss_mb"])
