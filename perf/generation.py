@@ -38,6 +38,7 @@ ENGINES = {
     "lm-eval-hf": "lm_eval.models.huggingface.HFLM, stock settings (batch_size=1 unless --lm-eval-batch-size)",
     "generate": "HFBackend engine=generate (transformers generate, padded batches of batch_size)",
     "project-int8": "HFBackend continuous engine with quantize='int8' (opt-in, numerics change)",
+    "project-bf16": "HFBackend continuous engine with quantize='bf16' (opt-in, numerics change)",
     "project-sdpa": (
         "the default engine on torch alone: SDPA, oneDNN and torch ops instead of the native kernels "
         "(HARNESS_NATIVE=0)"
@@ -236,6 +237,7 @@ def _project(args, resolved, prompts):
     options = {
         "generate": {"engine": "generate"},
         "project-int8": {"quantize": "int8"},
+        "project-bf16": {"quantize": "bf16"},
         "project-nodraft": {"draft": 0},
     }.get(args.child, {})
     backend = HFBackend(

@@ -347,3 +347,47 @@ def test_fast_sft_trainer_reproduces_trl(varied_model, tmp_path, batch_size, gra
         assert abs(acc - acc2) < 1e-6
     moved = max((weights["trl"][k] - weights["fast"][k]).abs().max().item() for k in weights["trl"])
     assert moved < 1e-4
+
+
+BF16 = pytest.mark.skipif(
+    not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+    reason="needs oneDNN with bf16 support on this CPU",
+)
+
+
+@BF16
+def test_bf16_linear_is_the_bf16_rounded_product():
+    from harness.backends.quant import Bf16Linear
+
+    torch.manual_seed(0)
+    w, b, x = torch.randn(96, 64), torch.randn(96), torch.randn(5, 64)
+    y = Bf16Linear(w, b)(x)
+    exact = x.bfloat16().double() @ w.bfloat16().double().T  # the products are exact in fp64
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y - b, exact.float(), rtol=2**-7, atol=1e-5)  # the result's bf16 rounding
+    assert (y - b - (x @ w.T)).abs().max() > 1e-4  # and not the fp32 product
+
+
+@BF16
+def test_bf16_mode_generates_close_to_fp32(varied_model):
+    fp32, bf16 = _backend(varied_model), _backend(varied_model, quantize="bf16")
+    assert bf16.fingerprint.endswith(":bf16") and bf16.fingerprint != fp32.fingerprint
+    ids = fp32.tokenizer(SHORT[2], return_tensors="pt")["input_ids"][0].tolist()
+    logits = [b.fast.prefill([ids], [0], _one_slot_cache(b)) for b in (fp32, bf16)]
+    scale = logits[0].abs().max()
+    assert 0 < (logits[0] - logits[1]).abs().max() < 0.05 * scale
+    requests = _requests(SHORT, max_new=12)
+    assert [r.text for r in bf16.generate(requests)] == [r.text for r in bf16.generate(requests)]
+
+
+def test_unknown_quantisation_is_one_clear_error(varied_model):
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="unknown quantisation 'fp8'"):
+        _backend(varied_model, quantize="fp8")
+
+
+def _one_slot_cache(backend):
+    from harness.backends.llama_fast import KVSlots
+
+    return KVSlots(backend.fast, slots=1)

@@ -6,7 +6,7 @@ Two engines behind the one interface (see docs/performance.md for the measuremen
   transformers; several times faster on CPU because finished rows free their slot at once.
 - "generate": transformers `generate` on length-sorted, left-padded batches (padded.py); the
   fallback for other architectures, and with batch_size=1 the exact batch-1 reference.
-`quantize="int8"` (opt-in, continuous engine only) changes numerics; see quant.py.
+`quantize="bf16"` or `"int8"` (opt-in, continuous engine only) changes numerics; see quant.py.
 In small batches the continuous engine also verifies prompt-lookup drafts (draft.py): fewer steps,
 the same tokens; `draft=0` turns it off.
 """
