@@ -1,17 +1,21 @@
 """A drop-in SFTTrainer whose step costs less on a CPU and computes the same loss.
 
-TRL's step, on a CPU, spends its time and memory in three places this trainer avoids:
+TRL's step, on a CPU, spends its time in places this trainer avoids:
 - padding: a batch is padded to its longest row, and every pad token goes through the model;
 - the LM head on every position: off Triton devices TRL's fused head scores every position of the
-  padded batch (prompt and padding included) and its entropy, over the full 49k vocabulary;
-- one graph for the whole micro-batch: activations of every row are alive at the backward.
+  padded batch (prompt and padding included) and its entropy, over the full 49k vocabulary.
 
-Here each row of the micro-batch runs alone without its padding (causal attention needs no mask,
-so the fused SDPA kernel applies), only the positions with a label go through the LM head, and the
-row's backward runs before the next row's forward. Gradients accumulate across rows exactly as
-across a padded batch: each row's summed token loss is divided by the same `num_items_in_batch`.
-The batches, the order, the optimizer and the schedule are TRL's own; perf/training.py
-measures the speed and prints both loss curves side by side.
+Here the micro-batch's rows run without their padding, packed end to end into one sequence of at
+most `pack_tokens` tokens: the linear layers see every packed token at once, as in TRL's padded
+batch but without the pad tokens, while attention runs row by row through a registered attention
+function, causal within each row (positions restart at 0 for each row, as they would alone). Only
+the positions with a label go through the LM head, and each pack's backward runs before the next
+pack's forward. Gradients accumulate exactly as across a padded batch: the summed token loss is
+divided by the same `num_items_in_batch`. The batches, the order, the optimizer and the schedule are
+TRL's own; perf/training.py measures the speed and prints both loss curves side by side.
+
+With activation checkpointing on (TRL's default; cgd/train.py turns it off, since the models
+trained here fit without it) the step keeps one row per forward.
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ from trl import SFTTrainer
 
 
 class FastSFTTrainer(SFTTrainer):
-    """SFTTrainer with an unpadded, per-row, completion-only-head training step (same loss)."""
+    """SFTTrainer with an unpadded, packed, completion-only-head training step (same loss)."""
+
+    # Tokens per packed forward. Larger packs gain little once the matmuls have a few thousand rows,
+    # and the activations of a whole pack stay alive until its backward (about 1 GB per 1,000
+    # tokens for SmolLM2-135M).
+    pack_tokens = 4096
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if not self._plain_token_loss(inputs):
@@ -47,19 +56,18 @@ class FastSFTTrainer(SFTTrainer):
             # over them: Trainer.compute_loss multiplies the loss back by the process count, so do we.
             denominator = denominator / (self.accelerator.num_processes // self.get_tp_size())
         total = torch.zeros((), device=labels.device)
-        rows = labels.size(0)
         stats = torch.zeros(3, device=labels.device)  # entropy sum, top-1 hits, scored tokens
+        rows = [
+            (inputs["input_ids"][r][mask[r].bool()], labels[r][mask[r].bool()]) for r in range(labels.size(0))
+        ]
+        packs = _packs(rows, self.pack_tokens if _packable(model) else 1)
         with self.maybe_activation_offload_context:
-            for row in range(rows):
-                keep = mask[row].bool()
-                last = row == rows - 1
+            for i, pack in enumerate(packs):
+                last = i == len(packs) - 1
                 # DDP: synchronise gradients once, on the micro-batch's last backward.
                 sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
                 with sync, self.compute_loss_context_manager():
-                    loss = (
-                        self._row_loss(model, inputs["input_ids"][row][keep], labels[row][keep], stats)
-                        / denominator
-                    )
+                    loss = self._pack_loss(model, pack, stats) / denominator
                 self.accelerator.backward(loss)
                 total += loss.detach()
         self._log_step_metrics(mask, stats)
@@ -83,17 +91,36 @@ class FastSFTTrainer(SFTTrainer):
             and not self.aux_loss_enabled
         )
 
-    def _row_loss(self, model, ids: torch.Tensor, labels: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        # Through the (DDP / PEFT) wrapper's own forward: DDP reduces gradients only for a backward
-        # that its forward prepared. `logits_to_keep` takes position indices, so the LM head still
-        # projects the scored positions alone.
-        target = labels[1:]
-        scored = (target != -100).nonzero().squeeze(-1)
-        if scored.numel() == 0:
-            logits = model(input_ids=ids[None], use_cache=False, logits_to_keep=1).logits
-            return logits.sum() * 0.0  # keeps every row's backward (and DDP's hooks) on the graph
-        logits = model(input_ids=ids[None], use_cache=False, logits_to_keep=scored).logits[0].float()
-        wanted = target[scored]
+    def _pack_loss(
+        self, model, pack: list[tuple[torch.Tensor, torch.Tensor]], stats: torch.Tensor
+    ) -> torch.Tensor:
+        """Summed token loss of the rows in `pack` (each row: unpadded ids and labels), in one forward.
+
+        Through the (DDP / PEFT) wrapper's own forward: DDP reduces gradients only for a backward
+        that its forward prepared. `logits_to_keep` takes position indices, so the LM head still
+        projects the scored positions alone.
+        """
+        scored, wanted, offset = [], [], 0
+        for ids, labels in pack:  # a row's targets are its own next tokens, never the next row's first
+            target = labels[1:]
+            keep = (target != -100).nonzero().squeeze(-1)
+            scored.append(keep + offset)
+            wanted.append(target[keep])
+            offset += ids.numel()
+        scored, wanted = torch.cat(scored), torch.cat(wanted)
+        ids = torch.cat([row for row, _ in pack])[None]
+        extra = {}
+        if len(pack) > 1:
+            lengths = [row.numel() for row, _ in pack]
+            extra = {
+                "position_ids": torch.cat([torch.arange(n, device=ids.device) for n in lengths])[None],
+                ROW_LENGTHS: lengths,
+            }
+        with _row_attention(model, len(pack) > 1):
+            if scored.numel() == 0:
+                logits = model(input_ids=ids, use_cache=False, logits_to_keep=1, **extra).logits
+                return logits.sum() * 0.0  # keeps every pack's backward (and DDP's hooks) on the graph
+            logits = model(input_ids=ids, use_cache=False, logits_to_keep=scored, **extra).logits[0].float()
         with torch.no_grad():
             logp = logits.log_softmax(-1)
             stats += torch.stack(
@@ -124,3 +151,99 @@ class FastSFTTrainer(SFTTrainer):
             int(self.accelerator.gather_for_metrics(mask.sum()).sum()) // self._tp_size
         )
         metrics["num_tokens"] = [self._total_train_tokens]
+
+
+# The keyword that carries a pack's row lengths from the model's forward to the attention function
+# (transformers passes unknown forward kwargs through to every attention call).
+ROW_LENGTHS = "cgd_row_lengths"
+ROW_ATTENTION = "cgd_rows"
+
+
+def _packs(rows: list, budget: int) -> list[list]:
+    """Consecutive rows grouped into packs of at most `budget` tokens (a longer row is a pack alone)."""
+    packs: list[list] = []
+    size = 0
+    for row in rows:
+        n = row[0].numel()
+        if not packs or size + n > budget:
+            packs.append([])
+            size = 0
+        packs[-1].append(row)
+        size += n
+    return packs
+
+
+def _row_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """Causal attention within each packed row: SDPA over each row's slice of the pack.
+
+    Written by hand because transformers' packed-sequence support either needs flash-attention's
+    varlen kernels (CUDA only) or builds a block-diagonal mask over the whole pack for SDPA, which
+    does the attention work of every row against every other row and then masks it away.
+    """
+    lengths = kwargs[ROW_LENGTHS]
+    gqa = getattr(module, "num_key_value_groups", 1) > 1
+    out, start = [], 0
+    for n in lengths:
+        part = slice(start, start + n)
+        out.append(
+            F.scaled_dot_product_attention(
+                query[:, :, part],
+                key[:, :, part],
+                value[:, :, part],
+                dropout_p=dropout,
+                scale=scaling,
+                is_causal=True,
+                enable_gqa=gqa,
+            )
+        )
+        start += n
+    return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None
+
+
+def _packable(model) -> bool:
+    """Whether the model dispatches attention through transformers' AttentionInterface with SDPA or eager.
+
+    Models with their own attention code, flash/flex kernels or a paged cache keep one row per
+    forward, and so does activation checkpointing: its recomputation runs after the step has handed
+    the attention back to the model's own implementation.
+    """
+    models = _pretrained(model)
+    return (
+        bool(models)
+        and all(getattr(m, "_supports_attention_backend", False) for m in models)
+        and not any(getattr(m, "is_gradient_checkpointing", False) for m in models)
+        and all(getattr(c, "_attn_implementation", None) in ("sdpa", "eager") for c in _configs(model))
+    )
+
+
+@contextlib.contextmanager
+def _row_attention(model, on: bool):
+    if not on:
+        yield
+        return
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ROW_ATTENTION, _row_attention_forward)
+    configs = _configs(model)
+    saved = [c._attn_implementation for c in configs]
+    for c in configs:
+        c._attn_implementation = ROW_ATTENTION
+    try:
+        yield
+    finally:
+        for c, name in zip(configs, saved):
+            c._attn_implementation = name
+
+
+def _pretrained(model) -> list:
+    from transformers import PreTrainedModel
+
+    return [m for m in model.modules() if isinstance(m, PreTrainedModel)]
+
+
+def _configs(model) -> list:
+    """Every distinct config the model's modules read their attention implementation from."""
+    seen: dict[int, object] = {}
+    for m in _pretrained(model):
+        seen.setdefault(id(m.config), m.config)
+    return list(seen.values())

@@ -291,14 +291,23 @@ def test_loglikelihood_shares_contexts_and_matches_manual_sum(varied_model, devi
 
 
 # --- training fast path (cgd/fast_sft.py) -----------------------------------------------------------
-@pytest.mark.parametrize("batch_size,grad_accum", [(4, 1), (2, 2)])
-def test_fast_sft_trainer_reproduces_trl(varied_model, tmp_path, batch_size, grad_accum):
-    """Same examples, seed and batches: per-step losses, token counts and final weights equal TRL's."""
+@pytest.mark.parametrize(
+    "batch_size,grad_accum,pack_tokens,checkpointing",
+    [(4, 1, 4096, True), (2, 2, 4096, True), (4, 1, 4096, False), (4, 1, 60, False), (2, 2, 4096, False)],
+)
+def test_fast_sft_trainer_reproduces_trl(
+    varied_model, tmp_path, monkeypatch, batch_size, grad_accum, pack_tokens, checkpointing
+):
+    """Same examples, seed and batches: per-step losses, token counts and final weights equal TRL's.
+
+    Without activation checkpointing the fast step packs rows (several per forward, or fewer with a
+    small token budget); with it, one row per forward."""
     import warnings
 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    import cgd.fast_sft
     from cgd.fast_sft import FastSFTTrainer
     from harness.models import resolve_model
 
@@ -309,6 +318,12 @@ def test_fast_sft_trainer_reproduces_trl(varied_model, tmp_path, batch_size, gra
         }
         for i, p in enumerate(SHORT * 2)
     ]
+    packs = []
+    real_packs = cgd.fast_sft._packs
+    monkeypatch.setattr(
+        cgd.fast_sft, "_packs", lambda rows, budget: packs.append(real_packs(rows, budget)) or packs[-1]
+    )
+    monkeypatch.setattr(FastSFTTrainer, "pack_tokens", pack_tokens)
     runs, weights = {}, {}
     for name, cls in [("trl", SFTTrainer), ("fast", FastSFTTrainer)]:
         model, tok = resolve_model(str(varied_model)).load()
@@ -327,6 +342,7 @@ def test_fast_sft_trainer_reproduces_trl(varied_model, tmp_path, batch_size, gra
             max_length=40,
             seed=0,
             learning_rate=1e-3,
+            activation_checkpointing=checkpointing or name == "trl",
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -341,6 +357,19 @@ def test_fast_sft_trainer_reproduces_trl(varied_model, tmp_path, batch_size, gra
         ]
         weights[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     assert len(runs["fast"]) == 3
+    tokens = [[sum(ids.numel() for ids, _ in pack) for pack in step] for step in packs]
+    if checkpointing:
+        assert {len(pack) for step in packs for pack in step} == {1}
+    elif pack_tokens >= 4096:
+        assert all(len(step) == 1 for step in packs)  # the whole micro-batch in one forward
+        assert max(len(step[0]) for step in packs) > 1
+    else:  # the budget splits micro-batches: no pack over it unless it holds a single row
+        assert max(len(step) for step in packs) > 1
+        assert all(
+            n <= pack_tokens or len(pack) == 1
+            for step, sizes in zip(packs, tokens)
+            for pack, n in zip(step, sizes)
+        )
     for (a, n, acc), (b, m, acc2) in zip(runs["trl"], runs["fast"]):
         assert n == m  # same batches, max_length truncation applied alike
         assert abs(a - b) < 1e-4
