@@ -30,10 +30,10 @@ from trl import SFTTrainer
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer with an unpadded, packed, completion-only-head training step (same loss)."""
 
-    # Tokens per packed forward. Larger packs gain little once the matmuls have a few thousand rows,
-    # and the activations of a whole pack stay alive until its backward (about 1 GB per 1,000
-    # tokens for SmolLM2-135M).
-    pack_tokens = 4096
+    # Tokens per packed forward. Measured on 64 `cgd` rows (about 700 tokens each, batch 8, SmolLM2-135M):
+    # 2,048 trains at 281 tokens/s with a 7.5 GB peak, 4,096 at 288 tokens/s with 11.6 GB, since a
+    # pack's activations stay alive until its backward.
+    pack_tokens = 2048
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if not self._plain_token_loss(inputs):

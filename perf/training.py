@@ -10,6 +10,7 @@ child process; the order alternates between repeats.
     .venv/bin/python perf/training.py --quick    # batch 4, 3 steps, 1 repeat
     .venv/bin/python perf/training.py --trainers trl-nockpt,fast   # TRL without checkpointing too
     .venv/bin/python perf/training.py --trainers trl,fast,fast-lora --dataset runs/<id>/data/cgd.jsonl
+    .venv/bin/python perf/training.py --trainers fast --pack-tokens 1   # one row per forward, unpacked
 
 Roofline: full fine-tuning costs 6 FLOP per parameter per token (forward 2, backward 4), so its
 ceiling is the run's best fp32 matmul rate (1024^3, same threads) / (6 x parameters); the fraction
@@ -65,6 +66,7 @@ def main() -> None:
         "--steps",
         str(args.steps),
         *(["--dataset", args.dataset] if args.dataset else []),
+        *(["--pack-tokens", str(args.pack_tokens)] if args.pack_tokens else []),
     ]
     peaks = [matmul_rate(None)]
 
@@ -90,6 +92,12 @@ def _parse() -> argparse.Namespace:
     )
     p.add_argument("--trainers", default="trl,fast", help=f"comma list of {', '.join(TRAINERS)}")
     p.add_argument("--quick", action="store_true", help="batch 4, 3 steps, 1 repeat")
+    p.add_argument(
+        "--pack-tokens",
+        type=int,
+        default=0,
+        help="the project's token budget per packed forward (FastSFTTrainer.pack_tokens; 1: one row per forward)",
+    )
     args = p.parse_args()
     if args.quick:
         args.batch_size, args.steps, args.repeats = 4, 3, 1
@@ -155,6 +163,8 @@ def _child(args) -> None:
             **no_checkpointing,
         )
         cls = FastSFTTrainer if args.child.startswith("fast") else SFTTrainer
+        if args.pack_tokens:
+            FastSFTTrainer.pack_tokens = args.pack_tokens
         lora = {}
         if args.child == "fast-lora":
             from cgd.train import lora_config
