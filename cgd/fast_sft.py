@@ -24,6 +24,7 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from transformers import AttentionInterface, PreTrainedModel
 from trl import SFTTrainer
 
 
@@ -60,14 +61,15 @@ class FastSFTTrainer(SFTTrainer):
         rows = [
             (inputs["input_ids"][r][mask[r].bool()], labels[r][mask[r].bool()]) for r in range(labels.size(0))
         ]
-        packs = _packs(rows, self.pack_tokens if _packable(model) else 1)
+        configs = _switchable_configs(model)  # one walk over the modules per step
+        packs = _packs(rows, self.pack_tokens if configs else 1)
         with self.maybe_activation_offload_context:
             for i, pack in enumerate(packs):
                 last = i == len(packs) - 1
                 # DDP: synchronise gradients once, on the micro-batch's last backward.
                 sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
                 with sync, self.compute_loss_context_manager():
-                    loss = self._pack_loss(model, pack, stats) / denominator
+                    loss = self._pack_loss(model, pack, stats, configs) / denominator
                 self.accelerator.backward(loss)
                 total += loss.detach()
         self._log_step_metrics(mask, stats)
@@ -92,7 +94,7 @@ class FastSFTTrainer(SFTTrainer):
         )
 
     def _pack_loss(
-        self, model, pack: list[tuple[torch.Tensor, torch.Tensor]], stats: torch.Tensor
+        self, model, pack: list[tuple[torch.Tensor, torch.Tensor]], stats: torch.Tensor, configs: list
     ) -> torch.Tensor:
         """Summed token loss of the rows in `pack` (each row: unpadded ids and labels), in one forward.
 
@@ -116,7 +118,7 @@ class FastSFTTrainer(SFTTrainer):
                 "position_ids": torch.cat([torch.arange(n, device=ids.device) for n in lengths])[None],
                 ROW_LENGTHS: lengths,
             }
-        with _row_attention(model, len(pack) > 1):
+        with _row_attention(configs if len(pack) > 1 else []):
             if scored.numel() == 0:
                 logits = model(input_ids=ids, use_cache=False, logits_to_keep=1, **extra).logits
                 return logits.sum() * 0.0  # keeps every pack's backward (and DDP's hooks) on the graph
@@ -200,31 +202,30 @@ def _row_attention_forward(module, query, key, value, attention_mask, dropout=0.
     return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None
 
 
-def _packable(model) -> bool:
-    """Whether the model dispatches attention through transformers' AttentionInterface with SDPA or eager.
+AttentionInterface.register(ROW_ATTENTION, _row_attention_forward)
 
-    Models with their own attention code, flash/flex kernels or a paged cache keep one row per
-    forward, and so does activation checkpointing: its recomputation runs after the step has handed
-    the attention back to the model's own implementation.
+
+def _switchable_configs(model) -> list:
+    """The configs whose attention a pack switches to per-row attention; [] where packing cannot apply.
+
+    Packing needs every model to dispatch attention through transformers' AttentionInterface with
+    SDPA or eager. Models with their own attention code, flash/flex kernels or a paged cache keep one
+    row per forward, and so does activation checkpointing: its recomputation runs after the step has
+    handed the attention back to the model's own implementation.
     """
-    models = _pretrained(model)
-    return (
-        bool(models)
-        and all(getattr(m, "_supports_attention_backend", False) for m in models)
+    models = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
+    configs = list({id(m.config): m.config for m in models}.values())
+    packable = (
+        all(getattr(m, "_supports_attention_backend", False) for m in models)
         and not any(getattr(m, "is_gradient_checkpointing", False) for m in models)
-        and all(getattr(c, "_attn_implementation", None) in ("sdpa", "eager") for c in _configs(model))
+        and all(getattr(c, "_attn_implementation", None) in ("sdpa", "eager") for c in configs)
     )
+    return configs if packable else []
 
 
 @contextlib.contextmanager
-def _row_attention(model, on: bool):
-    if not on:
-        yield
-        return
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(ROW_ATTENTION, _row_attention_forward)
-    configs = _configs(model)
+def _row_attention(configs: list):
+    """Per-row attention on these configs for the duration of one forward; their own afterwards."""
     saved = [c._attn_implementation for c in configs]
     for c in configs:
         c._attn_implementation = ROW_ATTENTION
@@ -233,17 +234,3 @@ def _row_attention(model, on: bool):
     finally:
         for c, name in zip(configs, saved):
             c._attn_implementation = name
-
-
-def _pretrained(model) -> list:
-    from transformers import PreTrainedModel
-
-    return [m for m in model.modules() if isinstance(m, PreTrainedModel)]
-
-
-def _configs(model) -> list:
-    """Every distinct config the model's modules read their attention implementation from."""
-    seen: dict[int, object] = {}
-    for m in _pretrained(model):
-        seen.setdefault(id(m.config), m.config)
-    return list(seen.values())

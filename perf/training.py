@@ -147,8 +147,7 @@ def _child(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         # The project's trainer runs without checkpointing (cgd/train.py): it would recompute the forward.
-        checkpointing = args.child == "trl"
-        no_checkpointing = {} if checkpointing else {"activation_checkpointing": False}
+        no_checkpointing = {} if args.child == "trl" else {"activation_checkpointing": False}
         config = SFTConfig(
             output_dir=tmp,
             use_cpu=True,

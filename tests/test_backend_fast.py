@@ -357,13 +357,13 @@ def test_fast_sft_trainer_reproduces_trl(
         ]
         weights[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     assert len(runs["fast"]) == 3
-    tokens = [[sum(ids.numel() for ids, _ in pack) for pack in step] for step in packs]
     if checkpointing:
         assert {len(pack) for step in packs for pack in step} == {1}
     elif pack_tokens >= 4096:
         assert all(len(step) == 1 for step in packs)  # the whole micro-batch in one forward
         assert max(len(step[0]) for step in packs) > 1
     else:  # the budget splits micro-batches: no pack over it unless it holds a single row
+        tokens = [[sum(ids.numel() for ids, _ in pack) for pack in step] for step in packs]
         assert max(len(step) for step in packs) > 1
         assert all(
             n <= pack_tokens or len(pack) == 1

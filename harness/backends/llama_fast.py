@@ -78,7 +78,7 @@ class Linear:
 def _pack(weight: torch.Tensor) -> torch.Tensor | None:
     if (
         weight.device.type != "cpu"
-        or weight.dtype != torch.float32
+        or weight.dtype not in (torch.float32, torch.bfloat16)  # bf16: quant.py's opt-in mode
         or not torch.backends.mkldnn.is_available()
     ):
         return None

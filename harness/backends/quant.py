@@ -42,8 +42,10 @@ class Bf16Linear:
     panels = None  # not the native fp32 kernel (FastForward.kernels_tag reads this)
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        from harness.backends.llama_fast import _pack
+
         # Prepacked once: F.linear on bf16 re-packs the weight every call, 1.2-1.9x slower at 8-64 rows.
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(torch.bfloat16).contiguous(), 64)
+        self.packed = _pack(weight.to(torch.bfloat16))
         self.bias = bias
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
