@@ -10,12 +10,14 @@ most `pack_tokens` tokens: the linear layers see every packed token at once, as 
 batch but without the pad tokens, while attention runs row by row through a registered attention
 function, causal within each row (positions restart at 0 for each row, as they would alone). Only
 the positions with a label go through the LM head, and each pack's backward runs before the next
-pack's forward. Gradients accumulate exactly as across a padded batch: the summed token loss is
-divided by the same `num_items_in_batch`. The batches, the order, the optimizer and the schedule are
+pack's forward. On fp32 CPU Llama models the elementwise chains (RMSNorm, RoPE, the SiLU gate, the
+loss with its logged entropy and accuracy) run as fused kernels (cgd/fused.py), and freed memory
+stays in the process for the next pack. Gradients accumulate exactly as across a padded batch: the
+summed token loss is divided by the same `num_items_in_batch`. The batches, the order, the optimizer and the schedule are
 TRL's own; perf/training.py measures the speed and prints both loss curves side by side.
 
 With activation checkpointing on (TRL's default; cgd/train.py turns it off, since the models
-trained here fit without it) the step keeps one row per forward.
+trained here fit without it) the step keeps one row per forward and torch's own ops.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface, PreTrainedModel
 from trl import SFTTrainer
+
+from cgd import fused
+from harness.backends import native
 
 
 class FastSFTTrainer(SFTTrainer):
@@ -61,7 +66,14 @@ class FastSFTTrainer(SFTTrainer):
         rows = [
             (inputs["input_ids"][r][mask[r].bool()], labels[r][mask[r].bool()]) for r in range(labels.size(0))
         ]
-        configs = _switchable_configs(model)  # one walk over the modules per step
+        modules = list(model.modules())  # one walk over the modules per step
+        # Activation checkpointing recomputes forwards after the step has handed the attention and the
+        # fused modules back: with it on, a step switches neither (one row per forward, torch's ops).
+        checkpointed = any(getattr(m, "is_gradient_checkpointing", False) for m in modules)
+        configs = [] if checkpointed else _switchable_configs(modules)
+        kernels = [] if checkpointed else fused.fusable(modules)
+        if labels.device.type == "cpu":
+            native.retain_freed_memory(any_size=True)
         packs = _packs(rows, self.pack_tokens if configs else 1)
         with self.maybe_activation_offload_context:
             for i, pack in enumerate(packs):
@@ -69,7 +81,7 @@ class FastSFTTrainer(SFTTrainer):
                 # DDP: synchronise gradients once, on the micro-batch's last backward.
                 sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
                 with sync, self.compute_loss_context_manager():
-                    loss = self._pack_loss(model, pack, stats, configs) / denominator
+                    loss = self._pack_loss(model, pack, stats, configs, kernels) / denominator
                 self.accelerator.backward(loss)
                 total += loss.detach()
         self._log_step_metrics(mask, stats)
@@ -94,7 +106,12 @@ class FastSFTTrainer(SFTTrainer):
         )
 
     def _pack_loss(
-        self, model, pack: list[tuple[torch.Tensor, torch.Tensor]], stats: torch.Tensor, configs: list
+        self,
+        model,
+        pack: list[tuple[torch.Tensor, torch.Tensor]],
+        stats: torch.Tensor,
+        configs: list,
+        kernels: list,
     ) -> torch.Tensor:
         """Summed token loss of the rows in `pack` (each row: unpadded ids and labels), in one forward.
 
@@ -118,21 +135,14 @@ class FastSFTTrainer(SFTTrainer):
                 "position_ids": torch.cat([torch.arange(n, device=ids.device) for n in lengths])[None],
                 ROW_LENGTHS: lengths,
             }
-        with _row_attention(configs if len(pack) > 1 else []):
+        with _row_attention(configs if len(pack) > 1 else []), fused.fused(kernels):
             if scored.numel() == 0:
                 logits = model(input_ids=ids, use_cache=False, logits_to_keep=1, **extra).logits
                 return logits.sum() * 0.0  # keeps every pack's backward (and DDP's hooks) on the graph
             logits = model(input_ids=ids, use_cache=False, logits_to_keep=scored, **extra).logits[0].float()
-        with torch.no_grad():
-            logp = logits.log_softmax(-1)
-            stats += torch.stack(
-                [
-                    -(logp.exp() * logp).sum(),
-                    (logits.argmax(-1) == wanted).sum().float(),
-                    torch.tensor(float(wanted.numel())),
-                ]
-            )
-        return F.cross_entropy(logits, wanted, reduction="sum")
+        loss, entropy, hits = fused.token_loss(logits, wanted)
+        stats += torch.stack([entropy.detach(), hits.float(), torch.tensor(float(wanted.numel()))])
+        return loss
 
     def _accumulation_divisor(self, num_items_in_batch) -> int:
         """Trainer.training_step's rule: divide by the accumulation steps unless the loss is token-normalised."""
@@ -205,20 +215,17 @@ def _row_attention_forward(module, query, key, value, attention_mask, dropout=0.
 AttentionInterface.register(ROW_ATTENTION, _row_attention_forward)
 
 
-def _switchable_configs(model) -> list:
+def _switchable_configs(modules: list) -> list:
     """The configs whose attention a pack switches to per-row attention; [] where packing cannot apply.
 
     Packing needs every model to dispatch attention through transformers' AttentionInterface with
     SDPA or eager. Models with their own attention code, flash/flex kernels or a paged cache keep one
-    row per forward, and so does activation checkpointing: its recomputation runs after the step has
-    handed the attention back to the model's own implementation.
+    row per forward.
     """
-    models = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
+    models = [m for m in modules if isinstance(m, PreTrainedModel)]
     configs = list({id(m.config): m.config for m in models}.values())
-    packable = (
-        all(getattr(m, "_supports_attention_backend", False) for m in models)
-        and not any(getattr(m, "is_gradient_checkpointing", False) for m in models)
-        and all(getattr(c, "_attn_implementation", None) in ("sdpa", "eager") for c in configs)
+    packable = all(getattr(m, "_supports_attention_backend", False) for m in models) and all(
+        getattr(c, "_attn_implementation", None) in ("sdpa", "eager") for c in configs
     )
     return configs if packable else []
 

@@ -45,22 +45,6 @@ void residual_norm(float *x, const float *delta, const float *w, float *h, int64
     }
 }
 
-#if VEC
-/* e^x, |x| <= 88: 2^n e^r with |r| <= ln2/2 (Cody-Waite split of ln 2) and Cephes' degree-7 polynomial. */
-static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    const float c[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-    for (int i = 0; i < 5; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c[i]));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(two_n));
-}
-#endif
 
 /* out[r] = silu(gate[r]) * up[r], with gu[r] = [gate | up] (the fused gate/up matmul's output). */
 void silu_mul(const float *gu, float *out, int64_t rows, int64_t inter) {

@@ -1,0 +1,224 @@
+"""The training step's fused CPU kernels (cgd/train_kernels.c) as autograd functions, and the switch that
+puts them into a Llama-architecture model for one forward.
+
+Same math as the model's own modules and TRL's loss; the results differ from torch's by float rounding
+(tests/test_fused.py compares values and gradients). Used by cgd/fast_sft.py on fp32 CPU models;
+anything else (another architecture, another dtype, a GPU, no C compiler, HARNESS_NATIVE=0) keeps
+torch's own ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from transformers.models.llama import modeling_llama
+
+from harness.backends import native
+
+SOURCE = Path(__file__).with_name("train_kernels.c")
+
+
+@lru_cache(maxsize=1)
+def library():
+    """The loaded training kernels, or None."""
+    lib = native.load([SOURCE], native.HEADERS, "train-kernels", "training runs on torch's own ops")
+    if lib is None:
+        return None
+    ptr, size = ctypes.c_void_p, ctypes.c_int64
+    lib.token_loss.argtypes = [ptr] * 6 + [size] * 2
+    lib.rms_norm.argtypes = [ptr] * 4 + [size] * 2 + [ctypes.c_float]
+    lib.rms_norm_backward.argtypes = [ptr] * 6 + [size] * 2
+    lib.swiglu.argtypes = [ptr] * 3 + [size]
+    lib.swiglu_backward.argtypes = [ptr] * 5 + [size]
+    lib.rope.argtypes = [ptr] * 4 + [size] * 3 + [ctypes.c_int]
+    for fn in (
+        lib.token_loss,
+        lib.rms_norm,
+        lib.rms_norm_backward,
+        lib.swiglu,
+        lib.swiglu_backward,
+        lib.rope,
+    ):
+        fn.restype = None
+    return lib
+
+
+def _cpu_fp32(*tensors: torch.Tensor) -> bool:
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
+def token_loss(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of logits [n, vocab] against target [n] (differentiable), with the summed
+    entropy of the softmax and the top-1 hits (not differentiable), in two passes over the logits.
+
+    torch's F.cross_entropy plus the logged statistics (TRL logs entropy and token accuracy) take a
+    log-softmax, its backward, an exp for the entropy and an argmax: five passes over a tensor of
+    hundreds of MB."""
+    if library() is None or not _cpu_fp32(logits):
+        logp = logits.log_softmax(-1)
+        with torch.no_grad():
+            entropy = -(logp.exp() * logp).sum()
+            hits = (logp.argmax(-1) == target).sum()
+        return torch.nn.functional.nll_loss(logp, target, reduction="sum"), entropy, hits
+    return _TokenLoss.apply(logits.contiguous(), target.contiguous())
+
+
+class _TokenLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits, target):
+        n, vocab = logits.shape
+        grad = torch.empty_like(logits) if ctx.needs_input_grad[0] else None
+        nll, entropy = torch.empty(n), torch.empty(n)
+        top = torch.empty(n, dtype=torch.int64)
+        library().token_loss(
+            logits.data_ptr(),
+            target.data_ptr(),
+            None if grad is None else grad.data_ptr(),
+            nll.data_ptr(),
+            entropy.data_ptr(),
+            top.data_ptr(),
+            n,
+            vocab,
+        )
+        ctx.grad = grad  # the softmax minus the one-hot: the backward only scales it
+        hits = (top == target).sum()
+        ctx.mark_non_differentiable(entropy, hits)
+        return nll.sum(), entropy.sum(), hits
+
+    @staticmethod
+    def backward(ctx, grad_loss, *_):
+        if ctx.grad is None:
+            raise RuntimeError("token_loss: backward through the graph a second time")
+        grad, ctx.grad = ctx.grad, None  # scaled in place: the buffer is this function's own
+        return grad.mul_(grad_loss), None
+
+
+class _RMSNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        dim = x.shape[-1]
+        flat = x.reshape(-1, dim).contiguous()
+        y, inv = torch.empty_like(flat), torch.empty(flat.shape[0])
+        library().rms_norm(flat.data_ptr(), weight.data_ptr(), y.data_ptr(), inv.data_ptr(), *flat.shape, eps)
+        ctx.save_for_backward(flat, weight, inv)
+        ctx.shape = x.shape
+        return y.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, dy):
+        flat, weight, inv = ctx.saved_tensors
+        dy = dy.reshape(flat.shape).contiguous()
+        dx, dw = torch.empty_like(flat), torch.empty_like(weight)
+        library().rms_norm_backward(
+            dy.data_ptr(),
+            flat.data_ptr(),
+            weight.data_ptr(),
+            inv.data_ptr(),
+            dx.data_ptr(),
+            dw.data_ptr(),
+            *flat.shape,
+        )
+        return dx.view(ctx.shape), dw, None
+
+
+class _SwiGLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gate, up):
+        gate, up = gate.contiguous(), up.contiguous()
+        h = torch.empty_like(gate)
+        library().swiglu(gate.data_ptr(), up.data_ptr(), h.data_ptr(), gate.numel())
+        ctx.save_for_backward(gate, up)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh):
+        gate, up = ctx.saved_tensors
+        dh = dh.contiguous()
+        dg, du = torch.empty_like(gate), torch.empty_like(up)
+        library().swiglu_backward(
+            dh.data_ptr(), gate.data_ptr(), up.data_ptr(), dg.data_ptr(), du.data_ptr(), gate.numel()
+        )
+        return dg, du
+
+
+class _Rope(torch.autograd.Function):
+    """x [batch, heads, tokens, d] rotated by cos, sin [batch or 1, tokens, d]; the kernel works on the
+    [batch, tokens, heads, d] layout the projections produce, so a transposed view costs no copy."""
+
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        b, _, t, d = x.shape
+        cos, sin = (c.expand(b, t, d).contiguous() for c in (cos, sin))
+        ctx.save_for_backward(cos, sin)
+        return _rotate(x, cos, sin, backward=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        return _rotate(grad, cos, sin, backward=1), None, None
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: int) -> torch.Tensor:
+    b, heads, t, d = x.shape
+    rows = x.transpose(1, 2).contiguous()
+    out = torch.empty_like(rows)
+    library().rope(rows.data_ptr(), cos.data_ptr(), sin.data_ptr(), out.data_ptr(), b * t, heads, d, backward)
+    return out.transpose(1, 2)
+
+
+def _norm_forward(self, hidden_states):
+    if not _cpu_fp32(hidden_states, self.weight):
+        return type(self).forward(self, hidden_states)
+    return _RMSNorm.apply(hidden_states, self.weight, self.variance_epsilon)
+
+
+def _mlp_forward(self, x):
+    gate, up = self.gate_proj(x), self.up_proj(x)
+    if not _cpu_fp32(gate, up):
+        return self.down_proj(self.act_fn(gate) * up)
+    return self.down_proj(_SwiGLU.apply(gate, up))
+
+
+def _apply_rope(q, k, cos, sin, unsqueeze_dim=1):
+    if unsqueeze_dim != 1 or not _cpu_fp32(q, k, cos, sin):
+        return _STOCK_ROPE(q, k, cos, sin, unsqueeze_dim)
+    return _Rope.apply(q, cos, sin), _Rope.apply(k, cos, sin)
+
+
+_STOCK_ROPE = modeling_llama.apply_rotary_pos_emb
+
+
+def fusable(modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
+    """The modules of a model (all of them, in one walk) whose forward the fused kernels replace: its
+    Llama RMSNorms and SiLU-gated MLPs; [] where the kernels cannot load."""
+    if library() is None:
+        return []
+    return [
+        m
+        for m in modules
+        if type(m) is modeling_llama.LlamaRMSNorm
+        or (type(m) is modeling_llama.LlamaMLP and m.config.hidden_act == "silu")
+    ]
+
+
+@contextlib.contextmanager
+def fused(modules: list[torch.nn.Module]):
+    """The fused kernels in these modules (from `fusable`) and in Llama's RoPE for the duration of one
+    forward; the autograd graph it builds keeps them for the backward. The model's own forwards after."""
+    if not modules:
+        yield
+        return
+    for m in modules:
+        fn = _norm_forward if type(m) is modeling_llama.LlamaRMSNorm else _mlp_forward
+        m.forward = fn.__get__(m)
+    modeling_llama.apply_rotary_pos_emb = _apply_rope
+    try:
+        yield
+    finally:
+        modeling_llama.apply_rotary_pos_emb = _STOCK_ROPE
+        for m in modules:
+            del m.forward
