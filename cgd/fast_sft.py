@@ -141,7 +141,7 @@ class FastSFTTrainer(SFTTrainer):
                 return logits.sum() * 0.0  # keeps every pack's backward (and DDP's hooks) on the graph
             logits = model(input_ids=ids, use_cache=False, logits_to_keep=scored, **extra).logits[0].float()
         loss, entropy, hits = fused.token_loss(logits, wanted)
-        stats += torch.stack([entropy.detach(), hits.float(), torch.tensor(float(wanted.numel()))])
+        stats += torch.stack([entropy, hits.float(), torch.tensor(float(wanted.numel()))])
         return loss
 
     def _accumulation_divisor(self, num_items_in_batch) -> int:

@@ -85,9 +85,9 @@ class _TokenLoss(torch.autograd.Function):
             vocab,
         )
         ctx.grad = grad  # the softmax minus the one-hot: the backward only scales it
-        hits = (top == target).sum()
+        entropy, hits = entropy.sum(), (top == target).sum()
         ctx.mark_non_differentiable(entropy, hits)
-        return nll.sum(), entropy.sum(), hits
+        return nll.sum(), entropy, hits
 
     @staticmethod
     def backward(ctx, grad_loss, *_):

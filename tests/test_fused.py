@@ -1,0 +1,149 @@
+"""cgd/fused.py: each fused training kernel against torch's own ops (values and gradients), and the
+switch that puts them into a Llama model and takes them out again."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers.models.llama import modeling_llama
+
+from cgd import fused
+
+needs_kernels = pytest.mark.skipif(fused.library() is None, reason="no C compiler: torch's ops only")
+
+
+def _both(fn, ref, *inputs):
+    """Outputs and input gradients of fn and ref on copies of the inputs, under one random upstream grad."""
+    runs = []
+    for f in (fn, ref):
+        xs = [x.clone().requires_grad_(x.is_floating_point()) for x in inputs]
+        out = f(*xs)
+        out = out if isinstance(out, tuple) else (out,)
+        torch.manual_seed(1)
+        sum((y * torch.randn_like(y)).sum() for y in out).backward()
+        runs.append((out, [x.grad for x in xs if x.is_floating_point()]))
+    return runs
+
+
+def _close(runs, tol=1e-5):
+    (out, grads), (ref_out, ref_grads) = runs
+    for a, b in zip(out + tuple(grads), ref_out + tuple(ref_grads)):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+
+
+@needs_kernels
+@pytest.mark.parametrize("dim", [576, 13])  # vector lanes and the scalar tail
+def test_rms_norm_matches_llamas(dim):
+    torch.manual_seed(0)
+    norm = modeling_llama.LlamaRMSNorm(dim, eps=1e-5)
+    norm.weight.data = torch.randn(dim)
+    x = torch.randn(2, 37, dim) * 3
+
+    def ref(x, w):  # the module's own forward with w as its weight
+        return torch.func.functional_call(norm, {"weight": w}, (x,))
+
+    _close(_both(lambda x, w: fused._RMSNorm.apply(x, w, 1e-5), ref, x, norm.weight.data))
+
+
+@needs_kernels
+@pytest.mark.parametrize("width", [1536, 11])
+def test_swiglu_matches_silu_times_up(width):
+    torch.manual_seed(0)
+    gate, up = torch.randn(3, 50, width) * 4, torch.randn(3, 50, width)
+    _close(_both(fused._SwiGLU.apply, lambda g, u: F.silu(g) * u, gate, up))
+
+
+@needs_kernels
+@pytest.mark.parametrize("batch,cos_batch,d", [(1, 1, 64), (2, 1, 16), (2, 2, 6)])
+def test_rope_matches_llamas(batch, cos_batch, d):
+    torch.manual_seed(0)
+    # The projections' layout: [batch, tokens, heads, d] seen as [batch, heads, tokens, d].
+    q = torch.randn(batch, 9, 4, d).transpose(1, 2)
+    k = torch.randn(batch, 9, 2, d).transpose(1, 2)
+    angles = torch.randn(cos_batch, 9, d // 2)
+    cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
+    runs = _both(
+        lambda q, k: fused._apply_rope(q, k, cos, sin),
+        lambda q, k: modeling_llama.apply_rotary_pos_emb(q, k, cos, sin),
+        q,
+        k,
+    )
+    _close(runs, tol=1e-6)
+
+
+@needs_kernels
+@pytest.mark.parametrize("vocab", [49152, 1001])
+def test_token_loss_matches_cross_entropy_and_the_logged_statistics(vocab):
+    torch.manual_seed(0)
+    logits = torch.randn(40, vocab) * 5
+    target = torch.randint(0, vocab, (40,))
+    target[::3] = logits[::3].argmax(-1)  # some hits
+    logits[1, 7] = logits[1, 9] = logits[1].max() + 1  # a tie: torch.argmax takes the first
+    target[1] = 7
+    ours = logits.clone().requires_grad_()
+    loss, entropy, hits = fused.token_loss(ours, target)
+    (loss * 0.25).backward()
+    ref = logits.clone().requires_grad_()
+    ref_loss = F.cross_entropy(ref, target, reduction="sum")
+    (ref_loss * 0.25).backward()
+    logp = logits.log_softmax(-1)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
+    torch.testing.assert_close(entropy, -(logp.exp() * logp).sum(), rtol=1e-5, atol=0)
+    assert hits.item() == (logits.argmax(-1) == target).sum().item() >= 14
+    torch.testing.assert_close(ours.grad, ref.grad, rtol=1e-5, atol=1e-7)
+    assert not entropy.requires_grad and not hits.requires_grad
+
+
+def test_token_loss_without_the_kernels_is_torchs(monkeypatch):
+    monkeypatch.setattr(fused, "library", lambda: None)
+    torch.manual_seed(0)
+    logits, target = torch.randn(6, 50), torch.randint(0, 50, (6,))
+    loss, entropy, hits = fused.token_loss(logits, target)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, target, reduction="sum").item(), rel=1e-6)
+    assert hits.item() == (logits.argmax(-1) == target).sum().item()
+
+
+def _tiny_llama():
+    config = modeling_llama.LlamaConfig(
+        vocab_size=300,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    return modeling_llama.LlamaForCausalLM(config)
+
+
+@needs_kernels
+def test_fused_model_gives_the_stock_loss_and_gradients_and_is_undone():
+    model = _tiny_llama()
+    ids = torch.randint(0, 300, (2, 20))
+    grads = []
+    for switch in (True, False):
+        model.zero_grad()
+        modules = fused.fusable(list(model.modules())) if switch else []
+        assert not switch or len(modules) == 2 * 2 + 1 + 2  # two norms and an MLP per layer, the final norm
+        with fused.fused(modules):
+            logits = model(input_ids=ids).logits
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, 300), ids[:, 1:].reshape(-1))
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (fused_loss, fused_grads), (stock_loss, stock_grads) = grads
+    torch.testing.assert_close(fused_loss, stock_loss, rtol=1e-6, atol=0)
+    for name, g in stock_grads.items():
+        torch.testing.assert_close(fused_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+    # Undone: the modules' own forwards and the module's own RoPE again.
+    assert all("forward" not in vars(m) for m in model.modules())
+    assert modeling_llama.apply_rotary_pos_emb is fused._STOCK_ROPE
+
+
+@needs_kernels
+def test_fusable_skips_other_activations():
+    model = _tiny_llama()
+    for layer in model.model.layers:
+        layer.mlp.config.hidden_act = "gelu"
+    assert all(type(m) is modeling_llama.LlamaRMSNorm for m in fused.fusable(list(model.modules())))
