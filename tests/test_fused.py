@@ -147,3 +147,14 @@ def test_fusable_skips_other_activations():
     for layer in model.model.layers:
         layer.mlp.config.hidden_act = "gelu"
     assert all(type(m) is modeling_llama.LlamaRMSNorm for m in fused.fusable(list(model.modules())))
+
+
+def test_kernels_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("HARNESS_NATIVE", "0")
+    fused.library.cache_clear()
+    try:
+        assert fused.library() is None
+        assert fused.fusable(list(_tiny_llama().modules())) == []
+    finally:
+        monkeypatch.delenv("HARNESS_NATIVE")
+        fused.library.cache_clear()
