@@ -13,8 +13,9 @@ the positions with a label go through the LM head, and each pack's backward runs
 pack's forward. On fp32 CPU Llama models the elementwise chains (RMSNorm, RoPE, the SiLU gate, the
 loss with its logged entropy and accuracy) run as fused kernels (cgd/fused.py), and freed memory
 stays in the process for the next pack. Gradients accumulate exactly as across a padded batch: the
-summed token loss is divided by the same `num_items_in_batch`. The batches, the order, the optimizer and the schedule are
-TRL's own; perf/training.py measures the speed and prints both loss curves side by side.
+summed token loss is divided by the same `num_items_in_batch`. The batches, the order, the optimizer
+and the schedule are TRL's own; perf/training.py measures the speed and prints both loss curves side
+by side.
 
 With activation checkpointing on (TRL's default; cgd/train.py turns it off, since the models
 trained here fit without it) the step keeps one row per forward and torch's own ops.
@@ -36,10 +37,15 @@ from harness.backends import native
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer with an unpadded, packed, completion-only-head training step (same loss)."""
 
-    # Tokens per packed forward. Measured on 64 `cgd` rows (about 700 tokens each, batch 8, SmolLM2-135M):
-    # 2,048 trains at 281 tokens/s with a 7.5 GB peak, 4,096 at 288 tokens/s with 11.6 GB, since a
-    # pack's activations stay alive until its backward.
+    # Tokens per packed forward. A pack's activations stay alive until its backward, and on 64 `cgd`
+    # rows (about 700 tokens each, batch 8, SmolLM2-135M) 4,096 trained no faster than 2,048 with a
+    # 9.4 GB peak against 6.8 GB (docs/performance.md).
     pack_tokens = 2048
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.accelerator.device.type == "cpu":
+            native.retain_freed_memory(any_size=True)  # each pack's buffers are reused by the next
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if not self._plain_token_loss(inputs):
@@ -72,8 +78,6 @@ class FastSFTTrainer(SFTTrainer):
         checkpointed = any(getattr(m, "is_gradient_checkpointing", False) for m in modules)
         configs = [] if checkpointed else _switchable_configs(modules)
         kernels = [] if checkpointed else fused.fusable(modules)
-        if labels.device.type == "cpu":
-            native.retain_freed_memory(any_size=True)
         packs = _packs(rows, self.pack_tokens if configs else 1)
         with self.maybe_activation_offload_context:
             for i, pack in enumerate(packs):

@@ -20,6 +20,7 @@ from transformers.models.llama import modeling_llama
 from harness.backends import native
 
 SOURCE = Path(__file__).with_name("train_kernels.c")
+_STOCK_ROPE = modeling_llama.apply_rotary_pos_emb  # what `fused` puts back
 
 
 @lru_cache(maxsize=1)
@@ -187,9 +188,6 @@ def _apply_rope(q, k, cos, sin, unsqueeze_dim=1):
     if unsqueeze_dim != 1 or not _cpu_fp32(q, k, cos, sin):
         return _STOCK_ROPE(q, k, cos, sin, unsqueeze_dim)
     return _Rope.apply(q, cos, sin), _Rope.apply(k, cos, sin)
-
-
-_STOCK_ROPE = modeling_llama.apply_rotary_pos_emb
 
 
 def fusable(modules: list[torch.nn.Module]) -> list[torch.nn.Module]:

@@ -38,9 +38,9 @@ static int64_t first_max(const float *x, int64_t n, float *max) {
 #endif
     for (; j < n; j++) m = x[j] > m ? x[j] : m;
     *max = m;
-    for (j = 0; j < n && x[j] != m; j++) {
-    }
-    return j < n ? j : 0;
+    for (j = 0; j < n; j++)
+        if (x[j] == m) return j;
+    return 0; /* only a row of NaNs has no maximum */
 }
 
 /* sum of e^(x - m) and of e^(x - m) * x over x[0..n) */

@@ -45,7 +45,6 @@ void residual_norm(float *x, const float *delta, const float *w, float *h, int64
     }
 }
 
-
 /* out[r] = silu(gate[r]) * up[r], with gu[r] = [gate | up] (the fused gate/up matmul's output). */
 void silu_mul(const float *gu, float *out, int64_t rows, int64_t inter) {
 #pragma omp parallel for if (rows * inter > BIG) schedule(static)
