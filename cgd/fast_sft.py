@@ -133,17 +133,19 @@ class FastSFTTrainer(SFTTrainer):
         scored, wanted = torch.cat(scored), torch.cat(wanted)
         ids = torch.cat([row for row, _ in pack])[None]
         extra = {}
-        if len(pack) > 1:
+        if configs:  # a pack of one row too: the per-row attention has the fused kernel
             lengths = [row.numel() for row, _ in pack]
             extra = {
                 "position_ids": torch.cat([torch.arange(n, device=ids.device) for n in lengths])[None],
                 ROW_LENGTHS: lengths,
             }
-        with _row_attention(configs if len(pack) > 1 else []), fused.fused(kernels):
+        with _row_attention(configs), fused.fused(kernels):
             if scored.numel() == 0:
                 logits = model(input_ids=ids, use_cache=False, logits_to_keep=1, **extra).logits
                 return logits.sum() * 0.0  # keeps every pack's backward (and DDP's hooks) on the graph
-            logits = model(input_ids=ids, use_cache=False, logits_to_keep=scored, **extra).logits[0].float()
+            logits = model(input_ids=ids, use_cache=False, logits_to_keep=scored, **extra).logits
+            # squeeze, not [0]: select's backward would zero-fill and copy a logits-sized gradient
+            logits = logits.squeeze(0).float()
         loss, entropy, hits = fused.token_loss(logits, wanted)
         stats += torch.stack([entropy, hits.float(), torch.tensor(float(wanted.numel()))])
         return loss
@@ -190,29 +192,26 @@ def _packs(rows: list, budget: int) -> list[list]:
 
 
 def _row_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-    """Causal attention within each packed row: SDPA over each row's slice of the pack.
+    """Causal attention within each packed row: the fused kernel where it applies, else SDPA over each
+    row's slice of the pack.
 
     Written by hand because transformers' packed-sequence support either needs flash-attention's
     varlen kernels (CUDA only) or builds a block-diagonal mask over the whole pack for SDPA, which
     does the attention work of every row against every other row and then masks it away.
     """
     lengths = kwargs[ROW_LENGTHS]
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    if dropout == 0.0 and (out := fused.row_attention(query, key, value, lengths, scaling)) is not None:
+        return out, None
     gqa = getattr(module, "num_key_value_groups", 1) > 1
-    out, start = [], 0
-    for n in lengths:
-        part = slice(start, start + n)
-        out.append(
-            F.scaled_dot_product_attention(
-                query[:, :, part],
-                key[:, :, part],
-                value[:, :, part],
-                dropout_p=dropout,
-                scale=scaling,
-                is_causal=True,
-                enable_gqa=gqa,
-            )
+    # split, not one slice per row: a slice's backward zero-fills a pack-sized gradient for every row
+    out = [
+        F.scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa
         )
-        start += n
+        for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)))
+    ]
     return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None
 
 

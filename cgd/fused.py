@@ -19,14 +19,14 @@ from transformers.models.llama import modeling_llama
 
 from harness.backends import native
 
-SOURCE = Path(__file__).with_name("train_kernels.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("train_kernels.c", "train_attention.c")]
 _STOCK_ROPE = modeling_llama.apply_rotary_pos_emb  # what `fused` puts back
 
 
 @lru_cache(maxsize=1)
 def library():
     """The loaded training kernels, or None."""
-    lib = native.load([SOURCE], native.HEADERS, "train-kernels", "training runs on torch's own ops")
+    lib = native.load(SOURCES, native.HEADERS, "train-kernels", "training runs on torch's own ops")
     if lib is None:
         return None
     ptr, size = ctypes.c_void_p, ctypes.c_int64
@@ -36,6 +36,8 @@ def library():
     lib.swiglu.argtypes = [ptr] * 3 + [size]
     lib.swiglu_backward.argtypes = [ptr] * 5 + [size]
     lib.rope.argtypes = [ptr] * 4 + [size] * 3 + [ctypes.c_int]
+    lib.attention_forward.argtypes = [ptr] * 6 + [size] * 3 + [ctypes.c_float]
+    lib.attention_backward.argtypes = [ptr] * 10 + [size] * 3 + [ctypes.c_float]
     for fn in (
         lib.token_loss,
         lib.rms_norm,
@@ -43,6 +45,8 @@ def library():
         lib.swiglu,
         lib.swiglu_backward,
         lib.rope,
+        lib.attention_forward,
+        lib.attention_backward,
     ):
         fn.restype = None
     return lib
@@ -161,6 +165,49 @@ class _Rope(torch.autograd.Function):
     def backward(ctx, grad):
         cos, sin = ctx.saved_tensors
         return _rotate(grad, cos, sin, backward=1), None, None
+
+
+def row_attention(query, key, value, lengths: list[int], scale: float) -> torch.Tensor | None:
+    """Causal attention within each row of a pack, by the fused kernel (cgd/train_attention.c): query
+    [1, heads, tokens, 64], key and value [1, kv_heads, tokens, 64] (transposed views of the projections'
+    [1, tokens, heads, 64], as Llama's attention passes them), rows of `lengths` tokens end to end. Returns
+    [1, tokens, heads, 64], the layout the output projection reads, or None where the kernel does not
+    apply (no AVX-512 build, another head size or dtype, a GPU)."""
+    lib = library()
+    if lib is None or not lib.attention_available() or not _cpu_fp32(query, key, value):
+        return None
+    if query.shape[0] != 1 or query.shape[-1] != 64 or query.shape[1] % key.shape[1]:
+        return None
+    starts = torch.tensor([0, *lengths], dtype=torch.int64).cumsum(0)
+    return _RowAttention.apply(query, key, value, starts, float(scale))
+
+
+class _RowAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, query, key, value, starts, scale):
+        q, k, v = (x.transpose(1, 2).contiguous() for x in (query, key, value))  # no copy from a projection
+        tokens, heads = q.shape[1], q.shape[2]
+        out, lse = torch.empty_like(q), torch.empty(tokens, heads)
+        library().attention_forward(
+            *(x.data_ptr() for x in (q, k, v, out, lse, starts)), len(starts) - 1, heads, k.shape[2], scale
+        )
+        ctx.save_for_backward(q, k, v, out, lse, starts)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, out, lse, starts = ctx.saved_tensors
+        dout = dout.contiguous()
+        dq, dk, dv = torch.zeros_like(q), torch.empty_like(k), torch.empty_like(v)
+        library().attention_backward(
+            *(x.data_ptr() for x in (q, k, v, out, dout, lse, dq, dk, dv, starts)),
+            len(starts) - 1,
+            q.shape[2],
+            k.shape[2],
+            ctx.scale,
+        )
+        return dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2), None, None
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: int) -> torch.Tensor:

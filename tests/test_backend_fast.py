@@ -24,8 +24,7 @@ SHORT = ["Hi", "What is 2+2?", "Name a prime number larger than ten, please.", "
 LONG = "Count the apples and the pears in this basket, then explain your reasoning. " * 24
 
 
-@pytest.fixture(scope="module")
-def varied_model(tmp_path_factory):
+def _saved_llama(tmp_path_factory, name: str, **overrides):
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     from harness.models import embedded_tokenizer
@@ -44,14 +43,26 @@ def varied_model(tmp_path_factory):
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
+        **overrides,
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    target = tmp_path_factory.mktemp("varied-llama")
+    target = tmp_path_factory.mktemp(name)
     model.save_pretrained(target)
     tok.save_pretrained(target)
     return target
+
+
+@pytest.fixture(scope="module")
+def varied_model(tmp_path_factory):
+    return _saved_llama(tmp_path_factory, "varied-llama")
+
+
+@pytest.fixture(scope="module")
+def wide_head_model(tmp_path_factory):
+    """SmolLM2's head size (64), which the training step's fused attention kernel takes."""
+    return _saved_llama(tmp_path_factory, "wide-head-llama", head_dim=64)
 
 
 # GPU variants run where torch sees one (the lent GPU machine); CI has none and skips them.
@@ -292,16 +303,24 @@ def test_loglikelihood_shares_contexts_and_matches_manual_sum(varied_model, devi
 
 # --- training fast path (cgd/fast_sft.py) -----------------------------------------------------------
 @pytest.mark.parametrize(
-    "batch_size,grad_accum,pack_tokens,checkpointing",
-    [(4, 1, 4096, True), (2, 2, 4096, True), (4, 1, 4096, False), (4, 1, 60, False), (2, 2, 4096, False)],
+    "batch_size,grad_accum,pack_tokens,checkpointing,model",
+    [
+        (4, 1, 4096, True, "varied_model"),
+        (2, 2, 4096, True, "varied_model"),
+        (4, 1, 4096, False, "varied_model"),
+        (4, 1, 60, False, "varied_model"),
+        (2, 2, 4096, False, "varied_model"),
+        (4, 1, 4096, False, "wide_head_model"),
+        (4, 1, 60, False, "wide_head_model"),
+    ],
 )
 def test_fast_sft_trainer_reproduces_trl(
-    varied_model, tmp_path, monkeypatch, batch_size, grad_accum, pack_tokens, checkpointing
+    request, tmp_path, monkeypatch, batch_size, grad_accum, pack_tokens, checkpointing, model
 ):
     """Same examples, seed and batches: per-step losses, token counts and final weights equal TRL's.
 
     Without activation checkpointing the fast step packs rows (several per forward, or fewer with a
-    small token budget); with it, one row per forward."""
+    small token budget); with it, one row per forward. Head size 64 takes the fused attention kernel."""
     import warnings
 
     from datasets import Dataset
@@ -325,8 +344,9 @@ def test_fast_sft_trainer_reproduces_trl(
     )
     monkeypatch.setattr(FastSFTTrainer, "pack_tokens", pack_tokens)
     runs, weights = {}, {}
+    path = request.getfixturevalue(model)
     for name, cls in [("trl", SFTTrainer), ("fast", FastSFTTrainer)]:
-        model, tok = resolve_model(str(varied_model)).load()
+        model, tok = resolve_model(str(path)).load()
         model.train()
         config = SFTConfig(
             output_dir=str(tmp_path / name),

@@ -141,6 +141,43 @@ def test_fused_model_gives_the_stock_loss_and_gradients_and_is_undone():
     assert modeling_llama.apply_rotary_pos_emb is fused._STOCK_ROPE
 
 
+def _rows_by_sdpa(q, k, v, lengths, scale):
+    parts = zip(*(x.split(lengths, dim=2) for x in (q, k, v)))
+    out = [F.scaled_dot_product_attention(*p, is_causal=True, enable_gqa=True, scale=scale) for p in parts]
+    # contiguous, as the fallback: the same layout gets the same random upstream gradient
+    return torch.cat(out, dim=2).transpose(1, 2).contiguous()
+
+
+needs_attention = pytest.mark.skipif(
+    fused.library() is None or not fused.library().attention_available(), reason="the kernel needs AVX-512"
+)
+
+
+@needs_attention
+@pytest.mark.parametrize(
+    "lengths,heads,kv_heads",
+    [([1, 63, 64, 65, 130], 9, 3), ([200], 4, 4), ([7, 1, 64], 2, 1)],  # partial tiles, one-token rows, GQA
+)
+def test_row_attention_matches_sdpa_per_row(lengths, heads, kv_heads):
+    torch.manual_seed(0)
+    n = sum(lengths)
+    # transposed views of [1, tokens, heads, 64], as Llama's attention hands them over
+    q, k, v = (torch.randn(1, n, h, 64).transpose(1, 2) for h in (heads, kv_heads, kv_heads))
+    runs = _both(
+        lambda q, k, v: fused.row_attention(q, k, v, lengths, 0.125),
+        lambda q, k, v: _rows_by_sdpa(q, k, v, lengths, 0.125),
+        q,
+        k,
+        v,
+    )
+    _close(runs, tol=1e-5)
+
+
+def test_row_attention_leaves_other_head_sizes_to_sdpa():
+    q, k, v = (torch.randn(1, h, 10, 16) for h in (4, 2, 2))
+    assert fused.row_attention(q, k, v, [4, 6], 0.25) is None
+
+
 @needs_kernels
 def test_fusable_skips_other_activations():
     model = _tiny_llama()
