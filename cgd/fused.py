@@ -210,6 +210,24 @@ class _RowAttention(torch.autograd.Function):
         return dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2), None, None
 
 
+class _Head(torch.autograd.Function):
+    """The LM head, x @ weight.T, whose weight gradient is a fresh contiguous product: a tied weight's two
+    gradients (this one and the embedding's) are then summed in place. nn.Linear's comes out as a
+    transposed view, which autograd sums with the embedding's into a third vocabulary-sized tensor."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(x, weight)
+        return x @ weight.t()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        dx = grad @ weight if ctx.needs_input_grad[0] else None
+        dw = grad.flatten(0, -2).t() @ x.flatten(0, -2) if ctx.needs_input_grad[1] else None
+        return dx, dw
+
+
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: int) -> torch.Tensor:
     b, heads, t, d = x.shape
     rows = x.transpose(1, 2).contiguous()
@@ -231,6 +249,12 @@ def _mlp_forward(self, x):
     return self.down_proj(_SwiGLU.apply(gate, up))
 
 
+def _head_forward(self, x):
+    if not _cpu_fp32(x, self.weight):
+        return type(self).forward(self, x)
+    return _Head.apply(x, self.weight)
+
+
 def _apply_rope(q, k, cos, sin, unsqueeze_dim=1):
     if unsqueeze_dim != 1 or not _cpu_fp32(q, k, cos, sin):
         return _STOCK_ROPE(q, k, cos, sin, unsqueeze_dim)
@@ -239,14 +263,23 @@ def _apply_rope(q, k, cos, sin, unsqueeze_dim=1):
 
 def fusable(modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
     """The modules of a model (all of them, in one walk) whose forward the fused kernels replace: its
-    Llama RMSNorms and SiLU-gated MLPs; [] where the kernels cannot load."""
+    Llama RMSNorms, SiLU-gated MLPs and plain (bias-free nn.Linear) LM head; [] where the kernels
+    cannot load."""
     if library() is None:
         return []
+    heads = {
+        id(m.lm_head)
+        for m in modules
+        if isinstance(m, modeling_llama.LlamaForCausalLM)
+        and type(m.lm_head) is torch.nn.Linear
+        and m.lm_head.bias is None
+    }
     return [
         m
         for m in modules
         if type(m) is modeling_llama.LlamaRMSNorm
         or (type(m) is modeling_llama.LlamaMLP and m.config.hidden_act == "silu")
+        or id(m) in heads
     ]
 
 
@@ -258,7 +291,9 @@ def fused(modules: list[torch.nn.Module]):
         yield
         return
     for m in modules:
-        fn = _norm_forward if type(m) is modeling_llama.LlamaRMSNorm else _mlp_forward
+        fn = {modeling_llama.LlamaRMSNorm: _norm_forward, modeling_llama.LlamaMLP: _mlp_forward}.get(
+            type(m), _head_forward
+        )
         m.forward = fn.__get__(m)
     modeling_llama.apply_rotary_pos_emb = _apply_rope
     try:

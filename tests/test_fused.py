@@ -126,7 +126,8 @@ def test_fused_model_gives_the_stock_loss_and_gradients_and_is_undone():
     for switch in (True, False):
         model.zero_grad()
         modules = fused.fusable(list(model.modules())) if switch else []
-        assert not switch or len(modules) == 2 * 2 + 1 + 2  # two norms and an MLP per layer, the final norm
+        # two norms and an MLP per layer, the final norm, the LM head
+        assert not switch or len(modules) == 2 * 3 + 1 + 1
         with fused.fused(modules):
             logits = model(input_ids=ids).logits
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, 300), ids[:, 1:].reshape(-1))
@@ -183,7 +184,23 @@ def test_fusable_skips_other_activations():
     model = _tiny_llama()
     for layer in model.model.layers:
         layer.mlp.config.hidden_act = "gelu"
-    assert all(type(m) is modeling_llama.LlamaRMSNorm for m in fused.fusable(list(model.modules())))
+    kinds = {type(m) for m in fused.fusable(list(model.modules()))}
+    assert kinds == {modeling_llama.LlamaRMSNorm, torch.nn.Linear}  # the norms and the LM head, no MLP
+
+
+@needs_kernels
+def test_lm_head_gives_the_stock_gradient_of_a_tied_weight():
+    model = _tiny_llama()
+    model.lm_head.weight = model.model.embed_tokens.weight  # tied, as SmolLM2's
+    ids = torch.randint(0, 300, (1, 20))
+    grads = []
+    for switch in (True, False):
+        model.zero_grad()
+        with fused.fused(fused.fusable(list(model.modules())) if switch else []):
+            logits = model(input_ids=ids).logits
+        F.cross_entropy(logits[0, :-1], ids[0, 1:]).backward()
+        grads.append(model.lm_head.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
