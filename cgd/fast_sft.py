@@ -47,6 +47,12 @@ class FastSFTTrainer(SFTTrainer):
         if self.accelerator.device.type == "cpu":
             native.retain_freed_memory(any_size=True)  # each pack's buffers are reused by the next
 
+    def create_optimizer(self, *args, **kwargs):
+        optimizer = super().create_optimizer(*args, **kwargs)
+        if self.accelerator.device.type == "cpu":
+            _allocate_adamw_state(optimizer)
+        return optimizer
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         if not self._plain_token_loss(inputs):
             return super().training_step(model, inputs, num_items_in_batch)
@@ -169,6 +175,37 @@ class FastSFTTrainer(SFTTrainer):
             int(self.accelerator.gather_for_metrics(mask.sum()).sum()) // self._tp_size
         )
         metrics["num_tokens"] = [self._total_train_tokens]
+
+
+def _allocate_adamw_state(optimizer) -> None:
+    """torch AdamW's moments, allocated before the first forward instead of in the first step, and the
+    same: zero moments, step 0 (a step at learning rate and weight decay 0 on zero gradients creates
+    them and changes nothing else).
+
+    Why: allocated after the first backward, the moments (twice the weights) take the heap space that
+    the first step's activations freed, and the second step's activations come back as fresh pages
+    that the kernel must fault in. On `sft` rows (SmolLM2-135M, batch 8) that second step faulted
+    617k pages and took 15.6 s against 11.3 s once warm; with the moments allocated first, 229k and
+    12.8 s, and a 0.4 GB smaller peak.
+    """
+    if type(optimizer) is not torch.optim.AdamW or optimizer.state:
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    settings = [(group["lr"], group["weight_decay"]) for group in optimizer.param_groups]
+    grads = [p.grad for p in params]
+    try:
+        for group in optimizer.param_groups:
+            group["lr"], group["weight_decay"] = 0.0, 0.0
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+    finally:
+        for group, (lr, decay) in zip(optimizer.param_groups, settings):
+            group["lr"], group["weight_decay"] = lr, decay
+        for p, grad in zip(params, grads):
+            p.grad = grad
+    for state in optimizer.state.values():
+        state["step"] = torch.zeros_like(state["step"]) if torch.is_tensor(state["step"]) else 0
 
 
 # The keyword that carries a pack's row lengths from the model's forward to the attention function
