@@ -231,7 +231,8 @@ void attention_forward(const float *q, const float *k, const float *v, float *ou
 
 /* dq must be zeroed by the caller; dk and dv are written whole. lse: the forward's, per (token, head). Key
  * tiles run in parallel, so every query tile's dq gets sums from several threads: each thread past the
- * first sums into its own copy, added at the end. */
+ * first sums into its own copy, added at the end. The tiles are dealt to the threads in a fixed order,
+ * so the sums, and a training run, come out bit for bit the same each time (for a given thread count). */
 void attention_backward(const float *q, const float *k, const float *v, const float *out, const float *dout,
                         const float *lse, float *dq, float *dk, float *dv, const int64_t *starts, int64_t rows,
                         int64_t heads, int64_t kv_heads, float scale) {
@@ -250,46 +251,44 @@ void attention_backward(const float *q, const float *k, const float *v, const fl
     float *kt = transposed(k, starts, rows, kv_heads, nt), *vt = transposed(v, starts, rows, kv_heads, nt);
     const int threads = omp_get_max_threads();
     float *copies = threads > 1 ? calloc((size_t)(threads - 1) * tokens * qs, sizeof(float)) : NULL;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(static, 1) /* the same thread sums the same tiles every run */
     for (int64_t w = 0; w < count; w++) {
         const item it = items[w];
         const int thread = omp_get_thread_num();
         float *dq_sum = thread ? copies + (size_t)(thread - 1) * tokens * qs : dq;
         float p[T * T] __attribute__((aligned(64))), ds[T * T] __attribute__((aligned(64)));
         float dk_acc[T * D] __attribute__((aligned(64))), dv_acc[T * D] __attribute__((aligned(64)));
-        {
-            const int64_t ki = it.tile;
-            const int nk = it.n - ki * T < T ? (int)(it.n - ki * T) : T;
-            const float *ktile = kt + ((it.g * nt + it.tile_base + ki) * D) * T;
-            const float *vtile = vt + ((it.g * nt + it.tile_base + ki) * D) * T;
-            const float *krows = k + (it.start + ki * T) * ks + it.g * D;
-            memset(dk_acc, 0, sizeof dk_acc);
-            memset(dv_acc, 0, sizeof dv_acc);
-            for (int64_t h = it.g * group; h < (it.g + 1) * group; h++)
-                for (int64_t qi = ki; qi < it.ntiles; qi++) {
-                    const int nq = it.n - qi * T < T ? (int)(it.n - qi * T) : T;
-                    const int64_t t0 = it.start + qi * T;
-                    const float *qrows = q + t0 * qs + h * D, *dorows = dout + t0 * qs + h * D;
-                    dots(p, qrows, qs, ktile, nq);
-                    probabilities(p, nq, scale, lse + t0 * heads + h, heads, qi == ki);
-                    dots(ds, dorows, qs, vtile, nq);
-                    const __m512 sc = _mm512_set1_ps(scale);
-                    for (int i = 0; i < nq; i++) { /* ds = p * (dp - delta) * scale */
-                        const __m512 d = _mm512_set1_ps(delta[(t0 + i) * heads + h]);
-                        for (int v4 = 0; v4 < 4; v4++) {
-                            float *x = ds + i * T + 16 * v4;
-                            __m512 g = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x), d), sc);
-                            _mm512_storeu_ps(x, _mm512_mul_ps(g, _mm512_loadu_ps(p + i * T + 16 * v4)));
-                        }
+        const int64_t ki = it.tile;
+        const int nk = it.n - ki * T < T ? (int)(it.n - ki * T) : T;
+        const float *ktile = kt + ((it.g * nt + it.tile_base + ki) * D) * T;
+        const float *vtile = vt + ((it.g * nt + it.tile_base + ki) * D) * T;
+        const float *krows = k + (it.start + ki * T) * ks + it.g * D;
+        memset(dk_acc, 0, sizeof dk_acc);
+        memset(dv_acc, 0, sizeof dv_acc);
+        for (int64_t h = it.g * group; h < (it.g + 1) * group; h++)
+            for (int64_t qi = ki; qi < it.ntiles; qi++) {
+                const int nq = it.n - qi * T < T ? (int)(it.n - qi * T) : T;
+                const int64_t t0 = it.start + qi * T;
+                const float *qrows = q + t0 * qs + h * D, *dorows = dout + t0 * qs + h * D;
+                dots(p, qrows, qs, ktile, nq);
+                probabilities(p, nq, scale, lse + t0 * heads + h, heads, qi == ki);
+                dots(ds, dorows, qs, vtile, nq);
+                const __m512 sc = _mm512_set1_ps(scale);
+                for (int i = 0; i < nq; i++) { /* ds = p * (dp - delta) * scale */
+                    const __m512 d = _mm512_set1_ps(delta[(t0 + i) * heads + h]);
+                    for (int v4 = 0; v4 < 4; v4++) {
+                        float *x = ds + i * T + 16 * v4;
+                        __m512 g = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x), d), sc);
+                        _mm512_storeu_ps(x, _mm512_mul_ps(g, _mm512_loadu_ps(p + i * T + 16 * v4)));
                     }
-                    accumulate(dv_acc, D, p, 1, T, dorows, qs, nk, nq);
-                    accumulate(dk_acc, D, ds, 1, T, qrows, qs, nk, nq);
-                    accumulate(dq_sum + t0 * qs + h * D, qs, ds, T, 1, krows, ks, nq, nk);
                 }
-            for (int j = 0; j < nk; j++) {
-                memcpy(dk + (it.start + ki * T + j) * ks + it.g * D, dk_acc + j * D, sizeof(float) * D);
-                memcpy(dv + (it.start + ki * T + j) * ks + it.g * D, dv_acc + j * D, sizeof(float) * D);
+                accumulate(dv_acc, D, p, 1, T, dorows, qs, nk, nq);
+                accumulate(dk_acc, D, ds, 1, T, qrows, qs, nk, nq);
+                accumulate(dq_sum + t0 * qs + h * D, qs, ds, T, 1, krows, ks, nq, nk);
             }
+        for (int j = 0; j < nk; j++) {
+            memcpy(dk + (it.start + ki * T + j) * ks + it.g * D, dk_acc + j * D, sizeof(float) * D);
+            memcpy(dv + (it.start + ki * T + j) * ks + it.g * D, dv_acc + j * D, sizeof(float) * D);
         }
     }
 #pragma omp parallel for

@@ -174,6 +174,22 @@ def test_row_attention_matches_sdpa_per_row(lengths, heads, kv_heads):
     _close(runs, tol=1e-5)
 
 
+@needs_attention
+def test_row_attention_gradients_are_the_same_bits_every_run():
+    torch.manual_seed(0)
+    lengths = [300, 130, 257]  # more tiles than threads, of unequal cost
+    n = sum(lengths)
+    q, k, v = (torch.randn(1, n, h, 64).transpose(1, 2).requires_grad_() for h in (9, 3, 3))
+    grad = torch.randn(1, n, 9, 64)
+    runs = []
+    for _ in range(3):
+        for x in (q, k, v):
+            x.grad = None
+        fused.row_attention(q, k, v, lengths, 0.125).backward(grad)
+        runs.append([x.grad.clone() for x in (q, k, v)])
+    assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(run, runs[0]))
+
+
 def test_row_attention_leaves_other_head_sizes_to_sdpa():
     q, k, v = (torch.randn(1, h, 10, 16) for h in (4, 2, 2))
     assert fused.row_attention(q, k, v, [4, 6], 0.25) is None
