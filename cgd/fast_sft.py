@@ -11,8 +11,9 @@ batch but without the pad tokens, while attention runs row by row through a regi
 function, causal within each row (positions restart at 0 for each row, as they would alone). Only
 the positions with a label go through the LM head, and each pack's backward runs before the next
 pack's forward. On fp32 CPU Llama models the elementwise chains (RMSNorm, RoPE, the SiLU gate, the
-loss with its logged entropy and accuracy) run as fused kernels (cgd/fused.py), and freed memory
-stays in the process for the next pack. Gradients accumulate exactly as across a padded batch: the
+loss with its logged entropy and accuracy) and the per-row attention run as fused kernels
+(cgd/fused.py); freed memory stays in the process for the next pack, and AdamW's moments are
+allocated before the first forward. Gradients accumulate exactly as across a padded batch: the
 summed token loss is divided by the same `num_items_in_batch`. The batches, the order, the optimizer
 and the schedule are TRL's own; perf/training.py measures the speed and prints both loss curves side
 by side.

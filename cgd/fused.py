@@ -1,5 +1,7 @@
-"""The training step's fused CPU kernels (cgd/train_kernels.c) as autograd functions, and the switch that
-puts them into a Llama-architecture model for one forward.
+"""The training step's fused CPU kernels (cgd/train_kernels.c: RMSNorm, RoPE, the SiLU gate, the token
+loss; cgd/train_attention.c: causal attention within each packed row) as autograd functions, an LM head
+whose weight gradient sums in place, and the switch that puts them into a Llama-architecture model for
+one forward.
 
 Same math as the model's own modules and TRL's loss; the results differ from torch's by float rounding
 (tests/test_fused.py compares values and gradients). Used by cgd/fast_sft.py on fp32 CPU models;
@@ -178,6 +180,8 @@ def row_attention(query, key, value, lengths: list[int], scale: float) -> torch.
         return None
     if query.shape[0] != 1 or query.shape[-1] != 64 or query.shape[1] % key.shape[1]:
         return None
+    if sum(lengths) != query.shape[2]:  # the kernel would read past the pack
+        raise ValueError(f"row lengths sum to {sum(lengths)}, the pack has {query.shape[2]} tokens")
     starts = torch.tensor([0, *lengths], dtype=torch.int64).cumsum(0)
     return _RowAttention.apply(query, key, value, starts, float(scale))
 

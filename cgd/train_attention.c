@@ -19,28 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../harness/backends/simd.h"
+
 #define D 64 /* head size */
 #define T 64 /* tile: queries and keys */
 
 #if defined(__AVX512F__) && defined(__FMA__)
-#include <immintrin.h>
 
 int attention_available(void) { return 1; }
-
-/* e^x, as exp8 in simd.h: 2^n e^r with Cephes' polynomial; x below -87.3 gives ~1e-38, so masked
- * entries are zeroed by the callers, not by the exponent. */
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    const float c[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-    for (int i = 0; i < 5; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
 
 /* s[i][0..T) = x[i] . yt[.][0..T) for i < rows (R at a time): x rows of D floats `xs` apart, yt a D x T tile. */
 static inline __attribute__((always_inline)) void dots_block(int R, float *s, const float *x, int64_t xs,
@@ -98,6 +84,7 @@ static void accumulate(float *acc, int64_t as, const float *w, int64_t wa, int64
 
 /* Scores of a tile to probabilities in place: p = e^(s * scale - lse[i]) (lse spaced `ls` apart), zero
  * above the diagonal when the tile is on it (`diagonal`). */
+/* (exp16 in simd.h gives ~1e-38 below -87.3: masked entries are zeroed here, not by the exponent) */
 static void probabilities(float *s, int rows, float scale, const float *lse, int64_t ls, int diagonal) {
     const __m512 sc = _mm512_set1_ps(scale);
     for (int i = 0; i < rows; i++) {

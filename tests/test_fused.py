@@ -190,6 +190,13 @@ def test_row_attention_gradients_are_the_same_bits_every_run():
     assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(run, runs[0]))
 
 
+@needs_attention
+def test_row_attention_refuses_lengths_that_do_not_cover_the_pack():
+    q, k, v = (torch.randn(1, h, 10, 64) for h in (4, 2, 2))
+    with pytest.raises(ValueError, match="sum to 12"):
+        fused.row_attention(q, k, v, [4, 8], 0.125)
+
+
 def test_row_attention_leaves_other_head_sizes_to_sdpa():
     q, k, v = (torch.randn(1, h, 10, 16) for h in (4, 2, 2))
     assert fused.row_attention(q, k, v, [4, 6], 0.25) is None
