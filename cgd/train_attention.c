@@ -82,9 +82,17 @@ static void accumulate(float *acc, int64_t as, const float *w, int64_t wa, int64
     for (; a < rows; a++) acc_block(1, acc + a * as, as, w + a * wa, wa, wb, z, zs, n);
 }
 
+/* Tokens of tile i in a row of n. */
+static inline int tile_len(int64_t n, int64_t i) { return n - i * T < T ? (int)(n - i * T) : T; }
+
+/* The lanes of a tile row's vector v (columns 16v .. 16v + 15) at or before column `last`. */
+static inline __mmask16 through(int last, int v) {
+    const int first = last - 16 * v + 1; /* first masked lane */
+    return first >= 16 ? 0xFFFF : first <= 0 ? 0 : (__mmask16)((1u << first) - 1);
+}
+
 /* Scores of a tile to probabilities in place: p = e^(s * scale - lse[i]) (lse spaced `ls` apart), zero
- * above the diagonal when the tile is on it (`diagonal`). */
-/* (exp16 in simd.h gives ~1e-38 below -87.3: masked entries are zeroed here, not by the exponent) */
+ * above the diagonal when the tile is on it (`diagonal`; exp16 gives ~1e-38, not 0, far below zero). */
 static void probabilities(float *s, int rows, float scale, const float *lse, int64_t ls, int diagonal) {
     const __m512 sc = _mm512_set1_ps(scale);
     for (int i = 0; i < rows; i++) {
@@ -92,12 +100,7 @@ static void probabilities(float *s, int rows, float scale, const float *lse, int
         for (int v = 0; v < 4; v++) {
             float *p = s + i * T + 16 * v;
             __m512 e = exp16(_mm512_fmsub_ps(_mm512_loadu_ps(p), sc, l));
-            if (diagonal) {
-                int first = i - 16 * v + 1; /* first masked lane */
-                __mmask16 keep = first >= 16 ? 0xFFFF : first <= 0 ? 0 : (__mmask16)((1u << first) - 1);
-                e = _mm512_maskz_mov_ps(keep, e);
-            }
-            _mm512_storeu_ps(p, e);
+            _mm512_storeu_ps(p, diagonal ? _mm512_maskz_mov_ps(through(i, v), e) : e);
         }
     }
 }
@@ -111,8 +114,9 @@ static int heavier(const void *a, const void *b) {
     return (y->cost > x->cost) - (y->cost < x->cost);
 }
 
-/* One work item per (row, kv head, tile), the heaviest first for the dynamic schedule: a forward's query
- * tile sees the tiles up to its own, a backward's key tile the query tiles from its own on. */
+/* One work item per (row, kv head, tile), the heaviest first (a forward's query tile sees the tiles up to
+ * its own, a backward's key tile the query tiles from its own on), so the last items, dealt out
+ * dynamically or in turn, are the short ones. */
 static item *work(const int64_t *starts, int64_t rows, int64_t kv_heads, int backward, int64_t *count,
                   int64_t *total_tiles) {
     int64_t nt = 0, c = 0;
@@ -131,25 +135,26 @@ static item *work(const int64_t *starts, int64_t rows, int64_t kv_heads, int bac
     return items;
 }
 
-/* Every row's keys (or values) as transposed tiles: tiles[g][tile][c][j] = k[token tile * T + j, g, c], row r's
- * tiles at [base_r, base_r + ntiles_r) of the [kv_heads][nt] grid, zero past the row's end. */
-static float *transposed(const float *k, const int64_t *starts, int64_t rows, int64_t kv_heads, int64_t nt) {
+/* Where item `it`'s row keeps its tile i in a [kv_heads][nt] grid of transposed D x T tiles. */
+static inline float *tile_at(float *tiles, int64_t nt, item it, int64_t i) {
+    return tiles + ((it.g * nt + it.tile_base + i) * D) * T;
+}
+
+/* Keys (or values) as transposed tiles, each item's own: tile[c][j] = k[tile * T + j, g, c], zero past
+ * the row's end. */
+static float *transposed(const float *k, const item *items, int64_t count, int64_t kv_heads, int64_t nt) {
     float *tiles = aligned_alloc(64, sizeof(float) * kv_heads * nt * D * T);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t base = 0;
-        for (int64_t p = 0; p < r; p++) base += (starts[p + 1] - starts[p] + T - 1) / T;
-        const int64_t n = starts[r + 1] - starts[r];
-        for (int64_t g = 0; g < kv_heads; g++)
-            for (int64_t t = 0; t < n; t++) {
-                float *tile = tiles + ((g * nt + base + t / T) * D) * T + t % T;
-                const float *src = k + ((starts[r] + t) * kv_heads + g) * D;
-                for (int c = 0; c < D; c++) tile[c * T] = src[c];
-            }
-        for (int64_t g = 0; g < kv_heads; g++) /* zero the last tile past the row's end */
-            if (n % T)
-                for (int c = 0; c < D; c++)
-                    memset(tiles + ((g * nt + base + n / T) * D + c) * T + n % T, 0, sizeof(float) * (T - n % T));
+#pragma omp parallel for
+    for (int64_t w = 0; w < count; w++) {
+        const item it = items[w];
+        float *tile = tile_at(tiles, nt, it, it.tile);
+        const int n = tile_len(it.n, it.tile);
+        for (int j = 0; j < n; j++) {
+            const float *src = k + ((it.start + it.tile * T + j) * kv_heads + it.g) * D;
+            for (int c = 0; c < D; c++) tile[c * T + j] = src[c];
+        }
+        if (n < T)
+            for (int c = 0; c < D; c++) memset(tile + c * T + n, 0, sizeof(float) * (T - n));
     }
     return tiles;
 }
@@ -159,12 +164,12 @@ void attention_forward(const float *q, const float *k, const float *v, float *ou
     const int64_t group = heads / kv_heads, qs = heads * D, ks = kv_heads * D;
     int64_t count, nt;
     item *items = work(starts, rows, kv_heads, 0, &count, &nt);
-    float *kt = transposed(k, starts, rows, kv_heads, nt);
+    float *kt = transposed(k, items, count, kv_heads, nt);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t w = 0; w < count; w++) {
         const item it = items[w];
         const int64_t t0 = it.tile * T;
-        const int nq = it.n - t0 < T ? (int)(it.n - t0) : T;
+        const int nq = tile_len(it.n, it.tile);
         float s[T * T] __attribute__((aligned(64))), acc[T * D] __attribute__((aligned(64)));
         float m[T], l[T];
         for (int64_t h = it.g * group; h < (it.g + 1) * group; h++) {
@@ -172,8 +177,8 @@ void attention_forward(const float *q, const float *k, const float *v, float *ou
             memset(acc, 0, sizeof acc);
             for (int i = 0; i < T; i++) m[i] = -INFINITY, l[i] = 0.0f;
             for (int64_t kt_i = 0; kt_i <= it.tile; kt_i++) {
-                const int nk = it.n - kt_i * T < T ? (int)(it.n - kt_i * T) : T;
-                dots(s, qrow, qs, kt + ((it.g * nt + it.tile_base + kt_i) * D) * T, nq);
+                const int nk = tile_len(it.n, kt_i);
+                dots(s, qrow, qs, tile_at(kt, nt, it, kt_i), nq);
                 const int diagonal = kt_i == it.tile;
                 const __m512 sc = _mm512_set1_ps(scale);
                 for (int i = 0; i < nq; i++) { /* online softmax: rescale what the earlier tiles summed */
@@ -182,8 +187,7 @@ void attention_forward(const float *q, const float *k, const float *v, float *ou
                     __mmask16 keep[4];
                     __m512 vmax = _mm512_set1_ps(-INFINITY);
                     for (int v = 0; v < 4; v++) {
-                        const int first = last - 16 * v + 1; /* first masked lane */
-                        keep[v] = first >= 16 ? 0xFFFF : first <= 0 ? 0 : (__mmask16)((1u << first) - 1);
+                        keep[v] = through(last, v);
                         vmax = _mm512_mask_max_ps(vmax, keep[v], vmax, _mm512_mul_ps(_mm512_loadu_ps(p + 16 * v), sc));
                     }
                     const float mx = fmaxf(m[i], _mm512_reduce_max_ps(vmax)), alpha = expf(m[i] - mx);
@@ -235,7 +239,7 @@ void attention_backward(const float *q, const float *k, const float *v, const fl
     }
     int64_t count, nt;
     item *items = work(starts, rows, kv_heads, 1, &count, &nt);
-    float *kt = transposed(k, starts, rows, kv_heads, nt), *vt = transposed(v, starts, rows, kv_heads, nt);
+    float *kt = transposed(k, items, count, kv_heads, nt), *vt = transposed(v, items, count, kv_heads, nt);
     const int threads = omp_get_max_threads();
     float *copies = threads > 1 ? calloc((size_t)(threads - 1) * tokens * qs, sizeof(float)) : NULL;
 #pragma omp parallel for schedule(static, 1) /* the same thread sums the same tiles every run */
@@ -246,15 +250,14 @@ void attention_backward(const float *q, const float *k, const float *v, const fl
         float p[T * T] __attribute__((aligned(64))), ds[T * T] __attribute__((aligned(64)));
         float dk_acc[T * D] __attribute__((aligned(64))), dv_acc[T * D] __attribute__((aligned(64)));
         const int64_t ki = it.tile;
-        const int nk = it.n - ki * T < T ? (int)(it.n - ki * T) : T;
-        const float *ktile = kt + ((it.g * nt + it.tile_base + ki) * D) * T;
-        const float *vtile = vt + ((it.g * nt + it.tile_base + ki) * D) * T;
+        const int nk = tile_len(it.n, ki);
+        const float *ktile = tile_at(kt, nt, it, ki), *vtile = tile_at(vt, nt, it, ki);
         const float *krows = k + (it.start + ki * T) * ks + it.g * D;
         memset(dk_acc, 0, sizeof dk_acc);
         memset(dv_acc, 0, sizeof dv_acc);
         for (int64_t h = it.g * group; h < (it.g + 1) * group; h++)
             for (int64_t qi = ki; qi < it.ntiles; qi++) {
-                const int nq = it.n - qi * T < T ? (int)(it.n - qi * T) : T;
+                const int nq = tile_len(it.n, qi);
                 const int64_t t0 = it.start + qi * T;
                 const float *qrows = q + t0 * qs + h * D, *dorows = dout + t0 * qs + h * D;
                 dots(p, qrows, qs, ktile, nq);
