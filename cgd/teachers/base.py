@@ -7,6 +7,8 @@ problem; `save_annotations` / `load_annotations` are the file format users can r
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +22,35 @@ from harness.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_j
 SCHEMA = "cgd-annotations-v1"
 # Columns a brought critique dataset must have; everything else is derived or optional.
 REQUIRED_COLUMNS = ("question", "solution", "answer", "attempt", "critique", "refined")
+# A model teacher asks again for an empty or truncated answer: a server glitch (content lost, a
+# reasoning model that spent the budget elsewhere) often passes; a real truncation does not.
+TRIES = 3
+# Problems without a usable attempt, critique or refinement are dropped and counted; past this
+# fraction the data would no longer be the problems the run claims to train on, so the run stops.
+MAX_FAILED_FRACTION = 0.05
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Written:
     text: str
     tokens: int | None  # completion tokens the teacher model generated; None for non-model teachers
+    failed: str | None = None  # "empty" or "truncated": the text is not a usable answer
+
+
+def failure_kind(text: str, finish_reason: str) -> str | None:
+    """Why a generated text cannot be training material, or None when it can."""
+    if not text.strip():
+        return "empty"
+    return "truncated" if finish_reason == "length" else None
 
 
 class Teacher(Protocol):
+    spec: str
+    # Problems dropped per cause (empty_attempt, critique_empty, refined_truncated, ...) and retries.
+    failures: Counter
+
     def describe(self) -> dict:
         """{"teacher": spec, "fingerprint": ..., "sampling": {...}}: recorded in the dataset metadata."""
         ...
@@ -70,15 +92,25 @@ class ModelTeacher:
         self.spec = spec
         self.backend = backend
         self.sampling = sampling
+        self.failures = Counter()
 
     def describe(self) -> dict:
         return {
             "teacher": self.spec,
             "fingerprint": self.backend.fingerprint,
             "sampling": vars(self.sampling).copy(),
+            "failures": dict(self.failures),
         }
 
-    def _ask(self, texts: list[str]) -> list[Written]:
+    def _generate(self, requests: list) -> list:
+        from harness.backends.cache import CachedBackend
+
+        if isinstance(self.backend, CachedBackend):
+            # Only usable answers are committed: a glitch must not be served again to a later run.
+            return self.backend.generate(requests, accept=lambda r: not failure_kind(r.text, r.finish_reason))
+        return self.backend.generate(requests)
+
+    def _ask(self, texts: list[str], what: str) -> list[Written]:
         from harness.backends.base import GenRequest
 
         s = self.sampling
@@ -91,24 +123,53 @@ class ModelTeacher:
             )
             for t in texts
         ]
-        # The backend cache commits each answer as it arrives, so a failed run resumes where it stopped.
-        return [Written(r.text, r.completion_tokens) for r in self.backend.generate(requests)]
+        written: list[Written | None] = [None] * len(requests)
+        todo = list(range(len(requests)))
+        for attempt in range(TRIES):
+            if attempt:
+                self.failures["retried"] += len(todo)
+                log.warning(
+                    "teacher %s: %d %s(s) empty or cut at max_new_tokens=%d; asking again (%d/%d)",
+                    self.spec, len(todo), what, s.max_new_tokens, attempt, TRIES - 1,
+                )  # fmt: skip
+            # The backend cache commits each answer as it arrives, so a failed run resumes where it stopped.
+            results = self._generate([requests[i] for i in todo])
+            for i, r in zip(todo, results):
+                written[i] = Written(r.text, r.completion_tokens, failure_kind(r.text, r.finish_reason))
+            todo = [i for i in todo if written[i].failed]
+            if not todo:
+                break
+        return written  # type: ignore[return-value]
 
     def critique(self, items: Sequence[dict]) -> list[Written]:
-        return self._ask([prompts.critique_request(it["question"], it["attempt"]) for it in items])
+        return self._ask(
+            [prompts.critique_request(it["question"], it["attempt"]) for it in items], "critique"
+        )
 
     def refine(self, items: Sequence[dict], critiques: Sequence[str]) -> list[Written]:
         return self._ask(
-            [prompts.refine_request(it["question"], it["attempt"], c) for it, c in zip(items, critiques)]
+            [prompts.refine_request(it["question"], it["attempt"], c) for it, c in zip(items, critiques)],
+            "refinement",
         )
 
 
 def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
-    """Critique then refine every item; each row also records what the math checker says."""
+    """Critique then refine every item; each row also records what the math checker says.
+
+    A problem whose attempt, critique or refinement is empty or truncated is no training material:
+    it is dropped and counted in `teacher.failures`; past MAX_FAILED_FRACTION the run stops."""
     from harness.checkers.math import check_many
 
+    total, before = len(items), Counter(teacher.failures)
+    items = [it for it in items if not failure_kind(it["attempt"], "stop")]
+    teacher.failures["empty_attempt"] += total - len(items)
+    refuse_if_too_many_failed(teacher, teacher.failures - before, total)
     critiques = teacher.critique(items)
+    items, critiques = keep_usable(teacher, "critique", items, critiques)
+    refuse_if_too_many_failed(teacher, teacher.failures - before, total)
     refined = teacher.refine(items, [c.text for c in critiques])
+    items, critiques, refined = keep_usable(teacher, "refined", items, critiques, refined)
+    refuse_if_too_many_failed(teacher, teacher.failures - before, total)
     verdicts = check_many(
         [(it["answer"], it["attempt"]) for it in items]
         + [(it["answer"], ref.text) for it, ref in zip(items, refined)]
@@ -130,6 +191,28 @@ def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
             }
         )
     return rows
+
+
+def keep_usable(teacher: Teacher, column: str, items: list, *answers: list) -> tuple[list, ...]:
+    """Drop the items whose last answer failed, counting each cause under `<column>_<kind>`."""
+    last = answers[-1]
+    for w in last:
+        if w.failed:
+            teacher.failures[f"{column}_{w.failed}"] += 1
+    keep = [i for i, w in enumerate(last) if not w.failed]
+    return tuple([seq[i] for i in keep] for seq in (items, *answers))
+
+
+def refuse_if_too_many_failed(teacher: Teacher, failures: Counter, total: int) -> None:
+    dropped = {k: n for k, n in failures.items() if k != "retried"}
+    if sum(dropped.values()) > MAX_FAILED_FRACTION * total:
+        causes = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(dropped.items()))
+        raise HarnessError(
+            f"teacher {teacher.spec}: {sum(dropped.values())} of {total} problems have no usable "
+            f"training text ({causes}) after {TRIES} tries each, more than "
+            f"{MAX_FAILED_FRACTION:.0%}; none of those answers was cached: check the server "
+            "or raise teacher.max_new_tokens, then run the same command again"
+        )
 
 
 def annotation_stats(rows: list[dict]) -> dict:
@@ -163,12 +246,10 @@ def meta_path(path: Path) -> Path:
 
 
 def save_annotations(path: Path, rows: list[dict], description: dict) -> dict:
-    meta = {
-        "schema": SCHEMA,
-        **description,
-        "prompts_version": prompts.PROMPTS_VERSION,
-        "stats": annotation_stats(rows),
-    }
+    stats = annotation_stats(rows)
+    if description.get("failures") is not None:
+        stats["failures"] = description["failures"]
+    meta = {"schema": SCHEMA, **description, "prompts_version": prompts.PROMPTS_VERSION, "stats": stats}
     atomic_write_jsonl(path, rows)
     atomic_write_json(meta_path(path), meta)
     return meta

@@ -16,6 +16,7 @@ Everything is a pure function of (problem, attempt, reveal): the same input give
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 from cgd import prompts
@@ -56,6 +57,7 @@ class ReferenceTeacher:
 
     def __init__(self, reveal: str = DEFAULT_REVEAL):
         self.reveal = check_reveal(reveal)
+        self.failures = Counter()  # only empty attempts can fail: the reference always has a text
 
     def describe(self) -> dict:
         return {
@@ -63,6 +65,7 @@ class ReferenceTeacher:
             "fingerprint": f"reference:{prompts.PROMPTS_VERSION}:reveal={self.reveal}",
             "sampling": None,
             "reveal": self.reveal,
+            "failures": dict(self.failures),
         }
 
     def critique(self, items: Sequence[dict]) -> list[Written]:

@@ -113,13 +113,22 @@ class CachedBackend:
     def _key(self, kind: str, payload) -> str:
         return stable_hash([kind, self.fingerprint, self.code_version, payload])
 
-    def generate(self, requests: Sequence[GenRequest], on_result: Callable | None = None) -> list[GenResult]:
+    def generate(
+        self,
+        requests: Sequence[GenRequest],
+        on_result: Callable | None = None,
+        accept: Callable[[GenResult], bool] | None = None,
+    ) -> list[GenResult]:
+        """`accept`: the caller's test of a usable answer; one that fails it is returned, never cached,
+        so asking again (now or in a later run) reaches the backend."""
         requests = list(requests)
         keys = [self._key("gen", r.cache_fields()) for r in requests]
         hits = self.cache.get_many(list(dict.fromkeys(keys)))
         results: list[GenResult | None] = [
             GenResult(cached=True, **hits[k]) if k in hits else None for k in keys
         ]
+        if accept is not None:  # an entry an older version cached is not served either
+            results = [r if r is None or accept(r) else None for r in results]
         todo_keys = list(dict.fromkeys(k for k, r in zip(keys, results) if r is None))
         first = _first_index(keys, todo_keys)
         fresh: dict[str, GenResult] = {}
@@ -127,7 +136,8 @@ class CachedBackend:
         def store(j: int, result: GenResult) -> None:
             key = todo_keys[j]
             fresh[key] = result
-            self.cache.put_many({key: _encode(result)})
+            if accept is None or accept(result):
+                self.cache.put_many({key: _encode(result)})
             if on_result is not None:
                 on_result(first[key], result)
 
