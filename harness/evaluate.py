@@ -23,6 +23,7 @@ from harness import layout
 from harness.backends.vllm import VllmOptions
 from harness.config import section, setting
 from harness.errors import HarnessError
+from harness.frames import write_samples_parquet
 from harness.io import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -240,6 +241,7 @@ def _whole_evaluation():
 def _write(target: Path, label: str, payload: dict, records: dict, timing: dict) -> None:
     for task, recs in records.items():
         atomic_write_jsonl(target / layout.samples_name(task), recs)
+        write_samples_parquet(target, task, recs)  # issue 30: the same records as a typed table
         if timing[task]:
             atomic_write_jsonl(target / f"timing_{task}.jsonl", timing[task])
     # Last, so a shard without results.json is one that did not finish.

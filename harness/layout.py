@@ -6,7 +6,7 @@
     teach/{annotations,val_annotations}.jsonl     critiques c and refined answers ŷ (+ .meta.json)
     data/<method>.jsonl (+ .meta.json)            one training set per method
     train/<label>/checkpoint/, log.jsonl, summary.json, steps/step-<k>/   label = method[@seed<k>]
-    eval/<label>/results.json, samples_<task>.jsonl, table.md, shards/shard-K-of-N/
+    eval/<label>/results.json, samples_<task>.jsonl (+ .parquet), table.md, shards/shard-K-of-N/
     analysis/uncertainty.json, uncertainty.csv, uncertainty/<label>.jsonl
     tensorboard/<label>/                          with train.report_to = tensorboard (+ *.eval: evaluation summary)
 
@@ -71,6 +71,11 @@ def samples_name(task: str) -> str:
 
 def uncertainty_scores(label: str) -> str:
     return f"analysis/uncertainty/{label}.jsonl"
+def samples_parquet_name(task: str) -> str:
+    """The same records as a typed table (harness.frames), beside the JSONL where pyarrow is installed."""
+    return f"samples_{task}.parquet"
+
+
 
 
 def tensorboard(label: str) -> str:
