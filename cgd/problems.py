@@ -11,6 +11,7 @@ training problems. So the validation split does not move when `n_problems` chang
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 from harness.config import setting
 from harness.errors import HarnessError
 from harness.io import iter_jsonl, stable_hash
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "math_train"
 
@@ -75,6 +78,11 @@ class ProblemsConfig:
     subjects: list[str] = setting([], "keep only these subjects, e.g. [Algebra, Prealgebra]; empty: all")
     levels: list[int] = setting([], "keep only these levels, e.g. [1, 2]; empty: all")
     drop_near_duplicates: bool = setting(True, "drop the 14 math_train near-copies of MATH-500 problems")
+    decontaminate: bool = setting(
+        False,
+        "drop problems whose question or solution shares a 13-gram (lm-eval's decontamination rule) "
+        "with any benchmark's test item (harness/contamination.py)",
+    )
     probe_max_new_tokens: int = setting(256, "tokens of the student's first answer y' (the probe)", minimum=1)
     right_ratio: float | None = setting(
         None,
@@ -94,6 +102,8 @@ class ProblemsConfig:
 def load_problems(cfg: ProblemsConfig) -> tuple[list[dict], list[dict]]:
     """(train, validation) problem rows with keys id, question, solution, answer, subject, level."""
     pool = [p for p in _read_source(cfg) if _selected(p, cfg)]
+    if cfg.decontaminate:
+        pool = _decontaminated(pool)
     rng = random.Random(cfg.seed)
     rng.shuffle(pool)
     n = len(pool) - cfg.n_val if cfg.n_problems is None else cfg.n_problems
@@ -103,6 +113,18 @@ def load_problems(cfg: ProblemsConfig) -> tuple[list[dict], list[dict]]:
             f"but n_val={cfg.n_val} + n_problems={cfg.n_problems} were asked for"
         )
     return pool[cfg.n_val : cfg.n_val + n], pool[: cfg.n_val]
+
+
+def _decontaminated(pool: list[dict]) -> list[dict]:
+    from harness.contamination import all_test_sets, drop_contaminated
+
+    kept, dropped = drop_contaminated(pool, all_test_sets())
+    log.info(
+        "data.decontaminate: dropped %d of %d problems sharing a 13-gram with a test item",
+        len(dropped),
+        len(pool),
+    )
+    return kept
 
 
 def _selected(p: dict, cfg: ProblemsConfig) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cgd_harness.report import claims, leakage, plots, sections, selection, uncertainty, viewer
+from cgd_harness.report import claims, contamination, leakage, plots, sections, selection, uncertainty, viewer
 from cgd_harness.report.graders import grader_disagreement
 from cgd_harness.report.html import Part, Plot, Samples, Section, render_page
 from cgd_harness.report.tables import Table, to_latex, to_markdown
@@ -192,6 +192,7 @@ def report_files(
     main_parts: list[Table | str] = [main.table] + ([seeds.table] if seeds else [])
     unc, sel = uncertainty.section(run, _colors(run)), selection.section(run, _colors(run))
     leaks = _leakage(run)
+    contam = contamination.section(run)
     stats_parts: list[Table | str] = (
         [family] if family.rows else ["No comparisons: the run has no trained methods."]
     )
@@ -212,6 +213,10 @@ def report_files(
         "graders.csv": graders.csv if graders else None,
         "compute.md": _markdown(run, "Compute", compute_parts),
         "leakage.md": _markdown(run, "Critique leakage", [leaks]) if leaks else None,
+        "contamination.md": _markdown(run, "Contamination", [contam.table or contam.note])
+        if contam
+        else None,
+        "contamination.csv": contam.csv if contam else None,
         "compute.csv": compute.csv,
         "summary.md": _markdown(
             run, "Summary", ["## Findings", findings_intro, findings, "## By method", *summaries]
@@ -286,6 +291,7 @@ def report_files(
             else []
         ),
         *([Section("leakage", "Critique leakage", [leaks])] if leaks else []),
+        *([Section("contamination", "Contamination", [contam.table or contam.note])] if contam else []),
         Section("compute", "Compute", compute_parts),
         Section(
             "samples",
