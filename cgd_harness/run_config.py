@@ -48,6 +48,11 @@ class RunConfig:
         check_methods(list(self.methods))
         if not self.seeds:
             raise HarnessError("seeds: give at least one training seed")
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated:  # a repeated seed trains the same model twice and reads as independent evidence
+            raise HarnessError(
+                f"seeds: {', '.join(map(str, repeated))} given more than once; give distinct seeds"
+            )
         self.teacher.check()
         check_right_ratio(self.data.right_ratio)
         if self.backend == "vllm":

@@ -101,17 +101,25 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, Row]]:
     opener = gzip.open if path.suffix == ".gz" else open
     lineno = 0
 
-    def counted(fh: Iterable[str]) -> Iterator[str]:
+    def decoded(fh: Iterable[bytes]) -> Iterator[str]:
+        # Read bytes and decode line by line: a text stream decodes 8 KB chunks, so its error would
+        # name the chunk's offset, not the line and byte where the file stops being UTF-8.
         # iter_jsonl pulls one line, then yields its row, so `lineno` is that row's line.
         nonlocal lineno
-        for lineno, line in enumerate(fh, 1):  # noqa: B007
-            yield line
+        for lineno, raw in enumerate(fh, 1):  # noqa: B007
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise HarnessError(
+                    f"{path}:{lineno}: not UTF-8 at byte {exc.start + 1} of the line "
+                    f"(0x{raw[exc.start]:02x}); save the file as UTF-8"
+                ) from None
 
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for row in iter_jsonl(path, counted(fh)):
+        with opener(path, "rb") as fh:
+            for row in iter_jsonl(path, decoded(fh)):
                 yield f"{path}:{lineno}", row
-    except (OSError, UnicodeDecodeError) as exc:  # a truncated .gz or a binary file
+    except OSError as exc:  # a truncated .gz
         raise HarnessError(f"{path}:{lineno + 1}: unreadable ({exc})") from None
 
 

@@ -22,8 +22,12 @@ app = typer.Typer(
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs.")) -> None:
     if debug:
         os.environ["HARNESS_DEBUG"] = "1"
+    from cgd_harness.cli.stops import BarSafeHandler
+
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        handlers=[BarSafeHandler()],
     )
 
 
@@ -53,33 +57,47 @@ _register()
 
 
 def main() -> None:
+    from cgd_harness.cli.stops import Stopped, catch_stop_signals, close_progress_bars, stopped_line
+
+    catch_stop_signals()
     try:
         # Without standalone mode click *returns* a command's exit code instead of exiting with it.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
-    except HarnessError as exc:
-        if os.environ.get("HARNESS_DEBUG"):
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except OSError as exc:  # e.g. a library writing straight into a full or read-only directory
-        if os.environ.get("HARNESS_DEBUG"):
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"error: cannot complete: {where}{exc.strerror or exc}", err=True)
-        sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
+    except Stopped as exc:
+        close_progress_bars()
+        typer.echo(stopped_line(exc.how), err=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C before the handler was installed, or EOF at a prompt
+        close_progress_bars()
+        typer.echo(stopped_line("Ctrl-C"), err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        close_progress_bars()
+        if _is_usage_error(exc):  # an unknown option, a value out of range: click names the option
             exc.show()
             sys.exit(exc.exit_code)
         if os.environ.get("HARNESS_DEBUG"):
             raise
-        typer.echo(f"error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True)
-        sys.exit(3)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(exc.exit_code if isinstance(exc, HarnessError) else 2 if isinstance(exc, OSError) else 3)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Typer raises its vendored click's exceptions (typer._click), older versions click's own."""
+    import click
+
+    return isinstance(exc, click.exceptions.ClickException) or (
+        isinstance(exc, typer.TyperException) and hasattr(exc, "show") and hasattr(exc, "exit_code")
+    )
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, HarnessError):
+        return str(exc)
+    if isinstance(exc, OSError):  # e.g. a library writing straight into a full or read-only directory
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"cannot complete: {where}{exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback)"
