@@ -14,7 +14,7 @@ import html
 import json
 from dataclasses import dataclass, field
 
-from cgd_harness.report import plots, viewer
+from cgd_harness.report import katex, plots, viewer
 from cgd_harness.report.tables import Table, to_html
 
 _STYLE = """
@@ -159,10 +159,11 @@ def render_page(
         f'<p class="meta">{html.escape(meta)}</p>',
         f'<nav>{nav}<a href="#config">Config</a></nav>',
     ]
-    has_viewer = False
+    has_viewer = has_math = False
     for s in sections:
         inner = "".join(_part(p) for p in s.parts)
         has_viewer |= any(isinstance(p, Samples) for p in s.parts)
+        has_math |= any(t.get("math") for p in s.parts if isinstance(p, Samples) for t in p.data["tasks"])
         if s.collapsed:
             inner = f"<details><summary>{html.escape(s.collapsed)}</summary>{inner}</details>"
         css = ' class="findings"' if s.id == "findings" else ""
@@ -173,10 +174,14 @@ def render_page(
         + "</pre></details></section>"
     )
     script = f"<script>{viewer.script()}</script>" if has_viewer else ""
+    # KaTeX only where the viewer shows a math benchmark: it is most of a small page's bytes.
+    math_style = f"<style>{katex.style()}</style>" if has_viewer and has_math else ""
+    if has_viewer and has_math:
+        script = f"{katex.notice()}\n<script>{katex.script()}</script>\n{script}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>{math_style}</head>\n<body>\n"
         + "\n".join(body)
         + f"\n{script}\n</body></html>\n"
     )

@@ -1,7 +1,10 @@
 // The report's sample viewer: one page of items at a time from the JSON blob in #sample-data.
-// State lives in the URL hash (#task=math500&filter=flips&a=base&b=cgd&page=1&cols=ab), so a link
-// or a headless browser reproduces a view. Model text is only ever set as textContent, never as
-// HTML: responses are untrusted.
+// State lives in the URL hash (#task=math500&filter=flips&a=base&b=cgd&page=1&cols=ab&math=1), so a
+// link or a headless browser reproduces a view. Model text is only ever set as textContent, never as
+// HTML: responses are untrusted. On math benchmarks KaTeX (embedded by the page, see katex.py)
+// then typesets that text in place: $...$, \(...\) and \[...\] in prompts and responses, the whole
+// of gold and extracted answers; math=0 shows the source. KaTeX builds its own nodes from the text
+// and runs no markup from it (trust is off: no \href, no \includegraphics).
 (function () {
   "use strict";
   var PAGE = 25;
@@ -25,7 +28,35 @@
     b: models[models.length - 1] || "",
     page: 1,
     cols: "all",
+    math: "1",
   };
+  var DELIMITERS = [
+    { left: "$$", right: "$$", display: true },
+    { left: "\\[", right: "\\]", display: true },
+    { left: "\\(", right: "\\)", display: false },
+    { left: "$", right: "$", display: false },
+  ];
+
+  function mathOn(task) {
+    return !!(task && task.math && state.math === "1" && window.katex && window.renderMathInElement);
+  }
+
+  // Typesets the $...$ spans of a text node's parent; text that does not parse stays as it was.
+  function typesetText(node) {
+    window.renderMathInElement(node, { delimiters: DELIMITERS, throwOnError: false, ignoredTags: [] });
+    return node;
+  }
+
+  // A gold or extracted answer is one expression without delimiters.
+  function typesetWhole(node, source) {
+    try {
+      window.katex.render(source, node, { throwOnError: true, displayMode: false });
+      node.setAttribute("title", source);
+    } catch (e) {
+      node.textContent = source;
+    }
+    return node;
+  }
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -59,13 +90,14 @@
     });
     if (!(state.task in byTask) && data.tasks.length) state.task = data.tasks[0].task;
     if (!(state.filter in FILTERS)) state.filter = "all";
+    if (state.math !== "0") state.math = "1";
     if (models.indexOf(state.a) < 0) state.a = models[0];
     if (models.indexOf(state.b) < 0) state.b = models[models.length - 1];
     return true;
   }
 
   function writeHash() {
-    var hash = ["task", "filter", "a", "b", "page", "cols"].map(function (k) {
+    var hash = ["task", "filter", "a", "b", "page", "cols", "math"].map(function (k) {
       return k + "=" + encodeURIComponent(state[k]);
     }).join("&");
     try { history.replaceState(null, "", "#" + hash); } catch (e) { /* file: URLs in some browsers */ }
@@ -105,9 +137,13 @@
     if (entry.c) head.appendChild(el("span", "badge flag", "critique-style"));
     if (entry.n) head.appendChild(el("span", "badge flag", "no answer"));
     var answer = el("div", "answer", "answer: ");
-    answer.appendChild(el("code", null, entry.x === undefined ? "(none extracted)" : entry.x));
+    if (entry.x !== undefined && mathOn(task)) answer.appendChild(typesetWhole(el("span", "math"), entry.x));
+    else answer.appendChild(el("code", null, entry.x === undefined ? "(none extracted)" : entry.x));
     cell.appendChild(answer);
-    if (entry.r !== undefined) cell.appendChild(el("pre", "response", entry.r));
+    if (entry.r !== undefined) {
+      var response = el("pre", "response", entry.r);
+      cell.appendChild(mathOn(task) ? typesetText(response) : response);
+    }
     else if (task.redacted) cell.appendChild(el("p", "muted", "response not kept (redacted benchmark)"));
     return cell;
   }
@@ -135,13 +171,14 @@
       head.appendChild(el("b", null, item.id));
       if (item.g !== undefined) {
         head.appendChild(document.createTextNode(" \u00b7 gold: "));
-        head.appendChild(el("code", null, item.g));
+        head.appendChild(mathOn(task) ? typesetWhole(el("span", "math gold"), item.g) : el("code", null, item.g));
       }
       article.appendChild(head);
       if (item.p !== undefined) {
         var prompt = el("details", "prompt");
         prompt.appendChild(el("summary", null, "prompt"));
-        prompt.appendChild(el("pre", null, item.p));
+        var source = el("pre", null, item.p);
+        prompt.appendChild(mathOn(task) ? typesetText(source) : source);
         article.appendChild(prompt);
       } else if (task.redacted) {
         article.appendChild(el("p", "muted", "Question and options not kept (redacted benchmark): ids and letters only."));
@@ -176,6 +213,10 @@
     bar.appendChild(select("viewer-b", "model B", modelOptions, state.b, change("b")));
     bar.appendChild(select("viewer-cols", "columns", [["all", "every model"], ["ab", "A and B only"]],
       state.cols, change("cols")));
+    if (window.katex) {
+      bar.appendChild(select("viewer-math", "mathematics", [["1", "rendered"], ["0", "LaTeX source"]],
+        state.math, change("math")));
+    }
     var prev = el("button", null, "\u2190 previous");
     prev.id = "viewer-prev";
     prev.addEventListener("click", function () { change("page")(state.page - 1); });
@@ -194,8 +235,9 @@
   }
 
   function syncControls() {
-    ["task", "filter", "a", "b", "cols"].forEach(function (k) {
-      document.getElementById("viewer-" + k).value = state[k];
+    ["task", "filter", "a", "b", "cols", "math"].forEach(function (k) {
+      var control = document.getElementById("viewer-" + k);
+      if (control) control.value = state[k];
     });
   }
 

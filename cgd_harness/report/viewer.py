@@ -7,9 +7,10 @@ nodes. Flags are computed here with the detectors the drift analysis uses, so "c
 
 Shape (short keys: the blob is most of a large page's bytes):
     {"models": [label, ...],
-     "tasks": [{"task", "metric", "redacted", "items": [
+     "tasks": [{"task", "metric", "redacted", "math", "items": [
          {"id", "p": prompt, "g": gold, "m": {label: {"v": verdict, "x": extracted, "r": response,
                                                        "c": 1 if critique-style, "n": 1 if no answer}}}]}]}
+`math`: the benchmark's texts are LaTeX (the math benchmarks), which the page renders with KaTeX.
 Absent fields are left out. Redacted benchmarks (GPQA) keep ids, letters and verdicts only, whatever
 their records hold.
 """
@@ -21,7 +22,7 @@ from importlib import resources
 
 from harness import drift
 from harness.registry import BENCHMARKS
-from harness.rundata import RunData, item_id, natural_key
+from harness.rundata import MATH_TASKS, RunData, item_id, natural_key
 
 # Fields a redacted benchmark's record may show: no question, option or response text.
 _TEXT_FIELDS = ("p", "r")
@@ -103,7 +104,15 @@ def sample_data(run: RunData) -> dict:
         items = task_items(run, task)
         if items:
             redacted = task in BENCHMARKS and BENCHMARKS[task].redact
-            tasks.append({"task": task, "metric": run.headline(task), "redacted": redacted, "items": items})
+            tasks.append(
+                {
+                    "task": task,
+                    "metric": run.headline(task),
+                    "redacted": redacted,
+                    "math": task in MATH_TASKS and not redacted,
+                    "items": items,
+                }
+            )
     return {"models": list(run.labels), "tasks": tasks}
 
 
