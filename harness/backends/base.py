@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,39 @@ class LocalPrompts:
 
     def prompt_ids(self, request: GenRequest) -> list[int]:
         return self.encode(request.prompt if request.prompt is not None else self.render(request.messages))
+
+    def fitted_prompt_ids(self, requests: Sequence[GenRequest], context: int) -> list[list[int]]:
+        """Each request's prompt tokens, cut to fit `context` with its answer (fit_prompts), before any
+        cache or batch is sized from them: one long prompt would otherwise size them all."""
+        return fit_prompts(
+            [self.prompt_ids(r) for r in requests], [r.max_new_tokens for r in requests], context
+        )
+
+
+def fit_prompts(prompts: list[list[int]], max_new: Sequence[int], context: int) -> list[list[int]]:
+    """lm-eval's rule: a prompt keeps its last `context - max_new_tokens` tokens (left truncation, one
+    warning for the batch); a request whose answer alone fills the context is refused."""
+    from harness.errors import HarnessError
+
+    fitted, cut = [], []
+    for i, (ids, new) in enumerate(zip(prompts, max_new)):
+        room = context - max(new, 0)
+        if len(ids) > room:
+            if room < 1:
+                raise HarnessError(
+                    f"request {i}: max_new_tokens={new} leaves no room for the prompt in the model's "
+                    f"{context}-token context; ask for fewer new tokens"
+                )
+            cut.append(len(ids))
+            ids = ids[-room:]
+        fitted.append(ids)
+    if cut:
+        log.warning(
+            "%d prompt(s) do not fit the model's %d-token context with their answer (longest %d tokens): "
+            "left-truncated to context - max_new_tokens, as lm-eval does; some content is lost",
+            len(cut), context, max(cut),
+        )  # fmt: skip
+    return fitted
 
 
 def loglikelihood_tokens(i: int, ctx: list[int], cont: list[int], limit: int) -> list[int]:

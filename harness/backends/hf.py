@@ -108,8 +108,13 @@ class HFBackend(LocalPrompts):
         return a[: next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
 
     # --- generation -------------------------------------------------------------------------
+    @property
+    def context_length(self) -> int:
+        """Positions the model was built for (GPT-2's n_positions is mapped to this name by transformers)."""
+        return getattr(self.model.config, "max_position_embeddings", None) or 2048
+
     def generate(self, requests: Sequence[GenRequest], on_result: Callable | None = None) -> list[GenResult]:
-        encoded = [self.prompt_ids(r) for r in requests]
+        encoded = self.fitted_prompt_ids(requests, self.context_length)
         bar = _progress(len(requests), "generate", self.progress)
         try:
             if self.fast is None:
@@ -164,7 +169,7 @@ class HFBackend(LocalPrompts):
         return self._score(requests, "token stats", per_token)
 
     def _score(self, requests, desc: str, reduce) -> list:
-        max_len = getattr(self.model.config, "max_position_embeddings", 2048)
+        max_len = self.context_length  # contexts are left-truncated to it (loglikelihood_tokens)
         bar = _progress(len(requests), desc, self.progress)
         try:
             if self.fast is None:

@@ -105,10 +105,11 @@ class VLLMBackend(LocalPrompts):
         from vllm import SamplingParams
 
         results: list[GenResult | None] = [None] * len(requests)
+        encoded = self.fitted_prompt_ids(requests, self.max_len)  # vLLM would refuse the whole batch
         todo = []
         for i, r in enumerate(requests):
             if r.max_new_tokens <= 0:  # vLLM wants at least one token; the hf backend answers nothing
-                results[i] = GenResult("", len(self.prompt_ids(r)), 0, "length", 0.0)
+                results[i] = GenResult("", len(encoded[i]), 0, "length", 0.0)
                 if on_result:
                     on_result(i, results[i])
             else:
@@ -126,7 +127,7 @@ class VLLMBackend(LocalPrompts):
             ]
             began = time.perf_counter()
             outs = self.llm.generate(
-                [{"prompt_token_ids": self.prompt_ids(requests[i])} for i in part],
+                [{"prompt_token_ids": encoded[i]} for i in part],
                 params,
                 use_tqdm=self.progress,
                 lora_request=self._lora,
