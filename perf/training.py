@@ -39,8 +39,8 @@ from common import add_common_args, matmul_rate, measure, set_up_parent  # bench
 
 TRAINERS = {
     "trl": "trl.SFTTrainer, CPU-safe defaults (activation checkpointing on, TRL's default)",
-    "trl-nockpt": "trl.SFTTrainer, CPU-safe defaults and activation_checkpointing=False",
-    "fast": "cgd.fast_sft.FastSFTTrainer, CPU-safe defaults and activation_checkpointing=False, as cgd/train.py runs it",
+    "trl-nockpt": "trl.SFTTrainer, CPU-safe defaults and gradient_checkpointing=False",
+    "fast": "cgd.fast_sft.FastSFTTrainer, CPU-safe defaults and gradient_checkpointing=False, as cgd/train.py runs it",
     "fast-lora": "cgd.fast_sft.FastSFTTrainer on a LoRA adapter (train.lora defaults: r 16, alpha 32, all-linear)",
 }
 
@@ -147,7 +147,7 @@ def _child(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         # The project's trainer runs without checkpointing (cgd/train.py): it would recompute the forward.
-        no_checkpointing = {} if args.child == "trl" else {"activation_checkpointing": False}
+        no_checkpointing = {} if args.child == "trl" else {"gradient_checkpointing": False}
         config = SFTConfig(
             output_dir=tmp,
             use_cpu=True,
