@@ -1,7 +1,8 @@
 """The data-build stages: problems → probe → teach → one training dataset per method.
 
-Each stage is a RunDir stage: it records the hash of what it read and is skipped on a re-run when
-that did not change. Files in the run directory:
+Each stage is a RunDir stage: it records the hash of what it read and of what it wrote, and is
+skipped on a re-run when neither changed; it reads another stage's output only after checking that
+output against its record (`RunDir.input_hash`): no stage builds on an edited or truncated file. Files in the run directory:
     problems/train.jsonl, problems/val.jsonl      the selected problems (val: held-out, for checkpoints)
     probe/attempts.jsonl                          the student's first answers y'
     teach/annotations.jsonl (+ .meta.json)        critique c and refined answer ŷ per problem
@@ -126,7 +127,7 @@ def probe_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
     inputs = {
         "model": resolve_model(cfg.model).fingerprint,
         "backend": cfg.backend,
-        "problems": sha256_file(run.path(split.problems)),
+        "problems": run.input_hash(split.problems),
         "max_new_tokens": cfg.problems.probe_max_new_tokens,
         "prompts": prompts.PROMPTS_VERSION,
     }
@@ -150,8 +151,8 @@ def teach_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
 
     inputs = {
         "teacher": teacher_identity(cfg.teacher, cfg.teacher_options),
-        "problems": sha256_file(run.path(split.problems)),
-        "attempts": sha256_file(run.path(split.attempts)),
+        "problems": run.input_hash(split.problems),
+        "attempts": run.input_hash(split.attempts),
         "prompts": prompts.PROMPTS_VERSION,
     }
 
@@ -170,7 +171,7 @@ def teacher_file_stage(run: RunDir, cfg: BuildConfig) -> dict:
 
     inputs = {
         "teacher_file": sha256_file(cfg.teacher_file),
-        "problems": sha256_file(run.path(TRAIN_PROBLEMS)),
+        "problems": run.input_hash(TRAIN_PROBLEMS),
     }
 
     def run_it():
@@ -193,7 +194,7 @@ def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:
     out = dataset_path(name)
     inputs = {
         "method": name,
-        "rows": sha256_file(run.path(source)),
+        "rows": run.input_hash(source),
         "seed": cfg.seed,
         "right_ratio": cfg.right_ratio,
         "prompts": prompts.PROMPTS_VERSION,

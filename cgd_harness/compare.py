@@ -4,18 +4,22 @@ data build (+ the validation split's annotations) → train each method (per see
 each variant, each summary logged to the training's tracker (cgd_harness/tracking.py) → refinement
 uncertainty (cgd/uncertainty.py) → report.
 Every step is a run-directory stage keyed by the hash of its inputs, so the same command after a
-kill continues where it stopped, and a finished run re-runs in seconds.
+kill continues where it stopped, and a finished run re-runs in seconds. One compare at a time works
+in a run directory (a second waits for the lock), and a run directory keeps the config it was made
+with: another config is refused, so no report mixes models trained under different settings.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-from cgd_harness.run_config import RunConfig
+from cgd_harness.run_config import RunConfig, from_record
 from harness import distributed, layout
-from harness.io import atomic_write_json, stable_hash
+from harness.errors import HarnessError
+from harness.io import atomic_write_json, read_json, stable_hash
 from harness.provenance import git_revision, provenance
 from harness.run import RunDir
 
@@ -72,7 +76,60 @@ def evaluate_stage(run: RunDir, config: RunConfig, label: str, model_spec: str) 
     return run.run_stage(f"eval:{label}", inputs, run_it)
 
 
+# Settings that change how finished results are read or mirrored, never a model or a score: a run
+# directory may be re-reported under new ones.
+RE_REPORTABLE = ("analysis.", "train.report_to")
+
+
+def config_changes(recorded: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """'key: old -> new' for each setting (dotted key) that differs between two config dicts."""
+    changes = []
+    for key in sorted(set(recorded) | set(wanted)):
+        old, new = recorded.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(config_changes(old, new, f"{prefix}{key}."))
+        elif old != new:
+            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return changes
+
+
+def check_same_config(run: RunDir, config: RunConfig) -> None:
+    """A run directory holds one config: refuse to write another over it, since the models the
+    first one trained would then be reused or reported beside this config's (matched budgets broken)."""
+    path = run.path(layout.CONFIG)
+    if not path.exists():
+        return
+    record = read_json(path)
+    if not isinstance(record, dict) or "run_id" not in record:
+        raise HarnessError(f"{path}: not a compare run's config; give this compare its own -o")
+    try:
+        recorded = from_record(record).as_dict()
+    except HarnessError as exc:
+        raise HarnessError(
+            f"{path}: its config no longer resolves ({exc}); give this compare a new -o"
+        ) from None
+    # The profile only names where the values came from; the values are what decide the models.
+    changes = config_changes(
+        {k: v for k, v in recorded.items() if k != "profile"},
+        {k: v for k, v in config.as_dict().items() if k != "profile"},
+    )
+    changes = [c for c in changes if not c.startswith(RE_REPORTABLE)]
+    if changes:
+        raise HarnessError(
+            f"{run.root} was made with other settings ({'; '.join(changes)}); its models would be "
+            "reported beside this config's: give this compare a new -o (or remove the directory)"
+        )
+
+
 def compare(config: RunConfig, output: Path | None = None, report_dir: Path | None = None) -> Path:
+    rid = config.run_id()
+    run = RunDir(output or Path("runs") / rid)
+    # Rank 0 alone holds the lock: the other ranks of a launch follow it through the barriers.
+    with run.lock() if distributed.is_main() else nullcontext():
+        return _compare(config, run, report_dir or Path("reports") / rid)
+
+
+def _compare(config: RunConfig, run: RunDir, out: Path) -> Path:
     from cgd.pipeline import build
     from cgd.train import check_matched_budget, train_method
     from cgd_harness.report.build import write_report
@@ -80,10 +137,9 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
     from harness.plan import plan_text
 
     rid = config.run_id()
-    run = RunDir(output or Path("runs") / rid)
-    out = report_dir or Path("reports") / rid
     # Under accelerate launch / torchrun every process trains; rank 0 alone builds, evaluates and writes.
     if distributed.is_main():
+        check_same_config(run, config)
         atomic_write_json(
             run.path(layout.CONFIG),
             {**config.as_dict(), "run_id": rid, "git_revision": git_revision(), "provenance": provenance()},

@@ -250,7 +250,11 @@ def _judge(
 def _why_untested(run: RunData, h: Hypothesis) -> str:
     missing = [m for m in (h.reference, h.method) if m not in run.groups]
     if missing:
-        return f"{' and '.join(missing)} did not run"
+        # A group the run's config asks for but whose evaluation has not completed (a report written
+        # mid-run, or after a stop) is unfinished, not absent.
+        return " and ".join(
+            f"{m} {'not finished' if m in run.planned_groups else 'did not run'}" for m in missing
+        )
     return "none of its benchmarks was evaluated in this run"
 
 

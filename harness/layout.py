@@ -1,6 +1,7 @@
 """Every path under a run directory (`runs/<run-id>/`), in one place: each writer and reader asks here.
 
-    config.json, manifest.json                    the resolved config; what each stage read and wrote
+    config.json, manifest.json                    the resolved config; each stage's inputs hash and outputs' hashes
+    run.lock                                      held (flock) by the process working in the run directory
     problems/{train,val}.jsonl                    the selected problems (val: never a benchmark test set)
     probe/{attempts,val_attempts}.jsonl           the student's first answers y'
     teach/{annotations,val_annotations}.jsonl     critiques c and refined answers ŷ (+ .meta.json)
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 CONFIG = "config.json"
 MANIFEST = "manifest.json"
+LOCK = "run.lock"
 
 TRAIN_PROBLEMS = "problems/train.jsonl"
 VAL_PROBLEMS = "problems/val.jsonl"
@@ -69,13 +71,13 @@ def samples_name(task: str) -> str:
     return f"samples_{task}.jsonl"
 
 
-def uncertainty_scores(label: str) -> str:
-    return f"analysis/uncertainty/{label}.jsonl"
 def samples_parquet_name(task: str) -> str:
     """The same records as a typed table (harness.frames), beside the JSONL where pyarrow is installed."""
     return f"samples_{task}.parquet"
 
 
+def uncertainty_scores(label: str) -> str:
+    return f"analysis/uncertainty/{label}.jsonl"
 
 
 def tensorboard(label: str) -> str:

@@ -6,6 +6,10 @@ headline, so stats, drift, report and gate all score a benchmark the same way:
     <run>/config.json
     <run>/eval/<label>/results.json, samples_<task>.jsonl   label = base | <method> | <method>@seed<k>
     <run>/train/<label>/log.jsonl, summary.json
+
+A file a stage recorded in the manifest is read only while it still hashes to the record (an edited
+or truncated one stops the reader with a line naming it), and an evaluated model whose training config
+differs from the run's is refused: no report shows numbers the run did not produce as configured.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from harness import layout
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl
 from harness.registry import BENCHMARKS
+from harness.run import check_recorded
 
 BASE = "base"
 
@@ -36,6 +41,11 @@ TASK_ORDER = tuple(BENCHMARKS)
 MATH_TASKS = frozenset(name for name, b in BENCHMARKS.items() if not b.general)
 # Scored by log-likelihood over fixed options: no generated text, so no format drift to measure.
 LOGLIKELIHOOD_TASKS = frozenset(name for name, b in BENCHMARKS.items() if b.output_type == "multiple_choice")
+
+# What to do about a recorded file that no longer matches its record.
+REGENERATE = "run the same harness compare again to regenerate it (or remove it and run again)"
+# Training settings that do not change the trained model.
+_NOT_TRAINING = ("report_to",)
 
 _SEED_LABEL = re.compile(r"^(?P<method>.+)@seed(?P<seed>\d+)$")
 
@@ -102,6 +112,8 @@ class RunData:
             raise HarnessError(f"{self.root}: no evaluated models (expected eval/<label>/results.json)")
         self._samples: dict[tuple[str, str], list[dict]] = {}
         self._item_scores: dict[tuple[str, str, str], Mapping[str, float]] = {}
+        for label in self.labels:
+            self._check_trained_as_configured(label)
 
     @property
     def run_id(self) -> str:
@@ -116,6 +128,38 @@ class RunData:
         if not isinstance(config, dict):
             raise HarnessError(f"{path}: expected a JSON object")
         return config
+
+    def _read(self, relpath: str) -> Path:
+        """The path of a run file, after checking it against the stage that recorded it (a recorded
+        file that is missing, edited or truncated raises)."""
+        check_recorded(self.root, relpath, REGENERATE)
+        return self.root / relpath
+
+    def _check_trained_as_configured(self, label: str) -> None:
+        """Refuse a model trained under other settings than the run's config (a run directory reused
+        with another config would otherwise report it beside the others: budgets no longer matched)."""
+        wanted, summary = self.config.get("train"), self.train_summary(label)
+        trained = (summary or {}).get("config")
+        if not isinstance(wanted, dict) or not isinstance(trained, dict):
+            return  # not a compare run, or a summary that does not record its config
+        differs = [
+            f"train.{key}={trained[key]!r} (config.json: {wanted[key]!r})"
+            for key in sorted(wanted)
+            if key not in _NOT_TRAINING and key in trained and trained[key] != wanted[key]
+        ]
+        if "model" in self.config and trained.get("model") != self.config["model"]:
+            differs.append(f"model={trained.get('model')!r} (config.json: {self.config['model']!r})")
+        if differs:
+            raise HarnessError(
+                f"{self.root / layout.train_summary(label)}: {label} was trained with {', '.join(differs)}; "
+                "a report would compare it with models of another budget: run harness compare into a new -o"
+            )
+
+    @cached_property
+    def planned_groups(self) -> list[str]:
+        """The groups a compare run's config asks for (base and its methods), evaluated or not yet."""
+        methods = self.config.get("methods")
+        return [BASE, *map(str, methods)] if isinstance(methods, list) else []
 
     @property
     def git_revision(self) -> str:
@@ -150,7 +194,7 @@ class RunData:
     def _results(self) -> dict[str, dict[str, Any]]:
         loaded = {}
         for label in self.labels:
-            path = self.root / layout.results(label)
+            path = self._read(layout.results(label))
             data = read_json(path)
             if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
                 raise HarnessError(f"{path}: missing the 'results' object")
@@ -203,7 +247,7 @@ class RunData:
     def samples(self, label: str, task: str) -> list[dict]:
         key = (label, task)
         if key not in self._samples:
-            path = self.root / layout.samples(label, task)
+            path = self._read(layout.samples(label, task))
             self._samples[key] = read_jsonl(path) if path.exists() else []
         return self._samples[key]
 
@@ -240,11 +284,11 @@ class RunData:
         return sorted((p.name for p in train_dir.iterdir() if p.is_dir()), key=self.label_key)
 
     def train_log(self, label: str) -> list[dict]:
-        path = self.root / layout.train_log(label)
+        path = self._read(layout.train_log(label))
         return read_jsonl(path) if path.exists() else []
 
     def train_summary(self, label: str) -> dict[str, Any] | None:
-        path = self.root / layout.train_summary(label)
+        path = self._read(layout.train_summary(label))
         if not path.exists():
             return None
         summary = read_json(path)

@@ -34,7 +34,8 @@ _INTEGRATION = {
     "test_train.py", "test_truthfulqa_parity.py", "test_vllm_backend.py", "test_vllm_server.py",
 }  # fmt: skip
 _E2E = {
-    "test_ci_gate.py", "test_e2e_compare.py", "test_e2e_eval.py", "test_report_browser.py",
+    "test_ci_gate.py", "test_e2e_compare.py", "test_e2e_eval.py", "test_e2e_run_integrity.py",
+    "test_report_browser.py",
     "test_shards.py", "test_slow_real_model.py", "test_uncertainty.py",
 }  # fmt: skip
 
