@@ -40,7 +40,6 @@ from harness.io import (
     atomic_write_jsonl,
     read_json,
     read_jsonl,
-    sha256_file,
     stable_hash,
 )
 from harness.run import RunDir
@@ -217,7 +216,7 @@ def train_method(
     resolved = resolve_model(cfg.model)
     inputs = {
         "method": method,
-        "dataset_hash": sha256_file(data),
+        "dataset_hash": run.input_hash(dataset_path(method)),  # checked against build:<method>
         # Where metrics are mirrored does not change the model: a new tracker must not retrain.
         "config": cfg.as_inputs(),
         "model": resolved.fingerprint,
@@ -235,7 +234,7 @@ def train_method(
                 f"train.select={cfg.select} with eval_every={cfg.eval_every} needs validation problems "
                 f"({run.path(VAL_PROBLEMS)} is empty or missing); set data.n_val > 0"
             )
-        inputs["val"] = {**val.as_dict(), "problems": sha256_file(run.path(VAL_PROBLEMS))}
+        inputs["val"] = {**val.as_dict(), "problems": run.input_hash(VAL_PROBLEMS)}
     stage = f"train:{label}"
     inputs_hash = stable_hash(inputs)
     # Not run_stage: under `accelerate launch` every rank trains, but only rank 0 may write the manifest.
