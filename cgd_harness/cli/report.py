@@ -1,4 +1,5 @@
-"""`harness report <run-dir>`: regenerate a run's report from its evaluation artefacts."""
+"""`harness report <run-dir> [<run-dir> ...]`: regenerate a run's report from its evaluation artefacts,
+or put several runs' variants side by side in one report (cgd_harness/report/crossrun.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,25 @@ import typer
 
 
 def report(
-    run_dir: Path = typer.Argument(..., help="Run directory (runs/<run-id>) with eval/<label>/ results."),
+    run_dirs: list[Path] = typer.Argument(
+        ...,
+        help="Run directory (runs/<run-id>) with eval/<label>/ results; several: one report of them all, "
+        "each run's models named after the config keys the runs differ in.",
+    ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Report directory [default: reports/<run-id>/]."
+        None, "--output", "-o", help="Report directory [default: reports/<run-id>/, reports/cross-<ids>/]."
     ),
 ) -> None:
     """Write the report of a run: tables (md/csv/tex), report.html, plots, drift, per-item flips."""
-    from cgd_harness.report.build import write_report
+    if len(run_dirs) == 1:
+        from cgd_harness.report.build import write_report
 
-    out = output if output is not None else Path("reports") / run_dir.resolve().name
-    written = write_report(run_dir, out)
+        out = output if output is not None else Path("reports") / run_dirs[0].resolve().name
+        written = write_report(run_dirs[0], out)
+    else:
+        from cgd_harness.report.crossrun import write_cross_report
+
+        name = "cross-" + "-".join(d.resolve().name for d in run_dirs)
+        out = output if output is not None else Path("reports") / name[:100]
+        written = write_cross_report(run_dirs, out)
     typer.echo(f"report: {len(written)} files in {out} (open {out / 'report.html'})")

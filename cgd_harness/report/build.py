@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cgd_harness.report import claims, contamination, leakage, plots, sections, selection, uncertainty, viewer
+from cgd_harness.report import (
+    claims,
+    contamination,
+    crossrun,
+    leakage,
+    plots,
+    sections,
+    selection,
+    uncertainty,
+    viewer,
+)
 from cgd_harness.report.graders import grader_disagreement
 from cgd_harness.report.html import Part, Plot, Samples, Section, render_page
 from cgd_harness.report.tables import Table, to_latex, to_markdown
@@ -170,10 +180,19 @@ NO_TRAINING = "No training in this run."
 NO_METHODS = "No trained methods to compare against base."
 
 
+CROSS_RUN = (
+    "A report over several runs (cgd_harness/report/crossrun.py): each model is one run's variant, named after "
+    "the config keys the runs differ in, scored on the items every run evaluated. The paper's hypotheses name "
+    "plain methods and are not tested here; each variant against base is below, and variant against variant "
+    "under Across runs."
+)
+
+
 def report_files(
-    run: RunData, analysis_config: AnalysisConfig | None = None
+    run: RunData, analysis_config: AnalysisConfig | None = None, cross_run: bool = False
 ) -> dict[str, str | bytes | None]:
-    """Relative path -> content of every report file; None marks a file this run has nothing for."""
+    """Relative path -> content of every report file; None marks a file this run has nothing for.
+    `cross_run`: `run` is crossrun.merge's directory, and the variant-vs-variant section is added."""
     cfg = analysis_config or AnalysisConfig.from_config(run.config)
     analysis = analyse(run, cfg)
     changes = analysis.changes
@@ -186,6 +205,8 @@ def report_files(
     compute_parts: list[Table | str] = [compute.table] if compute.table.rows else [NO_TRAINING]
     summaries = list(drift.paragraphs(run, cfg.alpha, changes).values()) or [NO_METHODS]
     findings_intro, findings = claims.intro(analysis), claims.findings_table(analysis.findings)
+    if cross_run:
+        findings_intro = f"{CROSS_RUN} {findings_intro}"
     family, family_rows = claims.family_table(analysis)
     seeds = sections.seed_table(run)
     graders = grader_disagreement(run)
@@ -232,6 +253,9 @@ def report_files(
         "selection.md": _markdown(run, "Checkpoint selection", [sel.table]) if sel else None,
         "selection.png": sel.plot if sel else None,
     }
+    variants = crossrun.variants_section(run, cfg) if cross_run else None
+    files["variants.md"] = _markdown(run, "Across runs", [variants[1]]) if variants else None
+    files["variants.csv"] = variants[2] if variants else None
     flip_files = sections.flips(run)
     files.update({f"flips/{task}.csv": text for task, text in flip_files.items()})
     captions = {
@@ -262,6 +286,7 @@ def report_files(
             stats_parts,
             f"Every comparison of the family ({len(family.rows)})" if family.rows else "",
         ),
+        *([variants[0]] if variants else []),
         *([Section("graders", "Math graders", [graders.table])] if graders else []),
         *(
             [
@@ -308,12 +333,15 @@ def report_files(
 
 
 def write_report(
-    run_dir: str | Path, out_dir: str | Path, analysis_config: AnalysisConfig | None = None
+    run_dir: str | Path,
+    out_dir: str | Path,
+    analysis_config: AnalysisConfig | None = None,
+    cross_run: bool = False,
 ) -> list[Path]:
     """Write the full report for `run_dir` into `out_dir`; returns the files written."""
     out = Path(out_dir)
     written = []
-    for name, data in report_files(RunData(run_dir), analysis_config).items():
+    for name, data in report_files(RunData(run_dir), analysis_config, cross_run).items():
         path = out / name
         if data is None:
             # A file left over from an earlier report of this run would no longer be true.
