@@ -19,7 +19,8 @@ and the schedule are TRL's own; perf/training.py measures the speed and prints b
 by side.
 
 With activation checkpointing on (TRL's default; cgd/train.py turns it off, since the models
-trained here fit without it) the step keeps one row per forward and torch's own ops.
+trained here fit without it) the step keeps one row per forward and torch's own ops; under bf16
+mixed precision it keeps the packing and torch's autocast ops (the fused kernels are fp32 ones).
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class FastSFTTrainer(SFTTrainer):
         # fused modules back: with it on, a step switches neither (one row per forward, torch's ops).
         checkpointed = any(getattr(m, "is_gradient_checkpointing", False) for m in modules)
         configs = [] if checkpointed else _switchable_configs(modules)
-        kernels = [] if checkpointed else fused.fusable(modules)
+        # The fused kernels are fp32 ones; under bf16 autocast torch's ops run, as on a GPU.
+        plain_fp32 = self.accelerator.mixed_precision == "no"
+        kernels = fused.fusable(modules) if plain_fp32 and not checkpointed else []
         packs = _packs(rows, self.pack_tokens if configs else 1)
         with self.maybe_activation_offload_context:
             for i, pack in enumerate(packs):

@@ -90,12 +90,12 @@ def sft_config(cfg: TrainConfig, output_dir: Path, run_name: str | None = None):
         seed=cfg.seed,
         data_seed=cfg.seed,
         completion_only_loss=True,
-        # fp32: TRL's default bf16 is 2-5x slower on CPUs without bf16 units and barely moves the loss.
-        bf16=False,
+        # fp32 by default: bf16 is 2-5x slower on CPUs without bf16 units and barely moves the loss.
+        bf16=cfg.precision == "bf16",
         fp16=False,
         use_cpu=not torch.cuda.is_available(),
         # Recomputing activations costs a third more time; models trained here fit without it.
-        activation_checkpointing=False,  # transformers 5.23's name for gradient_checkpointing
+        gradient_checkpointing=False,  # the name in transformers 5.19 (vLLM 0.32's range); 5.23 keeps it as an alias
         report_to=trackers.resolve(cfg.report_to),
         run_name=run_name,
         logging_steps=1,
@@ -123,6 +123,11 @@ def lora_config(cfg: TrainConfig):
 
 class CountingTrainer(FastSFTTrainer):
     """The project's trainer (fast CPU step) that also counts the tokens in the loss and keeps a per-step log."""
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        distributed.engage_sharding(self.accelerator)  # FSDP on CPU processes, where accelerate leaves it out
+        self.is_fsdp_enabled = getattr(self.accelerator.state, "fsdp_plugin", None) is not None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -213,6 +218,7 @@ def train_method(
             f"{data}: no training data for method {method}; run `harness data build "
             f"--methods {method} --run-dir {run.root}` first"
         )
+    distributed.check_engine()
     resolved = resolve_model(cfg.model)
     inputs = {
         "method": method,
@@ -302,6 +308,7 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
         )
     _warn_on_padded_batches(trainer, cfg, label)
     trainer.train()
+    sharding = distributed.parameter_shards(trainer.model, trainer.accelerator)
     # A PEFT model saves its adapter only. Every rank calls save_model; only rank 0 writes.
     if trainer.is_world_process_zero():
         atomic_write_dir(checkpoint, lambda tmp: trainer.save_model(str(tmp)))
@@ -317,6 +324,8 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
         "steps": trainer.state.global_step,
         "processes": trainer.accelerator.num_processes,
         "global_batch": global_batch(cfg, trainer.accelerator.num_processes),
+        "sharding": sharding,
+        "mixed_precision": trainer.accelerator.mixed_precision,
         "examples": len(examples),
         # TRL cuts examples at max_length and drops those left with no completion token.
         "examples_used": len(trainer.train_dataset),

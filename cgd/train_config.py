@@ -11,6 +11,7 @@ from harness.config import setting
 from harness.errors import HarnessError
 
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class TrainConfig:
     eval_every: int = setting(
         0, "steps between checkpoints scored on the validation split; 0: only the final one", minimum=0
     )
+    precision: str = setting(
+        "fp32",
+        "fp32 | bf16: bf16 mixed precision (fp32 weights and AdamW state, bf16 autocast in forward and "
+        "backward), as GPU runs of the paper train; fp32 is faster on CPUs without bf16 units",
+        choices=PRECISIONS,
+    )
     report_to: str = setting(
         "auto",
         "experiment tracker for the training steps and, in compare, each evaluation's summary: auto "
@@ -61,14 +68,19 @@ class TrainConfig:
             raise HarnessError(
                 f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(LR_SCHEDULERS)}"
             )
+        if self.precision not in PRECISIONS:
+            raise HarnessError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         check_rule(self.select, self.eval_every)
         trackers.resolve(self.report_to)  # a named tracker that is not installed fails before any stage
 
     def as_inputs(self) -> dict:
         """The config as stage inputs: the tracker never, the selection keys only when they score
-        anything, so runs trained before they existed (select=last, no validation) keep their hash."""
+        anything and the precision only when it is not fp32, so runs trained before they existed
+        (select=last, no validation, fp32) keep their hash."""
         config = asdict(self)
         del config["report_to"]
+        if self.precision == "fp32":
+            del config["precision"]
         if not scores_validation(self.select, self.eval_every):
             del config["select"], config["eval_every"]
         return config
