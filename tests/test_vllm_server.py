@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,77 @@ def test_harness_eval_on_the_served_model_writes_results(spec, data_dir, tmp_pat
     samples = [json.loads(line) for line in (out / "samples_math500.jsonl").open()]
     assert [s["doc_id"] for s in samples] == [0, 1]
     assert all(s["response"] and s["completion_tokens"] > 0 for s in samples)
+
+
+def test_whole_compare_with_the_served_teacher(spec, data_dir, tmp_path):
+    """`compare --profile smoke --teacher openai:<vLLM on 127.0.0.1>`: every stage, the teach stage's
+    critiques and refinements written by the served model."""
+    from ci_compare import run
+
+    cmd = [sys.executable, "-m", "cgd_harness", "compare", "--profile", "smoke", "--teacher", spec]
+    proc = run(
+        [*cmd, "-o", str(tmp_path / "run"), "--report-dir", str(tmp_path / "report")], tmp_path / "home"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    teach = manifest["stages"]["teach"]["info"]
+    annotations = [json.loads(line) for line in (tmp_path / "run" / "teach" / "annotations.jsonl").open()]
+    assert annotations and all(row["critique"].strip() and row["refined"].strip() for row in annotations)
+    assert teach["teacher_tokens"] == sum(r["critique_tokens"] + r["refined_tokens"] for r in annotations)
+    print(f"served-teacher compare: teach stage {teach['wall_seconds']:.1f} s, {len(annotations)} rows")
+    assert (tmp_path / "report" / "table.md").stat().st_size > 0
+
+
+RATE_PROBLEMS = 16  # the smoke profile's training problems: one critique and one refinement each
+RATE_TOKENS = 64  # per answer: keeps concurrency 1 within a minute or two on 2 CPU cores
+
+
+def test_teach_request_rate_at_1_8_32_in_flight(spec, data_dir, tmp_path, http_posts):
+    """The teach stage's requests (critique, then refine, each problem) at 1, 8 and 32 in flight against
+    the server, which decodes up to 32 together (scripts/vllm_cpu_server.sh). Written to
+    $HARNESS_TEACH_RATE_OUT (default: the test's directory) and printed."""
+    import time
+
+    from cgd.pipeline import TRAIN_PROBLEMS, BuildConfig, problems_stage
+    from cgd.problems import ProblemsConfig
+    from cgd.teachers import make_teacher
+    from harness.io import read_jsonl
+    from harness.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+    problems_stage(
+        run, BuildConfig(methods=["cgd"], problems=ProblemsConfig(n_problems=RATE_PROBLEMS, n_val=0))
+    )
+    # A fixed wrong attempt: the rate depends on the lengths asked and answered, not on who attempted.
+    items = [
+        {**p, "attempt": "Adding the numbers gives 42. The answer is 42."}
+        for p in read_jsonl(run.path(TRAIN_PROBLEMS))
+    ]
+    rates = {}
+    for concurrency in (1, 8, 32):
+        # No cache: every level asks the server the same requests afresh.
+        teacher = make_teacher(spec, concurrency=concurrency, max_new_tokens=RATE_TOKENS, cache=False)
+        http_posts.clear()
+        started = time.perf_counter()
+        critiques = teacher.critique(items)
+        refined = teacher.refine(items, [c.text for c in critiques])
+        seconds = time.perf_counter() - started
+        tokens = sum(w.tokens for w in [*critiques, *refined])
+        rates[concurrency] = {
+            "requests": len(http_posts),
+            "seconds": round(seconds, 2),
+            "requests_per_s": round(len(http_posts) / seconds, 3),
+            "completion_tokens_per_s": round(tokens / seconds, 1),
+        }
+    out = Path(os.environ.get("HARNESS_TEACH_RATE_OUT") or tmp_path / "teach_rate.json")
+    out.write_text(
+        json.dumps({"problems": RATE_PROBLEMS, "max_new_tokens": RATE_TOKENS, "rates": rates}, indent=2)
+    )
+    print("| in flight | requests | seconds | requests/s | completion tokens/s |")
+    for concurrency, r in rates.items():
+        print(
+            f"| {concurrency} | {r['requests']} | {r['seconds']} | {r['requests_per_s']} | {r['completion_tokens_per_s']} |"
+        )
+    assert all(r["requests"] >= 2 * RATE_PROBLEMS for r in rates.values())  # retries of cut answers add more
+    # The server batches what is in flight: 8 at once must beat one at a time.
+    assert rates[8]["requests_per_s"] > rates[1]["requests_per_s"], rates
