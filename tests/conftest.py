@@ -35,6 +35,7 @@ _INTEGRATION = {
 }  # fmt: skip
 _E2E = {
     "test_ci_gate.py", "test_e2e_compare.py", "test_e2e_eval.py", "test_e2e_run_integrity.py",
+    "test_vllm_compare.py",
     "test_report_browser.py",
     "test_shards.py", "test_slow_real_model.py", "test_uncertainty.py",
 }  # fmt: skip
