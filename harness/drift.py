@@ -20,6 +20,7 @@ from harness.rundata import (
     RunData,
     is_general,
     metric_label,
+    unit_cluster,
 )
 from harness.stats import ItemComparison, PairedTest, compare_items, hierarchical_bootstrap
 
@@ -283,9 +284,10 @@ def compare_groups(
     per_label_a: list[dict[str, float]], per_label_b: list[dict[str, float]]
 ) -> ItemComparison:
     """One seed each: the paired item test. Several seeds on either side: the hierarchical
-    bootstrap over seeds then items, on the items every seed of both sides scored."""
+    bootstrap over seeds then items, on the items every seed of both sides scored. Either way,
+    units expanded from one item (IFEval's instructions) are tested as a cluster: the item."""
     if len(per_label_a) == 1 and len(per_label_b) == 1:
-        return compare_items(per_label_a[0], per_label_b[0])
+        return compare_items(per_label_a[0], per_label_b[0], cluster_of=unit_cluster)
     every = [set(m) for m in (*per_label_a, *per_label_b)]
     shared = sorted(set.intersection(*every)) if every else []
     union = set().union(*every) if every else set()
@@ -293,7 +295,7 @@ def compare_groups(
         return ItemComparison(None, 0, len(union), 0)
     a = np.array([[m[i] for i in shared] for m in per_label_a])
     b = np.array([[m[i] for i in shared] for m in per_label_b])
-    h = hierarchical_bootstrap(a, b)
+    h = hierarchical_bootstrap(a, b, clusters=[unit_cluster(i) for i in shared])
     result = PairedTest(
         "hierarchical-bootstrap",
         h.n,
@@ -305,6 +307,8 @@ def compare_groups(
         h.p_value,
         h.discordance,
         "hierarchical-bootstrap",
+        h.clusters,
+        h.stderr,
     )
     return ItemComparison(result, len(shared), len(union) - len(shared), 0)
 

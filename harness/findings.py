@@ -5,6 +5,8 @@ The verdict rule (docs/statistics.md), for a difference `delta` with a 95 % inte
 a Holm- (or BH-) adjusted p and a margin M in points:
     better / worse        adjusted p < alpha (sign of delta); for quantities where "up" is not
                           better (critique-style answers, length): higher / lower
+    too few items         otherwise, where the interval method's coverage is not near nominal at
+                          this many independent units (harness/stats/coverage.py)
     equivalent            otherwise, and -M < low and high < M
     non-inferior          otherwise, and low > -M
     inconclusive          otherwise, and the interval spans both -M and 0
@@ -23,7 +25,7 @@ from harness.config import setting
 from harness.drift import Change
 from harness.errors import HarnessError
 from harness.rundata import BASE, MATH_TASKS, RunData, is_general
-from harness.stats import DEFAULT_POWER, adjust, check_method, mde
+from harness.stats import DEFAULT_POWER, adjust, check_method, mde, mde_spread, min_units, trusted
 from harness.stats.multiplicity import METHODS
 
 # Quantities for which a rise is not an improvement: their verdicts say higher / lower.
@@ -77,6 +79,8 @@ def verdict(change: Change, cfg: AnalysisConfig) -> str:
         return "better" if change.delta > 0 else "worse"
     if not change.in_points:
         return "no difference shown"
+    if not is_trusted(change):
+        return "too few items"
     margin = cfg.margin / 100.0
     if -margin < result.ci_low and result.ci_high < margin:
         return "equivalent"
@@ -87,11 +91,19 @@ def verdict(change: Change, cfg: AnalysisConfig) -> str:
     return "no difference shown"
 
 
+def is_trusted(change: Change) -> bool:
+    """Whether the comparison's interval has near-nominal coverage at its number of units."""
+    result = change.comparison.result
+    return result is not None and trusted(result.ci_method, result.units)
+
+
 def _mde(change: Change, cfg: AnalysisConfig) -> float | None:
     result = change.comparison.result
     if result is None or not change.in_points:
         return None
-    return mde(result.n, result.discordance, cfg.alpha, cfg.power, binary=result.test == "mcnemar")
+    if result.test == "mcnemar":
+        return mde(result.n, result.discordance, cfg.alpha, cfg.power, binary=True)
+    return mde_spread(result.units, result.stderr, cfg.alpha, cfg.power)
 
 
 def settle(changes: list[Change], cfg: AnalysisConfig) -> list[Change]:
@@ -210,22 +222,74 @@ def hypothesis_changes(run: RunData, vs_base: list[Change]) -> dict[str, list[tu
     return out
 
 
+def _too_few(changes: list[Change]) -> str:
+    parts = []
+    for c in changes:
+        result = c.comparison.result
+        need = min_units(result.ci_method)
+        unit = "prompts" if result.clusters is not None else "items"
+        parts.append(
+            f"{c.task} (n = {result.units} {unit}; its interval needs "
+            + (f"{need}" if need else "more than one")
+            + ")"
+        )
+    return "too few items: " + ", ".join(parts)
+
+
+def _pts(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def _non_inferior(evidence: list[tuple[Test, Change]], cfg: AnalysisConfig) -> tuple[str, str]:
+    """Non-inferiority is read off the interval (CONSORT): its lower bound above -M. A significant
+    drop whose whole interval lies above -M is a real but smaller-than-margin change: it keeps the
+    claim and is named in the reason (docs/statistics.md)."""
+    margin = cfg.margin / 100.0
+    usable = [c for _, c in evidence if is_trusted(c)]
+    below = [c for c in usable if c.comparison.result.ci_high < -margin]
+    if below:
+        return "contradicted", "; ".join(
+            f"{c.task}'s interval lies wholly below -{cfg.margin:g} points "
+            f"([{_pts(c.comparison.result.ci_low)}, {_pts(c.comparison.result.ci_high)}])"
+            for c in below
+        )
+    untrusted = [c for _, c in evidence if not is_trusted(c)]
+    if untrusted:
+        return "inconclusive", _too_few(untrusted)
+    reaching = [c for c in usable if c.comparison.result.ci_low <= -margin]
+    if reaching:
+        return "inconclusive", "; ".join(
+            f"{c.task}'s interval reaches below -{cfg.margin:g} points "
+            f"([{_pts(c.comparison.result.ci_low)}, {_pts(c.comparison.result.ci_high)}])"
+            for c in reaching
+        )
+    why = f"every interval's lower bound is above -{cfg.margin:g} points"
+    drops = [c for c in usable if c.significant and c.delta < 0]
+    if drops:
+        why += "; significant drops within the margin: " + ", ".join(
+            f"{c.task} {_pts(c.delta)} [{_pts(c.comparison.result.ci_low)}, "
+            f"{_pts(c.comparison.result.ci_high)}]"
+            for c in drops
+        )
+    return "supported", why
+
+
 def _judge(
     h: Hypothesis, evidence: list[tuple[Test, Change]], cfg: AnalysisConfig, why_untested: str = ""
 ) -> tuple[str, str]:
+    """A hypothesis's verdict from its comparisons; only those whose interval is trusted at their n
+    (harness/stats/coverage.py) can support or contradict it."""
     margin = cfg.margin / 100.0
     if not evidence:
         return "not tested", why_untested
-
     if all(t.expect == "non-inferior" for t, _ in evidence):
-        if any(c.comparison.result.ci_high < -margin for _, c in evidence):
-            return "contradicted", f"an interval lies wholly below -{cfg.margin:g} points"
-        if all(c.verdict in ("non-inferior", "equivalent", "better") for _, c in evidence):
-            return "supported", f"every interval's lower bound is above -{cfg.margin:g} points"
-        return "inconclusive", f"an interval reaches below -{cfg.margin:g} points"
+        return _non_inferior(evidence, cfg)
+    usable = [(t, c) for t, c in evidence if is_trusted(c)]
+    if not usable:
+        return "inconclusive", _too_few([c for _, c in evidence])
     sign = {"higher": 1.0, "lower": -1.0}
-    agree = [c for t, c in evidence if c.significant and c.delta * sign[t.expect] > 0]
-    oppose = [c for t, c in evidence if c.significant and c.delta * sign[t.expect] < 0]
+    agree = [c for t, c in usable if c.significant and c.delta * sign[t.expect] > 0]
+    oppose = [c for t, c in usable if c.significant and c.delta * sign[t.expect] < 0]
     if agree and oppose:
         return "mixed", "significant changes in both directions"
     if agree:
@@ -235,15 +299,17 @@ def _judge(
         )
     if oppose:
         return "contradicted", f"{len(oppose)} of {len(evidence)} comparisons significant against the claim"
-    ruled_out = all(
+    ruled_out = len(usable) == len(evidence) and all(
         (c.comparison.result.ci_high if t.expect == "higher" else -c.comparison.result.ci_low) < margin
-        for t, c in evidence
+        for t, c in usable
     )
     if ruled_out:
         return (
             "contradicted",
             f"every interval rules out a change of {cfg.margin:g} points in the claimed direction",
         )
+    if len(usable) < len(evidence):
+        return "inconclusive", _too_few([c for _, c in evidence if not is_trusted(c)])
     return "inconclusive", "nothing significant after adjustment, and the intervals allow the claimed change"
 
 

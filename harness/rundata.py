@@ -94,6 +94,13 @@ def item_units(record: dict, metric: str) -> dict[str, float]:
     return {item_id: float(value)}
 
 
+def unit_cluster(unit: str) -> str:
+    """The item a scored unit belongs to: an expanded unit 'item_id#k' (see item_units) belongs to
+    its item, which is the independent unit of any test (IFEval's instructions share a prompt)."""
+    item, sep, k = unit.rpartition("#")
+    return item if sep and k.isdigit() else unit
+
+
 def _mean_over_duplicates(pairs: list[tuple[str, float]]) -> dict[str, float]:
     sums: dict[str, list[float]] = {}
     for key, value in pairs:

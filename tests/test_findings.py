@@ -17,7 +17,7 @@ N = 60
 
 
 def _change(delta: float, low: float, high: float, p_adjusted: float, quantity: str = "acc") -> Change:
-    result = PairedTest("mcnemar", 100, 0.5, 0.5 + delta, delta, low, high, p_adjusted, 0.2)
+    result = PairedTest("mcnemar", 100, 0.5, 0.5 + delta, delta, low, high, p_adjusted, 0.2, "newcombe")
     return Change(
         "cgd",
         "ifeval",

@@ -106,7 +106,7 @@ def states_answer(gold: str, text: str) -> bool:
     return states_answer_many([(gold, text)])[0]
 
 
-def leakage_stats(rows: Sequence[dict], seed: int = 0) -> dict:
+def leakage_stats(rows: Sequence[dict]) -> dict:
     """The leakage statistics of annotated rows (answer, critique, refined), for dataset metadata."""
     from harness.stats import clopper_pearson, score_interval
 
@@ -118,7 +118,7 @@ def leakage_stats(rows: Sequence[dict], seed: int = 0) -> dict:
         ci = clopper_pearson(sum(stated), len(rows))
         out["answer_stated"] = {"count": sum(stated), **_interval(ci)}
     if coverage:
-        ci = score_interval(coverage, seed=seed)
+        ci = score_interval(coverage)
         ordered = sorted(coverage)
         mid = len(ordered) // 2
         median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

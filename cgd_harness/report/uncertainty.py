@@ -10,6 +10,7 @@ from cgd_harness.report.tables import Table
 from harness import layout
 from harness.io import read_json, to_csv
 from harness.rundata import RunData
+from harness.stats import interval_text
 
 SUMMARY = layout.UNCERTAINTY
 PROMPTS = {"x": "given x", "xyc": "given (x, y', c)"}
@@ -24,11 +25,13 @@ class Section:
 
 
 def _cell(c: dict | None) -> str:
-    return "" if not c else f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]"
+    return "" if not c else interval_text(c["mean"], c["low"], c["high"])
 
 
 def _delta(c: dict | None) -> str:
-    return "" if not c else f"{c['delta']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] p={c['p_value']:.2g}"
+    return (
+        "" if not c else f"{interval_text(c['delta'], c['low'], c['high'], signed=True)} p={c['p_value']:.2g}"
+    )
 
 
 def section(run: RunData, colors: dict[str, str]) -> Section | None:
@@ -54,7 +57,7 @@ def section(run: RunData, colors: dict[str, str]) -> Section | None:
         rows,
         caption=(
             f"Mean per-token entropy and negative log-likelihood (nats) of the teacher's refined answer ŷ "
-            f"under each model, on {n} validation problems, with 95 % bootstrap intervals over problems. "
+            f"under each model, on {n} validation problems, with 95 % Student-t intervals over problems. "
             "The critique's change is (x, y', c) minus x, paired over problems (sign-flip p, unadjusted). "
             "Lower is less uncertain. See docs/analysis.md."
         ),
@@ -77,7 +80,7 @@ def section(run: RunData, colors: dict[str, str]) -> Section | None:
                 comparison_rows,
                 caption=(
                     "Paired over problems (a method's seeds averaged per problem): sign-flip test and "
-                    "paired bootstrap interval. Not part of the findings' adjusted family."
+                    "paired Student-t interval. Not part of the findings' adjusted family."
                 ),
             )
         )
@@ -92,7 +95,9 @@ def _plot(summary: dict, colors: dict[str, str]) -> bytes:
         for measure in MEASURE_NAMES:
             for condition in PROMPTS:
                 c = model[measure][condition]
-                bars.append(plots.Bar(c["mean"], c["mean"] - c["low"], c["high"] - c["mean"]))
+                low = c["mean"] if c["low"] is None else c["low"]  # one problem: no interval
+                high = c["mean"] if c["high"] is None else c["high"]
+                bars.append(plots.Bar(c["mean"], c["mean"] - low, high - c["mean"]))
         series[model["label"]] = bars
     return plots.png(
         plots.grouped_hbars(

@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.stats import binom, norm
+from scipy.stats import t as student_t
 
 DEFAULT_POWER = 0.8
 _BISECTIONS = 40
@@ -110,3 +111,19 @@ def n_for_effect(
             return n
         n += max(1, n // 200)
     return None
+
+
+def mde_spread(units: int, stderr: float | None, alpha: float, power: float = DEFAULT_POWER) -> float | None:
+    """MDE of a mean difference from its observed standard error: continuous scores, clustered
+    units, several seeds. (t quantiles at units - 1 degrees of freedom; the 0/1 bound psi >= |delta|
+    that `mde` uses would put a 66-point MDE beside a +-0.3-point interval.)
+
+    None where the sign-flip test cannot reach alpha at all (its smallest p is 2 / 2^units); the
+    [0, 1] bound stands in where the differences show no spread to estimate from.
+    """
+    if units < 2 or 2.0 / 2.0**units > alpha:
+        return None
+    if not stderr:
+        return mde(units, None, alpha, power, binary=False)
+    df = units - 1
+    return float((student_t.ppf(1.0 - alpha / 2.0, df) + student_t.ppf(power, df)) * stderr)
