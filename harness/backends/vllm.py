@@ -54,6 +54,12 @@ class VllmOptions:
         "1 GiB on vLLM's CPU build (where the share is of the whole machine's memory)",
         minimum=1,
     )
+    dtype: str = setting(
+        "auto",
+        "weights and activations: auto (the checkpoint's own on a GPU; float32 on vLLM's CPU build, as the "
+        "hf backend computes there) | float32 | bfloat16 | float16",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
     enforce_eager: bool | None = setting(
         None, "skip CUDA graphs / torch.compile; null: compiled on a GPU, eager on vLLM's CPU build"
     )
@@ -95,11 +101,10 @@ class VLLMBackend(LocalPrompts):
             engine_args.setdefault("enable_lora", True)
             engine_args.setdefault("max_lora_rank", _adapter_rank(resolved.adapter))
             self._lora = LoRARequest("adapter", 1, str(resolved.adapter))
-        engine_args = cpu_defaults(engine_args)
+        engine_args = cpu_defaults({**engine_args, "dtype": dtype})
         # seed fixes vLLM's own sampler state; each sampled request still carries its own seed.
         self.llm = vllm.LLM(
             model=str(resolved.path),
-            dtype=dtype,
             seed=seed,
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
@@ -188,16 +193,20 @@ class VLLMBackend(LocalPrompts):
 
 
 def cpu_defaults(engine_args: dict) -> dict:
-    """Engine arguments left unset (None) are dropped, so vLLM's own defaults apply; on vLLM's CPU build two
+    """Engine arguments left unset (None) are dropped, so vLLM's own defaults apply; on vLLM's CPU build three
     change. Its gpu_memory_utilization is a share of the whole machine's memory that must be free at start
-    (0.85 of 24 GiB fails wherever anything else runs), so the KV cache gets a fixed size instead; and
-    torch.compile costs minutes per engine start, more than a small evaluation takes, so it runs eager."""
+    (0.85 of 24 GiB fails wherever anything else runs), so the KV cache gets a fixed size instead;
+    torch.compile costs minutes per engine start, more than a small evaluation takes, so it runs eager;
+    and dtype auto would run an fp32 checkpoint in bf16 on CPUs with bf16 units, where the hf backend
+    (the reference it is compared with) computes in fp32."""
     from vllm.platforms import current_platform
 
     args = {k: v for k, v in engine_args.items() if v is not None}
     if current_platform.is_cpu():
         args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
         args.setdefault("enforce_eager", True)
+        if args.get("dtype") == "auto":
+            args["dtype"] = "float32"
     return args
 
 
