@@ -68,6 +68,8 @@ def test_vllm_engine_keys_are_in_the_schema():
             "eval.vllm.tensor_parallel_size=4",
             "eval.vllm.gpu_memory_utilization=0.9",
             "eval.vllm.max_model_len=8192",
+            "eval.vllm.dtype=bfloat16",
+            "eval.vllm.enforce_eager=false",
         ],
     )
     assert config.as_dict()["eval"]["vllm"] == {
@@ -75,9 +77,14 @@ def test_vllm_engine_keys_are_in_the_schema():
         "data_parallel_size": 1,
         "gpu_memory_utilization": 0.9,
         "max_model_len": 8192,
+        "kv_cache_memory_bytes": None,
+        "dtype": "bfloat16",
+        "enforce_eager": False,
     }
     with pytest.raises(HarnessError, match="expected int"):
         resolve("smoke", ["eval.vllm.tensor_parallel_size=two"])
+    with pytest.raises(HarnessError, match="dtype"):
+        resolve("smoke", ["eval.vllm.dtype=fp8"])
 
 
 @pytest.mark.parametrize(
