@@ -71,6 +71,9 @@ def evaluate_stage(run: RunDir, config: RunConfig, label: str, model_spec: str) 
             }
             payload = evaluate_model(backend, info, cfg, run.path(layout.EVAL), label)
         outputs = [layout.results(label), *(layout.samples(label, t) for t in cfg.benchmarks)]
+        # The typed copies of the samples (where pyarrow is installed) are checked like the JSONL.
+        tables = [layout.samples_parquet(label, t) for t in cfg.benchmarks]
+        outputs += [table for table in tables if run.path(table).exists()]
         return outputs, {"wall_seconds_by_task": payload["wall_seconds"]}
 
     return run.run_stage(f"eval:{label}", inputs, run_it)

@@ -71,6 +71,10 @@ def samples_name(task: str) -> str:
     return f"samples_{task}.jsonl"
 
 
+def samples_parquet(label: str, task: str) -> str:
+    return f"{EVAL}/{label}/{samples_parquet_name(task)}"
+
+
 def samples_parquet_name(task: str) -> str:
     """The same records as a typed table (harness.frames), beside the JSONL where pyarrow is installed."""
     return f"samples_{task}.parquet"
