@@ -2,7 +2,8 @@
 
 The default source is the MATH training side in $HARNESS_DATA_DIR/math_train (12,000 problems, no
 MATH-500 problem), minus the 14 near-duplicates of MATH-500 problems its README lists. Any other
-dataset works when its question / solution / answer columns are named in `columns`.
+dataset works when its question / solution / answer columns are named in `columns`: a Hub dataset,
+or a local JSONL or Parquet file (a Hub dataset's own shards, e.g. NuminaMath-1.5's, downloaded once).
 
 Selection is a seeded shuffle of the filtered pool: the first `n_val` problems are the validation
 split (for checkpoint selection; never a benchmark test set), the next `n_problems` the
@@ -62,7 +63,8 @@ class ProblemsConfig:
     """The `data:` section: which training problems, and how long the student's probe may answer."""
 
     source: str = setting(
-        DEFAULT_SOURCE, "math_train ($HARNESS_DATA_DIR), a local .jsonl, or hf:<dataset id>[:<split>]"
+        DEFAULT_SOURCE,
+        "math_train ($HARNESS_DATA_DIR), a local .jsonl or .parquet file, or hf:<dataset id>[:<split>]",
     )
     columns: dict[str, str] = setting(
         {},
@@ -144,8 +146,22 @@ def _read_source(cfg: ProblemsConfig) -> list[dict]:
         raw, where = _hub_rows(cfg.source.removeprefix("hf:")), cfg.source
     else:
         path = Path(cfg.source).expanduser()
-        raw, where = list(iter_jsonl(path)), str(path)
+        raw, where = _local_rows(path), str(path)
     return [map_columns(row, cfg.column_map(), f"{where} row {i}") for i, row in enumerate(raw)]
+
+
+def _local_rows(path: Path) -> list[dict]:
+    if path.suffix != ".parquet":
+        return list(iter_jsonl(path))
+    if not path.is_file():
+        raise HarnessError(f"{path}: file not found")
+    import pyarrow
+    import pyarrow.parquet
+
+    try:
+        return pyarrow.parquet.read_table(path).to_pylist()
+    except pyarrow.ArrowException as exc:
+        raise HarnessError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def _hub_rows(name: str) -> list[dict]:

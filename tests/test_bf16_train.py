@@ -77,7 +77,7 @@ def test_bf16_losses_stay_within_the_rounding_bound_of_fp32(tiny, examples, tmp_
         bounds.append(loss_bound(model, tokenizer, examples))
         seen = set()
         layer = model.model.layers[0].mlp.down_proj
-        hook = layer.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+        hook = layer.register_forward_hook(lambda m, i, out, seen=seen: seen.add(out.dtype))
         cfg = TrainConfig(model=tiny.name, precision=precision, **ARGS)
         trainer = make_trainer(model, tokenizer, examples, cfg, tmp_path / precision)
         trainer.train()
