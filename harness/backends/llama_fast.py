@@ -13,6 +13,7 @@ no weight is stored twice.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import torch
@@ -204,8 +205,11 @@ class FastForward:
     def kernels_tag(self) -> str:
         """Which native kernels run (fingerprint part): the same tokens as SDPA and oneDNN so far, but not
         the same float rounding."""
-        return (":attn-native2:elementwise-native" if self.attend is not None else "") + (
-            ":gemm-native" if self.lm_head.panels is not None else ""
+        march = os.environ.get(native.MARCH_VARIABLE, "").strip()  # a narrower build rounds differently
+        return (
+            (":attn-native2:elementwise-native" if self.attend is not None else "")
+            + (":gemm-native" if self.lm_head.panels is not None else "")
+            + (f":march-{march}" if march and self.attend is not None else "")
         )
 
     @property

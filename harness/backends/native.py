@@ -31,6 +31,15 @@ PANEL = 16  # output columns per packed weight panel (gemm.c's NR)
 # -ffp-contract=off: a multiply and an add stay two roundings, as in torch (RoPE and the residual add
 # must give torch's bits); the kernels' explicit FMAs are unaffected.
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
+# HARNESS_NATIVE_MARCH=x86-64-v3 (AVX2 + FMA) or x86-64-v2 (no AVX2: the scalar paths) builds the
+# kernels for a narrower CPU than this one, so the AVX-512 machines here can test the code paths an
+# AVX2-only CPU runs (tests/test_narrow_isa.py). It is part of the build key, like every flag.
+MARCH_VARIABLE = "HARNESS_NATIVE_MARCH"
+
+
+def flags() -> list[str]:
+    march = os.environ.get(MARCH_VARIABLE, "").strip()
+    return [f"-march={march}" if f == "-march=native" and march else f for f in FLAGS]
 
 
 @lru_cache(maxsize=1)
@@ -116,7 +125,7 @@ def _target(sources: list[Path], headers: list[Path], stem: str) -> Path:
 
     # -march=native code is only valid on this CPU: the CPU's flags are part of the key.
     code = b"".join(p.read_bytes() for p in sources + headers)
-    key = hashlib.sha256(code + " ".join(FLAGS).encode() + _cpu_flags().encode()).hexdigest()[:16]
+    key = hashlib.sha256(code + " ".join(flags()).encode() + _cpu_flags().encode()).hexdigest()[:16]
     return harness_home() / "native" / f"{stem}-{platform.machine()}-{key}.so"
 
 
@@ -129,7 +138,7 @@ def _build(compiler: str, sources: list[Path], headers: list[Path], stem: str) -
     with tempfile.TemporaryDirectory() as tmp:
         built = Path(tmp) / f"{stem}.so"
         subprocess.run(
-            [compiler, *FLAGS, *map(str, sources), "-o", str(built)], check=True, capture_output=True
+            [compiler, *flags(), *map(str, sources), "-o", str(built)], check=True, capture_output=True
         )
         atomic_write_bytes(target, built.read_bytes())
     return target
