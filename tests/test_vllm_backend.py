@@ -74,3 +74,24 @@ def test_vllm_stop_strings_and_loglikelihood_match_hf(both):
     pairs = [(ctx, tok.encode(c)) for c in [" Paris", " Lyon", " a city in Europe"]]
     for (ll_v, greedy_v), (ll_h, greedy_h) in zip(vllm_backend.loglikelihood(pairs), hf.loglikelihood(pairs)):
         assert abs(ll_v - ll_h) < 1e-2 and greedy_v == greedy_h
+
+
+@pytest.mark.skipif(not HAS_VLLM, reason="needs the vllm package")
+def test_cpu_build_defaults_suit_a_shared_cpu_machine():
+    """On vLLM's CPU build the engine gets a fixed KV cache (its memory share is of the whole machine and
+    must be free at start: 0.85 of 24 GiB failed here beside other processes), eager mode and fp32."""
+    from vllm.platforms import current_platform
+
+    from harness.backends.vllm import CPU_KV_CACHE_BYTES, cpu_defaults
+
+    if not current_platform.is_cpu():
+        pytest.skip("a GPU build of vLLM: its own defaults stand")
+    unset = {"dtype": "auto", "enforce_eager": None, "kv_cache_memory_bytes": None, "max_num_seqs": 4}
+    assert cpu_defaults(unset) == {
+        "dtype": "float32",
+        "enforce_eager": True,
+        "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES,
+        "max_num_seqs": 4,
+    }
+    chosen = {"dtype": "bfloat16", "enforce_eager": False, "kv_cache_memory_bytes": 1 << 20}
+    assert cpu_defaults(chosen) == chosen  # what a profile sets stands
