@@ -77,6 +77,17 @@ def is_critique(text: str) -> bool:
 NO_EXTRACTION = object()
 
 
+def _answer_detector(task: str):
+    """The pattern that finds a final answer in this task's responses; None: no answer format."""
+    if task in MATH_TASKS:
+        return _BOXED.search
+    if task == "humaneval":
+        return _CODE.search
+    if task.startswith("gpqa") and task not in LOGLIKELIHOOD_TASKS:
+        return _LETTER.search
+    return None
+
+
 def has_final_answer(task: str, response: str | None, extracted: object = NO_EXTRACTION) -> bool | None:
     """Whether the answer can be scored at all; None when unknown or the task has no answer format.
 
@@ -85,19 +96,25 @@ def has_final_answer(task: str, response: str | None, extracted: object = NO_EXT
     whatever text it gets as a program, so its extraction never says "no code"; a code block or a
     `def` does. Records written before `extracted` existed fall back to the same patterns.
     """
-    if task in MATH_TASKS:
-        detector = _BOXED.search
-    elif task == "humaneval":
-        detector = _CODE.search
-    elif task.startswith("gpqa") and task not in LOGLIKELIHOOD_TASKS:
-        detector = _LETTER.search
-    else:
+    detector = _answer_detector(task)
+    if detector is None:
         return None
     if extracted is not NO_EXTRACTION and task != "humaneval":
         return extracted is not None and bool(str(extracted).strip())
     if response:
         return bool(detector(response))
     return False if response is not None else None
+
+
+def applicable_measures(task: str) -> tuple[str, ...]:
+    """The drift measures a generative task's records carry: the one rule that both the report's
+    comparisons and the planner's family size (harness/findings.py) follow."""
+    skip = set()
+    if _answer_detector(task) is None:
+        skip.add("parseable")
+    if task != "ifeval":
+        skip.add("ifeval_format")
+    return tuple(m for m in MEASURES if m not in skip)
 
 
 def response_length(record: dict) -> tuple[float, str] | None:
@@ -429,7 +446,7 @@ def measure_changes(run: RunData, alpha: float = DEFAULT_ALPHA) -> list[Change]:
             other = label_measures(run, method, task)
             changes += [
                 c
-                for measure in MEASURES
+                for measure in applicable_measures(task)
                 if (c := _measure_change(method, BASE, task, measure, base_measures, other, alpha))
             ]
     return changes

@@ -186,6 +186,55 @@ HYPOTHESES = (
 
 
 @dataclass(frozen=True)
+class RunShape:
+    """What fixes a report's family of comparisons before any score exists: the benchmarks, their
+    table columns, which ones generate text, and the model groups. `of` reads it off a run,
+    `planned` off a config; `family_keys` turns either into the family, so the planner's family
+    size is the report's by construction (tests/test_plan.py checks it against a real analysis)."""
+
+    tasks: list[str]
+    groups: dict[str, list[str]]
+    columns: list[tuple[str, str]]
+    generative: list[str]
+    headlines: dict[str, str]
+
+    def headline(self, task: str) -> str:
+        return self.headlines[task]
+
+    @classmethod
+    def of(cls, run: RunData) -> RunShape:
+        return cls(
+            list(run.tasks),
+            dict(run.groups),
+            run.columns(),
+            [t for t in run.tasks if drift.is_generative(run, t)],
+            {t: run.headline(t) for t in run.tasks},
+        )
+
+
+def family_keys(shape: RunShape) -> set[tuple[str, str, str, str]]:
+    """(method, reference, task, quantity) of every comparison `analyse` makes on a run of this
+    shape: each method against base on every column and applicable drift measure, plus the
+    comparisons between methods that the hypotheses add."""
+    methods = [g for g in shape.groups if g != BASE] if BASE in shape.groups else []
+    keys = {(m, BASE, task, metric) for m in methods for task, metric in shape.columns}
+    keys |= {
+        (m, BASE, task, measure)
+        for m in methods
+        for task in shape.generative
+        for measure in drift.applicable_measures(task)
+    }
+    for h in HYPOTHESES:
+        if not {h.method, h.reference} <= set(shape.groups):
+            continue
+        for task in h.tasks(shape):
+            for test in h.tests:
+                quantity = shape.headline(task) if test.quantity == "score" else test.quantity
+                keys.add((h.method, h.reference, task, quantity))
+    return keys
+
+
+@dataclass(frozen=True)
 class Finding:
     hypothesis: Hypothesis
     verdict: str  # supported | contradicted | mixed | inconclusive | not tested

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import registry
-from harness.drift import MEASURES
 from harness.errors import HarnessError
-from harness.findings import AnalysisConfig
+from harness.findings import AnalysisConfig, RunShape, family_keys
+from harness.rundata import BASE, EXTRA_METRICS, HEADLINE_METRIC
 from harness.stats import mde, n_for_effect
 
 DISCORDANCES = (0.05, 0.1, 0.2, 0.4)
@@ -36,16 +36,19 @@ def planned_benchmarks(config: dict) -> list[str]:
     return registry.resolve_benchmarks(spec if isinstance(spec, str) else ",".join(spec))
 
 
-def family_size(config: dict) -> int:
-    """Comparisons a compare run of this config will adjust together (harness.findings.analyse)."""
+def planned_shape(config: dict) -> RunShape:
+    """The shape of the run a compare of this config produces, read off the config and the registry."""
     tasks = planned_benchmarks(config)
-    methods = list(config.get("methods") or [])
+    groups = {BASE: [BASE], **{m: [m] for m in config.get("methods") or []}}
+    columns = [(t, m) for t in tasks for m in (HEADLINE_METRIC[t], *EXTRA_METRICS.get(t, ()))]
     generative = [t for t in tasks if registry.get(t).output_type == "generate_until"]
-    columns = len(tasks) + (1 if "ifeval" in tasks else 0)  # IFEval's instruction-level column
-    per_method = columns + len(MEASURES) * len(generative)
-    math = [t for t in tasks if not registry.get(t).general]
-    between = sum(len(math) for ref in ("sft", "cft") if "cgd" in methods and ref in methods)
-    return max(1, len(methods) * per_method + between)
+    return RunShape(tasks, groups, columns, generative, {t: HEADLINE_METRIC[t] for t in tasks})
+
+
+def family_size(config: dict) -> int:
+    """Comparisons a compare run of this config will adjust together: the report's own family rule
+    (harness.findings.family_keys) applied to the planned run."""
+    return max(1, len(family_keys(planned_shape(config))))
 
 
 def plan(config: dict, effect_points: float) -> tuple[list[PlanRow], int, AnalysisConfig]:

@@ -8,8 +8,9 @@ from test_report import _gpqa_record, _math_record, _mc2_record, write_eval
 
 from harness.drift import Change
 from harness.errors import HarnessError
-from harness.findings import AnalysisConfig, analyse, verdict
+from harness.findings import AnalysisConfig, RunShape, analyse, family_keys, verdict
 from harness.io import atomic_write_json
+from harness.plan import family_size, planned_shape
 from harness.rundata import RunData
 from harness.stats import ItemComparison, PairedTest
 
@@ -70,7 +71,7 @@ def _samples(math: list[bool], critique: bool, gpqa: list[bool]) -> dict[str, li
 
 
 @pytest.fixture(scope="module")
-def analysis(tmp_path_factory) -> list:
+def findings_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("findings") / "run"
     atomic_write_json(
         run / "config.json",
@@ -89,7 +90,21 @@ def analysis(tmp_path_factory) -> list:
     write_eval(run, "sft", _samples(half, False, half))
     write_eval(run, "cft", _samples([False] * N, True, half))  # critiques only: H3 and H2
     write_eval(run, "cgd", _samples(cgd_math, False, [False] * N))  # loses every GPQA item: H5
-    return analyse(RunData(run), AnalysisConfig())
+    return run
+
+
+@pytest.fixture(scope="module")
+def analysis(findings_run) -> list:
+    return analyse(RunData(findings_run), AnalysisConfig())
+
+
+def test_planner_family_is_the_reports_family(findings_run, analysis) -> None:
+    # The planner reads benchmarks and methods off a config; the report builds its family from the
+    # run's files. Both must give the same comparisons (the old count said 56 where a run had 44).
+    config = {"eval": {"benchmarks": "math500,gpqa_diamond,truthfulqa_mc2"}, "methods": ["sft", "cft", "cgd"]}
+    actual = {(c.method, c.reference, c.task, c.quantity) for c in analysis.family}
+    assert family_keys(planned_shape(config)) == actual == family_keys(RunShape.of(RunData(findings_run)))
+    assert family_size(config) == len(analysis.family)
 
 
 def test_hypotheses_come_out_as_constructed(analysis) -> None:

@@ -18,7 +18,7 @@ MIN_UNITS = {
     "newcombe": 10,  # method 10 with its widenings: conservative even below, but 2/2^n > alpha there
     "t": 10,
     "wilson": 10,  # the no-spread bound: as conservative as its data allow
-    "cluster-t": 30,  # ratio estimator, cluster-robust variance: undercovers with few clusters
+    "cluster-t": 50,  # ratio estimator, cluster-robust variance: undercovers with few clusters
     "hierarchical-bootstrap": 30,  # percentile bootstrap: undercovers at small n
 }
 

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.stats import binom, chi2, permutation_test
 from scipy.stats import t as student_t
 
+from harness.errors import HarnessError
 from harness.stats.intervals import (
     DEFAULT_CONFIDENCE,
     DEFAULT_SEED,
@@ -260,7 +261,7 @@ def paired_test(
     """
     va, vb = _pair(a, b)
     if not (np.all(np.isfinite(va)) and np.all(np.isfinite(vb))):
-        raise ValueError("scores must be finite numbers (found NaN or infinity)")
+        raise HarnessError("paired scores must be finite numbers: found NaN or infinity in a sample record")
     if clusters is not None and len(clusters) != va.size:
         raise ValueError(f"{len(clusters)} cluster names for {va.size} paired scores")
     diff = vb - va
