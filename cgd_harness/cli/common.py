@@ -38,7 +38,7 @@ ProfileOpt = typer.Option(
     "smoke",
     "--profile",
     "-p",
-    help="smoke, cpu-small, ci, paper, or a YAML file (`harness config` shows it).",
+    help="smoke, cpu-small, ci, paper, paper-mini, or a YAML file (`harness config` shows it).",
 )
 SetOpt = typer.Option(
     None,

@@ -35,6 +35,7 @@ def train(
     seed: int = common.SeedOpt,
     select: str = common.field_option(TrainConfig, "select", "--select"),
     eval_every: int = common.field_option(TrainConfig, "eval_every", "--eval-every"),
+    precision: str = common.field_option(TrainConfig, "precision", "--precision"),
     report_to: str = common.field_option(TrainConfig, "report_to", "--report-to"),
 ) -> None:
     """Fine-tune MODEL on each METHOD's dataset; a method already trained with the same inputs is skipped."""
@@ -61,6 +62,7 @@ def train(
         lora_targets=lora_targets,
         select=select,
         eval_every=eval_every,
+        precision=precision,
         report_to=report_to,
     )
     for name in parse_methods(method):
