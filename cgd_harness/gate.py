@@ -27,7 +27,7 @@ from cgd_harness.report.tables import Table, to_markdown
 from harness.drift import format_p
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json, stable_hash
-from harness.rundata import BASE, RunData, task_sort_key
+from harness.rundata import BASE, RunData, task_sort_key, unit_cluster
 from harness.stats import adjust, check_method, compare_items
 
 SCHEMA = "cgd-harness-baseline/1"
@@ -192,7 +192,7 @@ def _compare_to_baseline(run: RunData, label: str, task: str, entry: dict, path:
             f"({len(entry['items'])} items in the baseline, {len(now_items)} in the run, "
             f"{shared} shared); re-record the baseline"
         )
-    result = compare_items(entry["items"], now_items).result
+    result = compare_items(entry["items"], now_items, cluster_of=unit_cluster).result
     assert result is not None  # identical item sets, non-empty
     return _Pending(what, 100 * result.mean_a, 100 * result.mean_b, result.p_value, result.test)
 
@@ -304,7 +304,7 @@ def check_requirement(run: RunData, req: Requirement) -> Check:
     else:
         rhs, rhs_items = _resolve(run, req.rhs, req.text)
         target = rhs + req.offset
-        comparison = compare_items(rhs_items, lhs_items)
+        comparison = compare_items(rhs_items, lhs_items, cluster_of=unit_cluster)
         p = comparison.result.p_value if comparison.result else None
         sign = "+" if req.offset > 0 else "-"
         described = f"{req.rhs} = {rhs:.2f}" + (f" {sign} {abs(req.offset):g}" if req.offset else "")
@@ -324,7 +324,7 @@ def check_non_inferior(run: RunData, req: Requirement, confidence: float) -> Che
     margin = -req.offset
     lhs, lhs_items = _resolve(run, req.lhs, req.text)
     rhs, rhs_items = _resolve(run, req.rhs, req.text)
-    result = compare_items(rhs_items, lhs_items, confidence=confidence).result
+    result = compare_items(rhs_items, lhs_items, confidence=confidence, cluster_of=unit_cluster).result
     if result is None:
         raise HarnessError(f"--non-inferior {req.text!r}: {req.lhs} and {req.rhs} share no items")
     low, high = 100 * result.ci_low, 100 * result.ci_high

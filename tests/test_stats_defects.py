@@ -23,6 +23,7 @@ from harness.stats import (
     mde_spread,
     newcombe_paired,
     paired_test,
+    score_interval,
 )
 
 CASES = json.loads((Path(__file__).parent / "cases" / "stats_defects.json").read_text())
@@ -204,3 +205,12 @@ def test_mcnemar_p_does_not_underflow(case: dict) -> None:
     if case["log10_p"] > -300:  # below that a float holds too few digits to compare logs
         assert math.log10(p) == pytest.approx(case["log10_p"], abs=1e-6)
     assert mcnemar_p(0, 1200) > 0.0
+
+
+def test_ifeval_instruction_score_interval_is_per_prompt() -> None:
+    # 8 prompts of 4 instructions, all right or all wrong by prompt: 32 instruction units, 8 independent.
+    scores = [float(p % 2) for p in range(8) for _ in range(4)]
+    clusters = [f"p{p}" for p in range(8) for _ in range(4)]
+    clustered = score_interval(scores, clusters=clusters)
+    assert clustered.method == "cluster-t" and clustered.mean == 0.5
+    assert clustered.high - clustered.low > score_interval(scores).high - score_interval(scores).low

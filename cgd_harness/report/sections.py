@@ -16,8 +16,8 @@ from cgd_harness.report.claims import interval_text, mde_text
 from cgd_harness.report.tables import Table
 from harness.drift import Change, DriftRow, format_p
 from harness.io import to_csv
-from harness.rundata import BASE, RunData, metric_label
-from harness.stats import aggregate_interval, score_interval, seed_variance_share
+from harness.rundata import BASE, RunData, metric_label, unit_cluster
+from harness.stats import aggregate_interval, display_digits, score_interval, seed_variance_share
 
 DASH = "-"
 
@@ -38,7 +38,8 @@ class ModelScore:
         if self.spread is not None:
             return f"{self.mean:.1f} ± {self.spread:.1f}"
         if self.low is not None and self.high is not None:
-            return f"{self.mean:.1f} [{self.low:.1f}, {self.high:.1f}]"
+            d = display_digits(self.low, self.high, 1)  # never shown as a point
+            return f"{self.mean:.{d}f} [{self.low:.{d}f}, {self.high:.{d}f}]"
         return f"{self.mean:.1f}"
 
 
@@ -46,7 +47,8 @@ def label_score(run: RunData, label: str, task: str, metric: str) -> ModelScore 
     """One evaluated model's score and 95 % interval, as its table cell shows them (and its tracker)."""
     items = run.item_scores(label, task, metric)
     if items:
-        ci = score_interval(np.array([items[k] for k in sorted(items)]))
+        keys = sorted(items)
+        ci = score_interval(np.array([items[k] for k in keys]), clusters=[unit_cluster(k) for k in keys])
         return ModelScore(100 * ci.mean, 100 * ci.low, 100 * ci.high, None, ci.n, 1)
     aggregate = run.aggregate(label, task, metric)
     if aggregate is None:

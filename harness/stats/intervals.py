@@ -99,9 +99,34 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = DEFAULT
     return Interval(mean, mean - half, mean + half, int(vec.size), "t")
 
 
-def score_interval(scores: Sequence[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
-    """The interval a report shows for a mean of per-item scores in [0, 1] (see the module doc)."""
+def cluster_interval(scores: np.ndarray, clusters: Sequence[str], confidence: float) -> Interval:
+    """Mean of units clustered in independent units (IFEval instructions in prompts): the ratio of
+    sums, with a cluster-robust variance (G / (G - 1) corrected) and t at G - 1 degrees of freedom;
+    Wilson at G where the clusters show no spread."""
+    names, index = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+    groups = names.size
+    size = np.bincount(index, minlength=groups).astype(float)
+    sums = np.bincount(index, scores, groups)
+    mean = float(sums.sum() / size.sum())
+    residual = sums - mean * size
+    stderr = math.sqrt(groups / (groups - 1) * float(np.sum(residual**2))) / float(size.sum())
+    if stderr == 0.0:
+        ci = wilson(mean, groups, confidence)
+        return Interval(mean, ci.low, ci.high, int(scores.size), "wilson")
+    half = float(t.ppf(0.5 + confidence / 2.0, groups - 1)) * stderr
+    return Interval(mean, max(0.0, mean - half), min(1.0, mean + half), int(scores.size), "cluster-t")
+
+
+def score_interval(
+    scores: Sequence[float] | np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    clusters: Sequence[str] | None = None,
+) -> Interval:
+    """The interval a report shows for a mean of per-item scores in [0, 1] (see the module doc);
+    `clusters` names each score's independent unit where scores share one (IFEval's prompts)."""
     vec = as_vector(scores)
+    if clusters is not None and 1 < len(set(clusters)) < vec.size:
+        return cluster_interval(vec, clusters, confidence)
     if is_binary(vec):
         return clopper_pearson(int(vec.sum()), int(vec.size), confidence)
     if np.ptp(vec) == 0.0:
