@@ -23,8 +23,6 @@ from statsmodels.stats.proportion import proportion_confint
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
-# Upper bound on resampled indices held in memory at once (~32 MB of int64).
-_CHUNK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -57,36 +55,6 @@ def wilson(mean: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Inter
     mean = min(max(mean, 0.0), 1.0)  # float noise must not push the count past 0 or n
     low, high = proportion_confint(mean * n, n, alpha=1.0 - confidence, method="wilson")
     return Interval(mean, float(low), float(high), n, "wilson")
-
-
-def bootstrap_means(
-    scores: Sequence[float] | np.ndarray,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> np.ndarray:
-    """Means of `n_resamples` resamples (with replacement) of `scores`, from a seeded generator."""
-    vec = as_vector(scores)
-    rng = np.random.default_rng(seed)
-    rows_per_chunk = max(1, _CHUNK_ELEMENTS // vec.size)
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, rows_per_chunk):
-        rows = min(rows_per_chunk, n_resamples - start)
-        idx = rng.integers(0, vec.size, size=(rows, vec.size))
-        means[start : start + rows] = vec[idx].mean(axis=1)
-    return means
-
-
-def bootstrap_ci(
-    scores: Sequence[float] | np.ndarray,
-    confidence: float = DEFAULT_CONFIDENCE,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> Interval:
-    """Percentile bootstrap interval of the mean (zero width when the sample has no spread)."""
-    vec = as_vector(scores)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(bootstrap_means(vec, n_resamples, seed), [tail, 1.0 - tail])
-    return Interval(float(vec.mean()), float(low), float(high), int(vec.size), "bootstrap")
 
 
 def t_interval(values: Sequence[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
