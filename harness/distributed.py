@@ -105,10 +105,8 @@ def engage_sharding(accelerator) -> None:
     from harness.errors import HarnessError
 
     state = accelerator.state
-    if requested_engine() is None or state.distributed_type in (
-        DistributedType.FSDP,
-        DistributedType.DEEPSPEED,
-    ):
+    done = (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.NO)  # NO: one process
+    if requested_engine() is None or state.distributed_type in done:
         return
     if state.distributed_type != DistributedType.MULTI_CPU:
         raise HarnessError(
