@@ -22,8 +22,8 @@ from harness.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_j
 SCHEMA = "cgd-annotations-v1"
 # Columns a brought critique dataset must have; everything else is derived or optional.
 REQUIRED_COLUMNS = ("question", "solution", "answer", "attempt", "critique", "refined")
-# A model teacher asks again for an empty or truncated answer: a server glitch (content lost, a
-# reasoning model that spent the budget elsewhere) often passes; a real truncation does not.
+# A model teacher asks again for an empty answer (a server glitch: content lost, a reasoning model
+# that spent the budget elsewhere) and, when sampling, a truncated one; greedy truncation repeats.
 TRIES = 3
 # Problems without a usable attempt, critique or refinement are dropped and counted; past this
 # fraction the data would no longer be the problems the run claims to train on, so the run stops.
@@ -136,7 +136,10 @@ class ModelTeacher:
             results = self._generate([requests[i] for i in todo])
             for i, r in zip(todo, results):
                 written[i] = Written(r.text, r.completion_tokens, failure_kind(r.text, r.finish_reason))
-            todo = [i for i in todo if written[i].failed]
+            # A greedy truncation comes back the same; an empty answer or a sampled one may not.
+            todo = [
+                i for i in todo if written[i].failed == "empty" or (written[i].failed and s.temperature > 0)
+            ]
             if not todo:
                 break
         return written  # type: ignore[return-value]
@@ -161,7 +164,9 @@ def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
     from harness.checkers.math import check_many
 
     total, before = len(items), Counter(teacher.failures)
-    items = [it for it in items if not failure_kind(it["attempt"], "stop")]
+    # Only a student answer with no text at all (a lost answer, or EOS at once): whitespace or
+    # repeats are what the student said, and critiquing them is the point of the method.
+    items = [it for it in items if it["attempt"] != ""]
     teacher.failures["empty_attempt"] += total - len(items)
     refuse_if_too_many_failed(teacher, teacher.failures - before, total)
     critiques = teacher.critique(items)
@@ -209,7 +214,7 @@ def refuse_if_too_many_failed(teacher: Teacher, failures: Counter, total: int) -
         causes = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(dropped.items()))
         raise HarnessError(
             f"teacher {teacher.spec}: {sum(dropped.values())} of {total} problems have no usable "
-            f"training text ({causes}) after {TRIES} tries each, more than "
+            f"training text ({causes}) after up to {TRIES} tries each, more than "
             f"{MAX_FAILED_FRACTION:.0%}; none of those answers was cached: check the server "
             "or raise teacher.max_new_tokens, then run the same command again"
         )
