@@ -26,12 +26,13 @@ from harness.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
 
 
 def models_of(run: Path, config) -> list[tuple[str, str]]:
-    """(label, model) for the base model and each trained variant, as compare evaluated them."""
+    """(label, model) for the base model and each variant trained so far, as compare evaluates them."""
     found = [("base", config.model)]
-    found += [(label, str(run / layout.checkpoint(label))) for label, _, _ in config.labels()]
-    missing = [label for label, _ in found if not (run / layout.results(label)).is_file()]
-    if missing:
-        raise HarnessError(f"{run}: no evaluation results for {', '.join(missing)}; finish the compare first")
+    found += [
+        (label, str(run / layout.checkpoint(label)))
+        for label, _, _ in config.labels()
+        if (run / layout.train_summary(label)).is_file()
+    ]
     return found
 
 
@@ -62,6 +63,7 @@ def compare_items(mine: list[dict], theirs: list[dict]) -> dict:
 
 
 def agreement(run: Path, out: Path, models: list[tuple[str, str]], tasks: list[str]) -> dict:
+    """Counts summed over the models; `models` are those the run has evaluated too."""
     table: dict[str, dict] = {}
     for task in tasks:
         totals = {"items": 0, "same_text": 0, "same_verdict": 0}
@@ -90,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.run} was evaluated with {args.backend} already: pick the other backend"
             )
         out = args.out or args.run.with_name(f"{args.run.name}-{args.backend}")
-        models = models_of(args.run, config)
-        evaluate_again(models, config, args.backend, out)
+        trained = models_of(args.run, config)
+        # The other backend can score a checkpoint while the run still evaluates (a run in progress).
+        evaluate_again(trained, config, args.backend, out)
+        models = [(label, m) for label, m in trained if (args.run / layout.results(label)).is_file()]
+        if not models:
+            raise HarnessError(f"{args.run}: no model evaluated yet; run the compare first")
         table = agreement(args.run, out, models, list(config.eval.task_order()))
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -104,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     atomic_write_json(out / "agreement.json", report)
     print(f"{config.backend} vs {args.backend} on {len(models)} models ({', '.join(m for m, _ in models)})")
+    if len(models) < 1 + len(config.labels()):
+        print(
+            f"not compared yet (the run has not evaluated them): {len(config.labels()) + 1 - len(models)} models"
+        )
     print("| benchmark | items | same text | same verdict |\n| --- | ---: | ---: | ---: |")
     for task, t in table.items():
         print(f"| {task} | {t['items']} | {t['same_text']} | {t['same_verdict']} |")
