@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cgd_harness.report.tables import Table, to_markdown
+from harness.defaults import ALPHA, GATE_MAX_DROP, MULTIPLICITY
 from harness.drift import format_p
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json, stable_hash
@@ -31,9 +32,9 @@ from harness.rundata import BASE, RunData, task_sort_key, unit_cluster
 from harness.stats import adjust, check_method, compare_items
 
 SCHEMA = "cgd-harness-baseline/1"
-DEFAULT_MAX_DROP = 2.0
-DEFAULT_ALPHA = 0.05
-DEFAULT_MULTIPLICITY = "holm"
+DEFAULT_MAX_DROP = GATE_MAX_DROP
+DEFAULT_ALPHA = ALPHA
+DEFAULT_MULTIPLICITY = MULTIPLICITY
 
 
 def data_fingerprint(task: str, version: str, item_ids: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.defaults import ALPHA
 from harness.rundata import (
     BASE,
     LOGLIKELIHOOD_TASKS,
@@ -24,7 +25,7 @@ from harness.rundata import (
 )
 from harness.stats import ItemComparison, PairedTest, compare_items, hierarchical_bootstrap
 
-DEFAULT_ALPHA = 0.05
+DEFAULT_ALPHA = ALPHA
 
 _VERDICT = r"(?:correct|incorrect|wrong|right|flawed|valid|invalid|accurate|inaccurate)"
 _REVIEWED = r"(?:solution|answer|response|reasoning|approach|proof|derivation|work)"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from harness import drift
 from harness.config import setting
+from harness.defaults import ALPHA, MULTIPLICITY
 from harness.drift import Change
 from harness.errors import HarnessError
 from harness.rundata import BASE, MATH_TASKS, RunData, is_general
@@ -36,12 +37,12 @@ _NEUTRAL = frozenset({"critique", "length"})
 class AnalysisConfig:
     """The `analysis:` section: how comparisons become verdicts (docs/statistics.md)."""
 
-    alpha: float = setting(0.05, "significance level of every paired test, applied to adjusted p-values")
+    alpha: float = setting(ALPHA, "significance level of every paired test, applied to adjusted p-values")
     margin: float = setting(
         2.0, "points: non-inferiority / equivalence margin, the smallest change that matters", minimum=0.0
     )
     multiplicity: str = setting(
-        "holm",
+        MULTIPLICITY,
         "holm | bh | none: adjustment over the family of comparisons a report makes",
         choices=tuple(METHODS),
     )

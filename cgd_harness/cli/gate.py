@@ -6,13 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cgd_harness.gate import (
-    DEFAULT_ALPHA,
-    DEFAULT_MAX_DROP,
-    DEFAULT_MULTIPLICITY,
-    check_gate,
-    record_baseline,
-)
+from harness.defaults import ALPHA, GATE_MAX_DROP, MULTIPLICITY
 from harness.errors import HarnessError
 
 RECORD = "record"
@@ -34,10 +28,10 @@ def gate(
         None, "--output", "-o", help="With 'record': where to write the baseline JSON."
     ),
     max_drop: float = typer.Option(
-        DEFAULT_MAX_DROP, "--max-drop", help="Points a score may drop before the drop can fail the gate."
+        GATE_MAX_DROP, "--max-drop", help="Points a score may drop before the drop can fail the gate."
     ),
     alpha: float = typer.Option(
-        DEFAULT_ALPHA, "--alpha", help="Significance level of the paired test on matched items."
+        ALPHA, "--alpha", help="Significance level of the paired test on matched items."
     ),
     require: list[str] | None = typer.Option(
         None,
@@ -54,7 +48,7 @@ def gate(
         "of the (1 - alpha) interval of the paired difference is above -2 points.",
     ),
     multiplicity: str = typer.Option(
-        DEFAULT_MULTIPLICITY,
+        MULTIPLICITY,
         "--multiplicity",
         help="Adjustment of the baseline checks' p-values: holm, bh or none.",
     ),
@@ -84,6 +78,9 @@ def gate(
     Exit codes: 0 pass, 1 regression, 2 unusable input (malformed
     baseline, another benchmark version or item set, unknown label/task).
     """
+    # Here, not at the top: the gate loads the statistics stack, which `harness --help` must not.
+    from cgd_harness.gate import check_gate, record_baseline
+
     if target == RECORD:
         if record_run is None or output is None:
             raise HarnessError("usage: harness gate record RUN_DIR -o FILE")
