@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 
 from cgd_harness.run_config import RunConfig, from_record
@@ -60,7 +59,7 @@ def evaluate_stage(run: RunDir, config: RunConfig, label: str, model_spec: str) 
         "backend": config.backend,
         "scoring": _scoring_identity(),
     }
-    options = asdict(cfg.vllm) if config.backend == "vllm" else {}
+    options = cfg.backend_options(config.backend)
 
     def run_it():
         with open_backend(model_spec, config.backend, **options) as backend:

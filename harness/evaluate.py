@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import layout
+from harness.backends.base import QUANTIZE_MODES
 from harness.backends.vllm import VllmOptions
 from harness.config import section, setting
 from harness.errors import HarnessError
@@ -81,6 +82,12 @@ class EvalConfig:
     vllm: VllmOptions = section(
         VllmOptions, "the engine of `backend: vllm`; the hf and openai backends ignore it"
     )
+    quantize: str = setting(
+        "none",
+        "backend hf only: none | bf16 | int8 matmuls in the continuous engine (faster, changes the numbers; "
+        "docs/performance.md)",
+        choices=("none", *QUANTIZE_MODES),
+    )
 
     def __post_init__(self) -> None:
         from harness.registry import resolve_benchmarks
@@ -91,11 +98,22 @@ class EvalConfig:
             self.vllm = VllmOptions(**self.vllm)
 
     def identity(self, backend: str) -> dict[str, Any]:
-        """What decides the numbers: the engine options only where that engine runs."""
+        """What decides the numbers: the engine options only where that engine runs (and `quantize`
+        only when set, so runs from before it existed keep their stage keys)."""
         out = asdict(self)
         if backend != "vllm":
             out.pop("vllm")
+        if backend != "hf" or self.quantize == "none":
+            out.pop("quantize")
         return out
+
+    def backend_options(self, backend: str) -> dict[str, Any]:
+        """The keyword options this section gives the backend it evaluates with."""
+        if backend == "vllm":
+            return asdict(self.vllm)
+        if backend == "hf" and self.quantize != "none":
+            return {"quantize": self.quantize}
+        return {}
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -473,6 +491,7 @@ def run_eval(
     backend_options: dict | None = None,
     math_grader: str = DEFAULT_MATH_GRADER,
     reasoning_end: str = DEFAULT_REASONING_END,
+    quantize: str = "none",
 ) -> dict:
     """`harness eval`: resolve, evaluate, write the run directory, print the table."""
     import typer
@@ -491,11 +510,14 @@ def run_eval(
             "math_grader": math_grader,
             "reasoning_end": reasoning_end,
             "vllm": backend_options or {},
+            "quantize": quantize,
         },
         "eval.",
     )
     cfg.seed = seed
-    options = {"batch_size": batch_size} if backend == "hf" else dict(backend_options or {})
+    options = cfg.backend_options(backend)
+    if backend == "hf":
+        options["batch_size"] = batch_size
     engine = make_backend(model, backend, **options)
     label = label or _label(model)
     model_info = {"name": model, "fingerprint": engine.fingerprint, "backend": backend}

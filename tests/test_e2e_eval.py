@@ -89,3 +89,28 @@ def test_rerun_regenerates_nothing(eval_run, tiny_model, tmp_path):
         assert len(timing) == 2 and all(t["cached"] for t in timing)
         old = [json.loads(line) for line in (first / f"samples_{task}.jsonl").open()]
         assert [r["response"] for r in rows] == [r["response"] for r in old]
+
+
+def test_quantize_reaches_the_engine_from_the_cli(tiny_model, data_dir, tmp_path):
+    proc = run_cli(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--benchmarks",
+        "math500",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--quantize",
+        "bf16",
+        "-o",
+        str(tmp_path),
+        "--label",
+        "tiny",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "eval" / "tiny" / "results.json").read_text())
+    assert results["model"]["fingerprint"].endswith(":bf16")
+    bad = run_cli("eval", "--model", str(tiny_model), "--quantize", "fp8", "-o", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "quantize" in bad.stderr and "Traceback" not in bad.stderr

@@ -55,6 +55,10 @@ def eval_command(
         DEFAULT_END_MARKER,
         help="End of a reasoning model's thinking; checkers score the text after it ('' = off).",
     ),
+    quantize: str = typer.Option(
+        "none",
+        help="hf backend: none, bf16 or int8 matmuls in the continuous engine (faster; changes the numbers).",
+    ),
 ) -> None:
     """Score MODEL on AMC23, MATH-500, AIME24, HumanEval, GPQA-Diamond, IFEval and TruthfulQA.
 
@@ -91,6 +95,7 @@ def eval_command(
         math_grader=math_grader,
         reasoning_end=reasoning_end,
         backend_options=vllm if backend == "vllm" else None,
+        quantize=quantize,
     )
     if launched:
         distributed.barrier()

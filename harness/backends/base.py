@@ -7,6 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+# The hf engine's opt-in quantisations (harness/backends/quant.py); here so configs can name them
+# without importing torch.
+QUANTIZE_MODES = ("int8", "bf16")
+
 log = logging.getLogger(__name__)
 
 

@@ -19,7 +19,9 @@ import warnings
 
 import torch
 
-MODES = ("int8", "bf16")
+from harness.backends.base import QUANTIZE_MODES
+
+MODES = QUANTIZE_MODES
 
 
 class QuantLinear:
