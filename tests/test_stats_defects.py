@@ -214,3 +214,12 @@ def test_ifeval_instruction_score_interval_is_per_prompt() -> None:
     clustered = score_interval(scores, clusters=clusters)
     assert clustered.method == "cluster-t" and clustered.mean == 0.5
     assert clustered.high - clustered.low > score_interval(scores).high - score_interval(scores).low
+
+
+def test_wilson_keeps_its_mean_inside_at_zero_and_n() -> None:
+    # A report draws error bars mean - low and high - mean; rounding put a low of 1e-17 above a mean of
+    # 0 (every IFEval prompt failed: the clustered no-spread bound), which matplotlib refused.
+    from harness.stats import wilson
+
+    for n in range(1, 400):
+        assert wilson(0.0, n).low <= 0.0 and wilson(1.0, n).high >= 1.0

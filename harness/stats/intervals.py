@@ -54,7 +54,9 @@ def wilson(mean: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Inter
     """Wilson score interval; `mean` may be any value in [0, 1] (a fractional success count is fine)."""
     mean = min(max(mean, 0.0), 1.0)  # float noise must not push the count past 0 or n
     low, high = proportion_confint(mean * n, n, alpha=1.0 - confidence, method="wilson")
-    return Interval(mean, float(low), float(high), n, "wilson")
+    # At 0 or n successes the bound next to the mean is the mean itself up to rounding, which can
+    # land on the wrong side of it (a low of 1e-17 above a mean of 0): keep the mean inside.
+    return Interval(mean, min(float(low), mean), max(float(high), mean), n, "wilson")
 
 
 def t_interval(values: Sequence[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
