@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 from ci_compare import isolated_home, run
 
-from cgd.methods import METHODS
-
 pytestmark = pytest.mark.vllm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,11 +39,16 @@ def vllm_run(tmp_path_factory, data_dir) -> Path:
     return base
 
 
+def _methods(vllm_run: Path) -> list[str]:
+    """The methods this compare trained (the profile's, not every method cgd.methods knows)."""
+    return json.loads((vllm_run / "run" / "config.json").read_text())["methods"]
+
+
 def test_probe_and_every_evaluation_ran_on_vllm(vllm_run):
     manifest = json.loads((vllm_run / "run" / "manifest.json").read_text())
     probe = manifest["stages"]["probe"]["info"]
     assert ":vllm-" in probe["student"] and probe["attempts"] > 0
-    for label in ["base", *METHODS]:
+    for label in ["base", *_methods(vllm_run)]:
         results = json.loads((vllm_run / "run" / "eval" / label / "results.json").read_text())
         assert results["model"]["backend"] == "vllm" and ":vllm-" in results["model"]["fingerprint"], label
         for task in (GENERATIVE, LOGLIKELIHOOD):
@@ -60,10 +63,10 @@ def test_agreement_with_hf_is_counted_per_benchmark(vllm_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(proc.stdout)  # the table, for the log (pytest -s)
     report = json.loads((out / "agreement.json").read_text())
-    assert report["backends"] == ["vllm", "hf"] and report["models"] == 1 + len(METHODS)
+    assert report["backends"] == ["vllm", "hf"] and report["models"] == 1 + len(_methods(vllm_run))
     for task in (GENERATIVE, LOGLIKELIHOOD):
         counts = report["tasks"][task]
-        assert counts["items"] == LIMIT * (1 + len(METHODS))
+        assert counts["items"] == LIMIT * (1 + len(_methods(vllm_run)))
         assert 0 <= counts["same_text"] <= counts["items"] and 0 <= counts["same_verdict"] <= counts["items"]
         assert (
             f"| {task} | {counts['items']} | {counts['same_text']} | {counts['same_verdict']} |"
