@@ -11,7 +11,7 @@ import pytest
 from test_report import N_ITEMS, make_run
 from typer.testing import CliRunner
 
-from cgd_harness.report.crossrun import write_cross_report
+from cgd_harness.report.build import write_cross_report
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 

@@ -25,7 +25,7 @@ def report(
         out = output if output is not None else Path("reports") / run_dirs[0].resolve().name
         written = write_report(run_dirs[0], out)
     else:
-        from cgd_harness.report.crossrun import write_cross_report
+        from cgd_harness.report.build import write_cross_report
 
         name = "cross-" + "-".join(d.resolve().name for d in run_dirs)
         out = output if output is not None else Path("reports") / name[:100]

@@ -6,6 +6,7 @@ report from the same run gives byte-identical tables.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from cgd_harness.report import (
@@ -351,3 +352,10 @@ def write_report(
         else:
             written.append(atomic_write_text(path, data))
     return written
+
+
+def write_cross_report(run_dirs: list[str | Path], out_dir: str | Path) -> list[Path]:
+    """The report of several runs side by side in `out_dir` (report.html, tables, variants.md/csv)."""
+    with tempfile.TemporaryDirectory(prefix="harness-cross-") as tmp:
+        merged = crossrun.merge(run_dirs, Path(tmp))
+        return write_report(merged.root, out_dir, cross_run=True)

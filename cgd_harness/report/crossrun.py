@@ -15,7 +15,6 @@ every other benchmark keeps only the items every run evaluated.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,12 +251,3 @@ def variants_section(merged: RunData, cfg) -> tuple[Section, Table | str, str]:
     table = Table(columns, rows, caption=caption)
     parts: list = [table] if rows else ["No method was trained by more than one of the runs."]
     return Section("variants", "Across runs", parts), parts[0], to_csv(CSV_COLUMNS, csv_rows)
-
-
-def write_cross_report(run_dirs: list[str | Path], out_dir: str | Path) -> list[Path]:
-    """The report of several runs side by side in `out_dir` (report.html, tables, variants.md/csv)."""
-    from cgd_harness.report.build import write_report
-
-    with tempfile.TemporaryDirectory(prefix="harness-cross-") as tmp:
-        merged = merge(run_dirs, Path(tmp))
-        return write_report(merged.root, out_dir, cross_run=True)
