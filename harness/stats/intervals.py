@@ -69,17 +69,31 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = DEFAULT
     return Interval(mean, mean - half, mean + half, int(vec.size), "t")
 
 
+def cluster_totals(values: np.ndarray, clusters: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(units per cluster, sum of `values` per cluster), clusters in sorted name order."""
+    names, index = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+    return np.bincount(index, minlength=names.size).astype(float), np.bincount(index, values, names.size)
+
+
+def ratio_stderr(sums: np.ndarray, size: np.ndarray) -> float:
+    """Standard error of a ratio of sums (sum of `sums` / sum of `size`) over independent clusters.
+
+    Linearised, cluster-robust: residuals s_g - mean * m_g, with the G / (G - 1) small-sample factor;
+    with one unit per cluster this is the t interval's s / sqrt(n) exactly.
+    """
+    g = size.size
+    residual = sums - float(sums.sum() / size.sum()) * size
+    return math.sqrt(g / (g - 1) * float(np.sum(residual**2))) / float(size.sum())
+
+
 def cluster_interval(scores: np.ndarray, clusters: Sequence[str], confidence: float) -> Interval:
     """Mean of units clustered in independent units (IFEval instructions in prompts): the ratio of
-    sums, with a cluster-robust variance (G / (G - 1) corrected) and t at G - 1 degrees of freedom;
-    Wilson at G where the clusters show no spread."""
-    names, index = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
-    groups = names.size
-    size = np.bincount(index, minlength=groups).astype(float)
-    sums = np.bincount(index, scores, groups)
+    sums, with a cluster-robust variance and t at G - 1 degrees of freedom; Wilson at G where the
+    clusters show no spread."""
+    size, sums = cluster_totals(scores, clusters)
+    groups = size.size
     mean = float(sums.sum() / size.sum())
-    residual = sums - mean * size
-    stderr = math.sqrt(groups / (groups - 1) * float(np.sum(residual**2))) / float(size.sum())
+    stderr = ratio_stderr(sums, size)
     if stderr == 0.0:
         ci = wilson(mean, groups, confidence)
         return Interval(mean, ci.low, ci.high, int(scores.size), "wilson")

@@ -26,7 +26,9 @@ from harness.stats.intervals import (
     DEFAULT_SEED,
     as_vector,
     clopper_pearson,
+    cluster_totals,
     is_binary,
+    ratio_stderr,
     wilson,
 )
 
@@ -151,11 +153,11 @@ def newcombe_paired(
     if only_a + only_b == 0:
         bound = clopper_pearson(0, n, confidence).high
         low, high = min(low, -bound), max(high, bound)
-    low, high = _contain_zero(low, high, mcnemar_p(only_a, only_b), confidence)
+    low, high = contain_zero(low, high, mcnemar_p(only_a, only_b), confidence)
     return max(-1.0, low), min(1.0, high)
 
 
-def _contain_zero(low: float, high: float, p_value: float, confidence: float) -> tuple[float, float]:
+def contain_zero(low: float, high: float, p_value: float, confidence: float) -> tuple[float, float]:
     """An interval that excludes 0 claims what a test with p >= 1 - confidence does not: extend it."""
     if p_value >= 1.0 - confidence:
         return min(low, 0.0), max(high, 0.0)
@@ -192,9 +194,8 @@ class ClusterSums:
     def of(cls, a: np.ndarray, b: np.ndarray, clusters: Sequence[str] | None) -> ClusterSums:
         if clusters is None:
             return cls(np.ones(a.size), a, b)
-        names, index = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
-        size = np.bincount(index, minlength=names.size).astype(float)
-        return cls(size, np.bincount(index, a, names.size), np.bincount(index, b, names.size))
+        size, sums_a = cluster_totals(a, clusters)
+        return cls(size, sums_a, cluster_totals(b, clusters)[1])
 
     @property
     def diff(self) -> np.ndarray:
@@ -203,17 +204,6 @@ class ClusterSums:
     @property
     def delta(self) -> float:
         return float(self.diff.sum() / self.size.sum())
-
-
-def ratio_stderr(sums: ClusterSums) -> float:
-    """Standard error of a ratio-of-sums mean difference with a cluster-robust variance.
-
-    Linearised: residuals d_g - delta * m_g per cluster, with the G / (G - 1) small-sample factor;
-    with one unit per cluster this is the paired t's s / sqrt(n) exactly.
-    """
-    g = sums.size.size
-    residual = sums.diff - sums.delta * sums.size
-    return math.sqrt(g / (g - 1) * float(np.sum(residual**2))) / float(sums.size.sum())
 
 
 def _span(a: np.ndarray, b: np.ndarray) -> float:
@@ -230,7 +220,7 @@ def _continuous(
     p = sign_flip_p(sums.diff, seed)
     if g < 2:
         return -span, span, p, "range", None  # one unit: no variance estimate, only the range
-    delta, stderr = sums.delta, ratio_stderr(sums)
+    delta, stderr = sums.delta, ratio_stderr(sums.diff, sums.size)
     if stderr == 0.0:
         # No spread: Wilson's bound for a variable on [0, span] at the same mean, over g units.
         ci = wilson((delta / span + 1.0) / 2.0, g, confidence)
@@ -239,7 +229,7 @@ def _continuous(
         half = float(student_t.ppf(0.5 + confidence / 2.0, g - 1)) * stderr
         low, high = max(-span, delta - half), min(span, delta + half)
         method = "t" if clusters is None else "cluster-t"
-    low, high = _contain_zero(low, high, p, confidence)
+    low, high = contain_zero(low, high, p, confidence)
     return low, high, p, method, stderr
 
 

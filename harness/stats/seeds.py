@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.stats.intervals import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED, wilson
-from harness.stats.paired import sign_flip_p
+from harness.stats.paired import contain_zero, sign_flip_p
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,7 @@ def hierarchical_bootstrap(
     beyond = min(int(np.sum(deltas <= 0.0)), int(np.sum(deltas >= 0.0)))
     boot_p = min(1.0, 2.0 * (1 + beyond) / (n_resamples + 1)) if np.any(deltas) else 1.0
     p = max(boot_p, sign_flip_p(sums_b.mean(axis=0) - sums_a.mean(axis=0), seed))
-    if p >= 1.0 - confidence:
-        low, high = min(low, 0.0), max(high, 0.0)
+    low, high = contain_zero(low, high, p, confidence)
     diff = b.mean(axis=0) - a.mean(axis=0)
     return SeedComparison(
         n,
