@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from cgd import methods, prompts
 from cgd.problems import ProblemsConfig, load_problems
 from cgd.teachers.base import meta_path
 from harness import layout
+from harness.backends.vllm import VllmOptions
+from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file
 from harness.run import RunDir
@@ -61,8 +63,10 @@ def dataset_path(method: str) -> str:
 @dataclass
 class BuildConfig:
     methods: list[str]
-    model: str = "smollm2-135m"  # the student that is probed
+    model: str = DEFAULT_MODEL  # the student that is probed
     backend: str = "hf"
+    # The engine of backend vllm: the run's eval.vllm section, so probe and evaluation open it alike.
+    vllm: VllmOptions = field(default_factory=VllmOptions)
     teacher: str = "reference"
     teacher_options: dict = field(default_factory=dict)
     teacher_file: str | None = None  # an existing critique dataset: skips probe and teach
@@ -131,6 +135,9 @@ def probe_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
         "max_new_tokens": cfg.problems.probe_max_new_tokens,
         "prompts": prompts.PROMPTS_VERSION,
     }
+    options = student_options(cfg)
+    if options:  # only where they apply, so hf runs keep their stage keys
+        inputs["engine"] = options
 
     def run_it():
         with open_backend(cfg.model, backend=cfg.backend, cache=True) as student:
@@ -144,6 +151,11 @@ def probe_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
         }
 
     return run.run_stage(split.stage("probe"), inputs, run_it)
+
+
+def student_options(cfg: BuildConfig) -> dict:
+    """The probed student's engine options: eval.vllm's, as evaluation passes them (EvalConfig.backend_options)."""
+    return asdict(cfg.vllm) if cfg.backend == "vllm" else {}
 
 
 def teach_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:

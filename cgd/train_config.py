@@ -8,6 +8,7 @@ from cgd import trackers
 from cgd.selection import SELECT_RULES, check_rule, scores_validation
 from cgd.trackers import TRACKERS
 from harness.config import setting
+from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
 
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -21,7 +22,7 @@ class TrainConfig:
     at a few steps diverges above it), batch_size (4, TRL 8), max_length (768, TRL 1024: fits the
     smoke problems on a laptop), lr_scheduler (cosine, TRL linear)."""
 
-    model: str = setting("smollm2-135m", "the student (the run's top-level model)", key=False)
+    model: str = setting(DEFAULT_MODEL, "the student (the run's top-level model)", key=False)
     max_steps: int = setting(4, "optimizer steps: the matched budget, the same for every method", minimum=1)
     learning_rate: float = setting(1.0e-5, "peak learning rate (AdamW)", minimum=0.0)
     batch_size: int = setting(4, "examples per step per process", minimum=1)

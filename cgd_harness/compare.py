@@ -132,6 +132,7 @@ def compare(config: RunConfig, output: Path | None = None, report_dir: Path | No
 
 
 def _compare(config: RunConfig, run: RunDir, out: Path) -> Path:
+    from cgd.hypotheses import HYPOTHESES
     from cgd.pipeline import build
     from cgd.train import check_matched_budget, train_method
     from cgd_harness.report.build import write_report
@@ -147,7 +148,7 @@ def _compare(config: RunConfig, run: RunDir, out: Path) -> Path:
             {**config.as_dict(), "run_id": rid, "git_revision": git_revision(), "provenance": provenance()},
         )
         log.info("run directory: %s", run.root)
-        log.info("what this run can detect (harness plan):\n%s", plan_text(config.as_dict()))
+        log.info("what this run can detect (harness plan):\n%s", plan_text(config.as_dict(), HYPOTHESES))
         build(run, config.build_config())
         if config.uncertainty_wanted():
             from cgd.val_annotations import annotate_val

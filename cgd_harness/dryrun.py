@@ -84,6 +84,11 @@ def _items(cfg) -> dict[str, int | None]:
 
 def planner_lines(config: RunConfig) -> list[str]:
     """The statistics planner's table (`harness plan`): what the comparisons could detect."""
+    from cgd.hypotheses import HYPOTHESES
     from harness.plan import plan_text
 
-    return ["", "What the comparisons could detect (harness plan):", plan_text(config.as_dict()).rstrip()]
+    return [
+        "",
+        "What the comparisons could detect (harness plan):",
+        plan_text(config.as_dict(), HYPOTHESES).rstrip(),
+    ]

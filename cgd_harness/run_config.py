@@ -23,6 +23,7 @@ from cgd.selection import ValConfig
 from cgd.teachers import TeacherConfig
 from cgd.train_config import TrainConfig
 from harness.config import DEFAULT_PROFILE, apply_overrides, build, load_profile, section, setting, to_dict
+from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
 from harness.evaluate import EvalConfig
 from harness.findings import AnalysisConfig
@@ -31,7 +32,7 @@ from harness.io import stable_hash
 
 @dataclass
 class RunConfig:
-    model: str = setting("smollm2-135m", "the student: embedded name, HF dir, adapter dir or Hub id")
+    model: str = setting(DEFAULT_MODEL, "the student: embedded name, HF dir, adapter dir or Hub id")
     backend: str = setting(
         "hf", "generation backend of probe and evaluation: hf | vllm | openai:<base_url>#<model>"
     )
@@ -69,6 +70,7 @@ class RunConfig:
             methods=list(self.methods),
             model=self.model,
             backend=self.backend,
+            vllm=self.eval.vllm,
             teacher=self.teacher.model,
             teacher_options=self.teacher.options(),
             teacher_file=self.teacher.file,

@@ -1,5 +1,6 @@
-"""What a run found: the family of comparisons, their adjusted p-values, verdicts and power, and the
-CGD paper's claims read as hypotheses against them.
+"""What a run found: the family of comparisons, their adjusted p-values, verdicts and power, and a
+study's claims read as hypotheses against them. The hypotheses themselves belong to the study that
+makes them (the CGD paper's: cgd/hypotheses.py); this module only tests what it is given.
 
 The verdict rule (docs/statistics.md), for a difference `delta` with a 95 % interval [low, high],
 a Holm- (or BH-) adjusted p and a margin M in points:
@@ -17,7 +18,7 @@ a Holm- (or BH-) adjusted p and a margin M in points:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness import drift
@@ -25,7 +26,7 @@ from harness.config import setting
 from harness.defaults import ALPHA, MULTIPLICITY
 from harness.drift import Change
 from harness.errors import HarnessError
-from harness.rundata import BASE, MATH_TASKS, RunData, is_general
+from harness.rundata import BASE, RunData
 from harness.stats import DEFAULT_POWER, adjust, check_method, mde, mde_spread, min_units, trusted
 from harness.stats.multiplicity import METHODS
 
@@ -118,7 +119,7 @@ def settle(changes: list[Change], cfg: AnalysisConfig) -> list[Change]:
     return out
 
 
-# --- the paper's claims ------------------------------------------------------------------------
+# --- a study's claims, as hypotheses ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -131,59 +132,10 @@ class Test:
 class Hypothesis:
     key: str
     claim: str
-    method: str
+    method: str  # the group whose claim it is, tested against `reference`
     reference: str
-    tasks: Callable[[RunData], list[str]]
+    tasks: Callable[[RunData | RunShape], list[str]]  # the benchmarks it covers on a run (or planned run)
     tests: tuple[Test, ...]
-
-
-def _present(names: tuple[str, ...] | frozenset[str]) -> Callable[[RunData], list[str]]:
-    return lambda run: [t for t in run.tasks if t in names]
-
-
-def _general_but_code(run: RunData) -> list[str]:
-    """H5's benchmarks: the general ones, except HumanEval (H6 asks for a gain there)."""
-    return [t for t in run.tasks if is_general(t) and t != "humaneval"]
-
-
-HYPOTHESES = (
-    Hypothesis(
-        "H1",
-        "CGD > SFT on math (AMC23, MATH-500, AIME24)",
-        "cgd",
-        "sft",
-        _present(MATH_TASKS),
-        (Test("score", "higher"),),
-    ),
-    Hypothesis("H2", "CGD > CFT on math", "cgd", "cft", _present(MATH_TASKS), (Test("score", "higher"),)),
-    Hypothesis(
-        "H3",
-        "CFT drifts in format vs base: critique-style answers up, parseable final answers down",
-        "cft",
-        BASE,
-        _present(MATH_TASKS),
-        (Test("critique", "higher"), Test("parseable", "lower")),
-    ),
-    Hypothesis(
-        "H4", "CFT loses IFEval vs base", "cft", BASE, _present(("ifeval",)), (Test("score", "lower"),)
-    ),
-    Hypothesis(
-        "H5",
-        "CGD non-inferior to base on IFEval, TruthfulQA and GPQA",
-        "cgd",
-        BASE,
-        _general_but_code,
-        (Test("score", "non-inferior"),),
-    ),
-    Hypothesis(
-        "H6",
-        "CGD gains on HumanEval vs base (out of domain)",
-        "cgd",
-        BASE,
-        _present(("humaneval",)),
-        (Test("score", "higher"),),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -213,10 +165,10 @@ class RunShape:
         )
 
 
-def family_keys(shape: RunShape) -> set[tuple[str, str, str, str]]:
+def family_keys(shape: RunShape, hypotheses: Sequence[Hypothesis]) -> set[tuple[str, str, str, str]]:
     """(method, reference, task, quantity) of every comparison `analyse` makes on a run of this
     shape: each method against base on every column and applicable drift measure, plus the
-    comparisons between methods that the hypotheses add."""
+    comparisons between groups that the hypotheses add."""
     methods = [g for g in shape.groups if g != BASE] if BASE in shape.groups else []
     keys = {(m, BASE, task, metric) for m in methods for task, metric in shape.columns}
     keys |= {
@@ -225,7 +177,7 @@ def family_keys(shape: RunShape) -> set[tuple[str, str, str, str]]:
         for task in shape.generative
         for measure in drift.applicable_measures(task)
     }
-    for h in HYPOTHESES:
+    for h in hypotheses:
         if not {h.method, h.reference} <= set(shape.groups):
             continue
         for task in h.tasks(shape):
@@ -255,11 +207,13 @@ def _comparison(
     return drift.measure_change(run, h.method, h.reference, task, quantity)
 
 
-def hypothesis_changes(run: RunData, vs_base: list[Change]) -> dict[str, list[tuple[Test, Change]]]:
+def hypothesis_changes(
+    run: RunData, vs_base: list[Change], hypotheses: Sequence[Hypothesis]
+) -> dict[str, list[tuple[Test, Change]]]:
     """Each hypothesis's comparisons on this run (unsettled: no adjusted p yet)."""
     known = {(c.method, c.reference, c.task, c.quantity): c for c in vs_base}
     out = {}
-    for h in HYPOTHESES:
+    for h in hypotheses:
         if not {h.method, h.reference} <= set(run.groups):
             out[h.key] = []
             continue
@@ -379,10 +333,11 @@ def findings(
     per_hypothesis: dict[str, list[tuple[Test, Change]]],
     settled: dict[str, Change],
     cfg: AnalysisConfig,
+    hypotheses: Sequence[Hypothesis],
 ) -> list[Finding]:
     """Verdicts per hypothesis from its comparisons, each replaced by its settled (adjusted) version."""
     out = []
-    for h in HYPOTHESES:
+    for h in hypotheses:
         evidence = [(t, settled.get(c.key, c)) for t, c in per_hypothesis.get(h.key, [])]
         word, why = _judge(h, evidence, cfg, _why_untested(run, h))
         out.append(Finding(h, word, evidence, why))
@@ -397,10 +352,10 @@ class Analysis:
     findings: list[Finding]
 
 
-def analyse(run: RunData, cfg: AnalysisConfig) -> Analysis:
+def analyse(run: RunData, cfg: AnalysisConfig, hypotheses: Sequence[Hypothesis]) -> Analysis:
     """Every comparison the report makes, adjusted as one family, and the hypotheses' verdicts."""
     vs_base = drift.changes_vs_base(run, cfg.alpha)
-    per_hypothesis = hypothesis_changes(run, vs_base)
+    per_hypothesis = hypothesis_changes(run, vs_base, hypotheses)
     by_key = {c.key: c for c in vs_base}
     for pairs in per_hypothesis.values():
         for _, c in pairs:
@@ -411,5 +366,5 @@ def analyse(run: RunData, cfg: AnalysisConfig) -> Analysis:
         cfg,
         [settled[c.key] for c in vs_base],
         [c for c in family if c.p_value is not None],
-        findings(run, per_hypothesis, settled, cfg),
+        findings(run, per_hypothesis, settled, cfg, hypotheses),
     )

@@ -1,11 +1,11 @@
-"""Run directories as pandas dataframes: every item, every benchmark's summary, every comparison.
+"""Run directories as pandas dataframes: every item and every benchmark's summary.
 
     import harness
     items = harness.items_df(["runs/compare-ci-a", "runs/compare-ci-b"])
     summary = harness.summary_df("runs/compare-ci-a")
-    comparisons = harness.comparisons_df("runs/compare-ci-a")
 
-Columns and dtypes are fixed (ITEM_COLUMNS, SUMMARY_COLUMNS, COMPARISON_COLUMNS): a run that has not
+The comparisons and findings test a study's hypotheses, so their frames live with the study's
+application (cgd_harness/frames.py). Columns and dtypes are fixed (ITEM_COLUMNS, SUMMARY_COLUMNS): a run that has not
 evaluated anything yet gives an empty frame with the same columns, so notebook code written against
 one run works on the next. Redacted benchmarks (GPQA) give ids, letters and verdicts only: their
 question, option and response texts never reach a frame. pandas is imported inside the functions, so
@@ -66,39 +66,6 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "interval": "string",  # clopper-pearson | wilson | bootstrap | <NA> (aggregate only)
 }
 
-# One row per comparison the report makes (harness.findings.analyse), on the scale of the quantity:
-# fractions for scores and shares, tokens or characters for lengths.
-COMPARISON_COLUMNS: dict[str, str] = {
-    "run_id": "string",
-    "method": "string",
-    "reference": "string",
-    "benchmark": "string",
-    "quantity": "string",  # a metric name or a drift measure (parseable, critique, length, ...)
-    "reference_value": "Float64",
-    "value": "Float64",
-    "delta": "Float64",
-    "ci_low": "Float64",
-    "ci_high": "Float64",
-    "p": "Float64",
-    "p_adjusted": "Float64",
-    "mde": "Float64",
-    "verdict": "string",
-    "n": "Int64",  # matched items
-    "test": "string",  # mcnemar | sign-flip | <NA> when nothing matched
-    "seeds": "Int64",
-}
-
-FINDING_COLUMNS: dict[str, str] = {
-    "run_id": "string",
-    "hypothesis": "string",
-    "claim": "string",
-    "method": "string",
-    "reference": "string",
-    "verdict": "string",
-    "why": "string",
-    "comparisons": "Int64",
-}
-
 CONFIG_PREFIX = "config."
 # Recorded beside the config in config.json, not part of it (provenance is a machine description).
 _NOT_CONFIG = ("run_id", "provenance")
@@ -129,7 +96,7 @@ def _open(run: Any) -> tuple[Path, RunData | None]:
     return root, RunData(root)
 
 
-def _runs(runs: Any) -> Iterator[tuple[Path, RunData | None]]:
+def open_runs(runs: Any) -> Iterator[tuple[Path, RunData | None]]:
     seen: set[Path] = set()
     for run in _paths(runs):
         root, data = _open(run)
@@ -153,7 +120,9 @@ def _seed(run: RunData | None, label: str) -> int | None:
 # ------------------------------------------------------------------------------ typed frames ---
 
 
-def _frame(rows: list[dict], columns: dict[str, str], extra: dict[str, str] | None = None) -> pd.DataFrame:
+def typed_frame(
+    rows: list[dict], columns: dict[str, str], extra: dict[str, str] | None = None
+) -> pd.DataFrame:
     import pandas as pd
 
     dtypes = {**columns, **(extra or {})}
@@ -310,10 +279,10 @@ def _item_rows(run: RunData) -> Iterator[dict[str, Any]]:
 def items_df(runs: Any) -> pd.DataFrame:
     """Every item of every model of one or several runs, one row each, with each run's config as
     `config.<key>` columns (the keys of all the runs given; <NA> where a run lacks one)."""
-    opened = [(run, _run_config(root, run)) for root, run in _runs(runs)]
+    opened = [(run, _run_config(root, run)) for root, run in open_runs(runs)]
     config_dtypes = _config_columns([config for _, config in opened])
     rows = [{**row, **config} for run, config in opened if run is not None for row in _item_rows(run)]
-    return _frame(rows, ITEM_COLUMNS, config_dtypes)
+    return typed_frame(rows, ITEM_COLUMNS, config_dtypes)
 
 
 # ------------------------------------------------------------------------------ summaries ------
@@ -355,78 +324,8 @@ def _summary_rows(run: RunData) -> Iterator[dict[str, Any]]:
 def summary_df(runs: Any) -> pd.DataFrame:
     """Each model's score per benchmark and metric with its 95 % interval (harness.stats.score_interval:
     Clopper-Pearson for 0/1 verdicts, bootstrap for continuous scores), as fractions in [0, 1]."""
-    rows = [row for _, run in _runs(runs) if run is not None for row in _summary_rows(run)]
-    return _frame(rows, SUMMARY_COLUMNS)
-
-
-# ------------------------------------------------------------------------------ comparisons ----
-
-
-def _analysis(run: RunData):
-    from harness.findings import AnalysisConfig, analyse
-
-    return analyse(run, AnalysisConfig.from_config(run.config))
-
-
-def _comparison_row(run_id: str, change) -> dict[str, Any]:
-    result = change.comparison.result
-    return {
-        "run_id": run_id,
-        "method": change.method,
-        "reference": change.reference,
-        "benchmark": change.task,
-        "quantity": change.quantity,
-        "reference_value": change.base,
-        "value": change.value,
-        "delta": change.delta,
-        "ci_low": result.ci_low if result else None,
-        "ci_high": result.ci_high if result else None,
-        "p": change.p_value,
-        "p_adjusted": change.p_adjusted,
-        "mde": change.mde,
-        "verdict": change.verdict,
-        "n": result.n if result else change.comparison.matched,
-        "test": result.test if result else None,
-        "seeds": change.seeds,
-    }
-
-
-def comparisons_df(runs: Any) -> pd.DataFrame:
-    """Every comparison of the findings (each method vs base on every score and drift measure, and the
-    hypotheses' method-vs-method ones), with the p-values adjusted over the run's family, each
-    comparison's minimum detectable effect and verdict (docs/statistics.md)."""
-    rows = []
-    for _, run in _runs(runs):
-        if run is None:
-            continue
-        analysis = _analysis(run)
-        changes = {c.key: c for c in analysis.changes}
-        for c in analysis.family:
-            changes.setdefault(c.key, c)
-        rows.extend(_comparison_row(run.run_id, c) for c in changes.values())
-    return _frame(rows, COMPARISON_COLUMNS)
-
-
-def findings_df(runs: Any) -> pd.DataFrame:
-    """The paper's hypotheses (H1-H6) per run: verdict, why, and how many comparisons decided it."""
-    rows = []
-    for _, run in _runs(runs):
-        if run is None:
-            continue
-        for f in _analysis(run).findings:
-            rows.append(
-                {
-                    "run_id": run.run_id,
-                    "hypothesis": f.hypothesis.key,
-                    "claim": f.hypothesis.claim,
-                    "method": f.hypothesis.method,
-                    "reference": f.hypothesis.reference,
-                    "verdict": f.verdict,
-                    "why": f.why,
-                    "comparisons": len(f.evidence),
-                }
-            )
-    return _frame(rows, FINDING_COLUMNS)
+    rows = [row for _, run in open_runs(runs) if run is not None for row in _summary_rows(run)]
+    return typed_frame(rows, SUMMARY_COLUMNS)
 
 
 # ------------------------------------------------------------------------------ parquet --------
@@ -450,7 +349,7 @@ def samples_frame(task: str, records: Iterable[dict], metric: str) -> pd.DataFra
             row[f"metrics.{name}"] = _number((rec.get("metrics") or {}).get(name))
     run_columns = ("run_id", "label", "method", "seed")
     columns = {k: v for k, v in ITEM_COLUMNS.items() if k not in run_columns}
-    return _frame(rows, columns, {f"metrics.{name}": "Float64" for name in names})
+    return typed_frame(rows, columns, {f"metrics.{name}": "Float64" for name in names})
 
 
 def write_samples_parquet(directory: str | Path, task: str, records: list[dict]) -> Path | None:

@@ -18,8 +18,9 @@ class HarnessLM(TemplateLM):
         super().__init__()
         if backend is None:  # built by lm_eval's CLI: --model cgd-harness --model_args model=...
             from harness.backends import make_backend
+            from harness.defaults import DEFAULT_MODEL
 
-            backend = make_backend(kwargs.pop("model", "smollm2-135m"), kwargs.pop("backend", "hf"))
+            backend = make_backend(kwargs.pop("model", DEFAULT_MODEL), kwargs.pop("backend", "hf"))
         self.backend = backend
         self.tokenizer = backend.tokenizer
         self.max_new_tokens = max_new_tokens

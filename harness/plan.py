@@ -9,11 +9,12 @@ target effect. A profile whose MDEs are tens of points can only ever report "inc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness import registry
 from harness.errors import HarnessError
-from harness.findings import AnalysisConfig, RunShape, family_keys
+from harness.findings import AnalysisConfig, Hypothesis, RunShape, family_keys
 from harness.rundata import BASE, EXTRA_METRICS, HEADLINE_METRIC
 from harness.stats import mde, n_for_effect
 
@@ -45,18 +46,20 @@ def planned_shape(config: dict) -> RunShape:
     return RunShape(tasks, groups, columns, generative, {t: HEADLINE_METRIC[t] for t in tasks})
 
 
-def family_size(config: dict) -> int:
+def family_size(config: dict, hypotheses: Sequence[Hypothesis]) -> int:
     """Comparisons a compare run of this config will adjust together: the report's own family rule
-    (harness.findings.family_keys) applied to the planned run."""
-    return max(1, len(family_keys(planned_shape(config))))
+    (harness.findings.family_keys, with the study's hypotheses) applied to the planned run."""
+    return max(1, len(family_keys(planned_shape(config), hypotheses)))
 
 
-def plan(config: dict, effect_points: float) -> tuple[list[PlanRow], int, AnalysisConfig]:
+def plan(
+    config: dict, hypotheses: Sequence[Hypothesis], effect_points: float
+) -> tuple[list[PlanRow], int, AnalysisConfig]:
     if not 0.0 < effect_points <= 100.0:
         raise HarnessError(f"--effect must be in (0, 100] points, got {effect_points:g}")
     cfg = AnalysisConfig.from_config(config)
     ev = config["eval"]
-    m = family_size(config)
+    m = family_size(config, hypotheses)
     effect = effect_points / 100.0
     rows = []
     for task in planned_benchmarks(config):
@@ -110,6 +113,6 @@ def render(rows: list[PlanRow], family: int, cfg: AnalysisConfig, effect_points:
     return "\n".join(lines) + "\n"
 
 
-def plan_text(config: dict, effect_points: float = 5.0) -> str:
-    rows, family, cfg = plan(config, effect_points)
+def plan_text(config: dict, hypotheses: Sequence[Hypothesis], effect_points: float = 5.0) -> str:
+    rows, family, cfg = plan(config, hypotheses, effect_points)
     return render(rows, family, cfg, effect_points)

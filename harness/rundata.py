@@ -1,7 +1,8 @@
 """Read-only view of a run directory's evaluation and training artefacts.
 
-This is the only place that knows the run-directory layout and which metric is each task's
-headline, so stats, drift, report and gate all score a benchmark the same way:
+This is the one reader of a run directory (its paths come from `harness.layout`) and the one place
+that knows which metric is each task's headline, so stats, drift, report and gate all score a
+benchmark the same way:
 
     <run>/config.json
     <run>/eval/<label>/results.json, samples_<task>.jsonl   label = base | <method> | <method>@seed<k>

@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.defaults import DEFAULT_MODEL
+
 
 def add_common_args(p) -> None:
-    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--repeats", type=int, default=2)
     # "default" leaves OpenMP as the harness leaves it (libgomp spins briefly, then sleeps): what a user
     # gets. "passive" suits a box shared with other jobs: oversubscribed spinning workers stall each

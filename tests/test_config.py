@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cgd_harness.run_config import RunConfig, resolve
-from harness.config import schema_keys
+from harness.config import available_profiles, schema_keys
 from harness.errors import HarnessError
 
 
@@ -35,7 +35,7 @@ def test_every_key_has_help_and_the_profiles_resolve():
     } <= set(keys)
     assert not [k for k in keys.values() if not k.help], "every config key documents itself"
     assert "seed" not in {k.path.split(".")[-1] for k in keys.values() if "." in k.path}  # set by the run
-    for profile in ("smoke", "cpu-small", "ci", "paper"):
+    for profile in available_profiles():
         assert resolve(profile).profile == profile
 
 

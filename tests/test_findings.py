@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from test_report import _gpqa_record, _math_record, _mc2_record, write_eval
 
+from cgd.hypotheses import HYPOTHESES
 from harness.drift import Change
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig, RunShape, analyse, family_keys, verdict
@@ -95,7 +96,7 @@ def findings_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analysis(findings_run) -> list:
-    return analyse(RunData(findings_run), AnalysisConfig())
+    return analyse(RunData(findings_run), AnalysisConfig(), HYPOTHESES)
 
 
 def test_planner_family_is_the_reports_family(findings_run, analysis) -> None:
@@ -103,8 +104,9 @@ def test_planner_family_is_the_reports_family(findings_run, analysis) -> None:
     # run's files. Both must give the same comparisons (the old count said 56 where a run had 44).
     config = {"eval": {"benchmarks": "math500,gpqa_diamond,truthfulqa_mc2"}, "methods": ["sft", "cft", "cgd"]}
     actual = {(c.method, c.reference, c.task, c.quantity) for c in analysis.family}
-    assert family_keys(planned_shape(config)) == actual == family_keys(RunShape.of(RunData(findings_run)))
-    assert family_size(config) == len(analysis.family)
+    assert family_keys(planned_shape(config), HYPOTHESES) == actual
+    assert actual == family_keys(RunShape.of(RunData(findings_run)), HYPOTHESES)
+    assert family_size(config, HYPOTHESES) == len(analysis.family)
 
 
 def test_hypotheses_come_out_as_constructed(analysis) -> None:

@@ -1,4 +1,4 @@
-"""harness.items_df / summary_df / comparisons_df / findings_df over run directories, and the
+"""harness.items_df / summary_df, cgd_harness.comparisons_df / findings_df over run directories, and the
 parquet files beside each evaluation's JSONL: typed columns, GPQA without text, bad input in one line."""
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 from test_report import N_ITEMS, make_run
 
+import cgd_harness
 import harness
+from cgd.hypotheses import HYPOTHESES
+from cgd_harness import frames as study_frames
 from harness import frames
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig, analyse
@@ -75,8 +78,8 @@ def test_half_finished_run_gives_an_empty_typed_frame(tmp_path: Path) -> None:
     for call, columns in (
         (harness.items_df, frames.ITEM_COLUMNS),
         (harness.summary_df, frames.SUMMARY_COLUMNS),
-        (harness.comparisons_df, frames.COMPARISON_COLUMNS),
-        (harness.findings_df, frames.FINDING_COLUMNS),
+        (cgd_harness.comparisons_df, study_frames.COMPARISON_COLUMNS),
+        (cgd_harness.findings_df, study_frames.FINDING_COLUMNS),
     ):
         frame = call(run)
         assert frame.empty
@@ -127,9 +130,9 @@ def test_summary_is_score_interval_of_the_items(run: Path) -> None:
 
 
 def test_comparisons_are_the_findings_family(run: Path) -> None:
-    comparisons = harness.comparisons_df(run)
-    assert _dtypes(comparisons) == frames.COMPARISON_COLUMNS
-    analysis = analyse(RunData(run), AnalysisConfig())
+    comparisons = cgd_harness.comparisons_df(run)
+    assert _dtypes(comparisons) == study_frames.COMPARISON_COLUMNS
+    analysis = analyse(RunData(run), AnalysisConfig(), HYPOTHESES)
     tested = {(c.method, c.reference, c.task, c.quantity): c for c in analysis.family}
     assert len(tested) > 0
     rows = comparisons.set_index(["method", "reference", "benchmark", "quantity"])
@@ -139,7 +142,7 @@ def test_comparisons_are_the_findings_family(run: Path) -> None:
         assert np.isclose(row["delta"], change.delta)
     # cgd vs sft (H1) is in the family though it is not a comparison against base.
     assert ("cgd", "sft", "math500", "exact_match") in rows.index
-    findings = harness.findings_df(run)
+    findings = cgd_harness.findings_df(run)
     assert findings.hypothesis.tolist() == ["H1", "H2", "H3", "H4", "H5", "H6"]
 
 

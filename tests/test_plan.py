@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from cgd.hypotheses import HYPOTHESES
 from cgd_harness.cli import app
 from cgd_harness.run_config import resolve
 from harness.errors import HarnessError
@@ -25,21 +26,24 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def test_plan_rows_follow_the_profile() -> None:
     config = _config("cpu-small", ["eval.benchmarks=math500,truthfulqa_mc2", "eval.limit=100"])
-    rows, family, cfg = plan(config, 5.0)
+    rows, family, cfg = plan(config, HYPOTHESES, 5.0)
     assert [(r.task, r.n) for r in rows] == [("math500", 100), ("truthfulqa_mc2", 100)]
     assert rows[0].mde_at[2] == mde(100, 0.2, cfg.alpha)
     assert rows[0].mde_holm > rows[0].mde_at[2]  # alpha / family is stricter
     assert rows[0].n_needed[0] < rows[0].n_needed[1] < rows[0].n_needed[2]
-    assert family == family_size(config) and family > 3
+    assert family == family_size(config, HYPOTHESES) and family > 3
 
 
 def test_full_sets_and_truthfulqa_versions() -> None:
-    rows, _, _ = plan(_config("smoke", ["eval.limit=null", "eval.benchmarks=math500,truthfulqa_mc1"]), 5.0)
+    rows, _, _ = plan(
+        _config("smoke", ["eval.limit=null", "eval.benchmarks=math500,truthfulqa_mc1"]), HYPOTHESES, 5.0
+    )
     assert [r.n for r in rows] == [500, 817]
     rows, _, _ = plan(
         _config(
             "smoke", ["eval.limit=null", "eval.benchmarks=truthfulqa_mc1", "eval.truthfulqa_version=2025"]
         ),
+        HYPOTHESES,
         5.0,
     )
     assert rows[0].n == 790

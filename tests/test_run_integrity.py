@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_report import make_run
 
+from cgd.hypotheses import HYPOTHESES
 from cgd_harness.compare import check_same_config
 from cgd_harness.run_config import resolve
 from harness import layout
@@ -142,8 +143,10 @@ def test_a_recorded_evaluation_file_that_changed_stops_the_reader(tmp_path) -> N
 def test_a_report_written_mid_evaluation_says_not_finished(tmp_path) -> None:
     root = make_run(tmp_path)
     (root / layout.results("cgd")).unlink()  # cgd's evaluation has not completed yet
-    why = {f.hypothesis.key: f.why for f in analyse(RunData(root), AnalysisConfig()).findings}
+    why = {f.hypothesis.key: f.why for f in analyse(RunData(root), AnalysisConfig(), HYPOTHESES).findings}
     assert why["H1"] == "cgd not finished"
     never_asked = make_run(tmp_path / "other", methods=("sft", "cft"))
-    why = {f.hypothesis.key: f.why for f in analyse(RunData(never_asked), AnalysisConfig()).findings}
+    why = {
+        f.hypothesis.key: f.why for f in analyse(RunData(never_asked), AnalysisConfig(), HYPOTHESES).findings
+    }
     assert why["H1"] == "cgd did not run"

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cgd.hypotheses import HYPOTHESES
 from harness.drift import Change
 from harness.errors import HarnessError
-from harness.findings import HYPOTHESES, AnalysisConfig, _judge, settle
+from harness.findings import AnalysisConfig, _judge, settle
 from harness.stats import (
     ItemComparison,
     aggregate_interval,

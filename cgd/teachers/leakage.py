@@ -102,10 +102,6 @@ def states_answer_many(pairs: Sequence[tuple[str, str]]) -> list[bool]:
     return stated
 
 
-def states_answer(gold: str, text: str) -> bool:
-    return states_answer_many([(gold, text)])[0]
-
-
 def leakage_stats(rows: Sequence[dict]) -> dict:
     """The leakage statistics of annotated rows (answer, critique, refined), for dataset metadata."""
     from harness.stats import clopper_pearson, score_interval

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import typer
 
+from harness.config import DEFAULT_PROFILE, available_profiles
+from harness.defaults import DEFAULT_MODEL
+
 ModelOpt = typer.Option(
-    "smollm2-135m",
+    DEFAULT_MODEL,
     "--model",
     "-m",
-    help="smollm2-135m (embedded), a local HF model dir, a PEFT adapter dir, or a Hub id.",
+    help=f"{DEFAULT_MODEL} (embedded), a local HF model dir, a PEFT adapter dir, or a Hub id.",
 )
 BackendOpt = typer.Option(
     "hf", "--backend", help="Generation backend: hf, vllm (GPU), openai:<base_url>#<model>."
@@ -35,10 +38,10 @@ def field_option(cls: type, name: str, *flags: str):
 
 
 ProfileOpt = typer.Option(
-    "smoke",
+    DEFAULT_PROFILE,
     "--profile",
     "-p",
-    help="smoke, cpu-small, ci, paper, paper-mini, or a YAML file (`harness config` shows it).",
+    help=f"{', '.join(available_profiles())}, or a YAML file (`harness config` shows it).",
 )
 SetOpt = typer.Option(
     None,

@@ -13,9 +13,10 @@ def plan_command(
     effect: float = typer.Option(5.0, "--effect", help="Target effect in points for the 'n needed' columns."),
 ) -> None:
     """Print, per benchmark, n and the minimum detectable effect of the profile's comparisons."""
+    from cgd.hypotheses import HYPOTHESES
     from cgd_harness.run_config import resolve
     from harness.plan import plan_text
 
     config = resolve(profile, list(sets or []))
-    text = plan_text(config.as_dict(), effect)
+    text = plan_text(config.as_dict(), HYPOTHESES, effect)
     typer.echo(f"profile {profile}: methods {', '.join(config.methods)}\n{text}", nl=False)

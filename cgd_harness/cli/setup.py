@@ -15,7 +15,7 @@ def setup_command(
     typer.echo(f"punkt_tab ready in {ensure_punkt_tab()}")
     typer.echo(f"decode attention: {native.describe()}")
     if model:
-        from harness.models import resolve_model
+        from harness.models import DEFAULT_MODEL, resolve_model
 
-        resolved = resolve_model("smollm2-135m")
-        typer.echo(f"smollm2-135m ready in {resolved.path} (fingerprint {resolved.fingerprint})")
+        resolved = resolve_model(DEFAULT_MODEL)
+        typer.echo(f"{DEFAULT_MODEL} ready in {resolved.path} (fingerprint {resolved.fingerprint})")

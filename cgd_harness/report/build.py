@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from cgd.hypotheses import HYPOTHESES
 from cgd_harness.report import (
     claims,
     contamination,
@@ -195,7 +196,7 @@ def report_files(
     """Relative path -> content of every report file; None marks a file this run has nothing for.
     `cross_run`: `run` is crossrun.merge's directory, and the variant-vs-variant section is added."""
     cfg = analysis_config or AnalysisConfig.from_config(run.config)
-    analysis = analyse(run, cfg)
+    analysis = analyse(run, cfg, HYPOTHESES)
     changes = analysis.changes
     main = sections.main_table(run, [c for c in changes if c.is_score])
     drift_levels = drift.format_drift(run)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cgd_harness.report.tables import Table, to_markdown
+from cgd_harness.report.tables import Table
 from harness.drift import Change, format_p
 from harness.findings import Analysis, Finding
 
@@ -63,10 +63,6 @@ def findings_table(findings: list[Finding]) -> Table:
         rows,
         {(r, 2) for r, f in enumerate(findings) if f.verdict in ("supported", "contradicted")},
     )
-
-
-def findings_markdown(analysis: Analysis) -> str:
-    return f"## Findings\n\n{intro(analysis)}\n\n{to_markdown(findings_table(analysis.findings))}"
 
 
 def family_table(analysis: Analysis) -> tuple[Table, list[list[object]]]:
