@@ -140,7 +140,7 @@ def probe_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
         inputs["engine"] = options
 
     def run_it():
-        with open_backend(cfg.model, backend=cfg.backend, cache=True) as student:
+        with open_backend(cfg.model, backend=cfg.backend, cache=True, **options) as student:
             attempts = probe(read_jsonl(run.path(split.problems)), student, cfg.problems.probe_max_new_tokens)
         atomic_write_jsonl(run.path(split.attempts), attempts)
         return [split.attempts], {
