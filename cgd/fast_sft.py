@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from transformers import AttentionInterface, PreTrainedModel
 from trl import SFTTrainer
 
+import cpu_engine
 from cgd import fused
-from harness.backends import native
 
 
 class FastSFTTrainer(SFTTrainer):
@@ -47,7 +47,7 @@ class FastSFTTrainer(SFTTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.accelerator.device.type == "cpu":
-            native.retain_freed_memory(any_size=True)  # each pack's buffers are reused by the next
+            cpu_engine.retain_freed_memory(any_size=True)  # each pack's buffers are reused by the next
 
     def create_optimizer(self, *args, **kwargs):
         optimizer = super().create_optimizer(*args, **kwargs)

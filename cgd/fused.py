@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from transformers.models.llama import modeling_llama
 
-from harness.backends import native
+import cpu_engine
 
 SOURCES = [Path(__file__).with_name(name) for name in ("train_kernels.c", "train_attention.c")]
 _STOCK_ROPE = modeling_llama.apply_rotary_pos_emb  # what `fused` puts back
@@ -28,8 +28,8 @@ _STOCK_ROPE = modeling_llama.apply_rotary_pos_emb  # what `fused` puts back
 @lru_cache(maxsize=1)
 def library():
     """The loaded training kernels, or None."""
-    lib = native.load(SOURCES, native.HEADERS, "train-kernels", "training runs on torch's own ops")
-    if lib is None:
+    lib = cpu_engine.build_library(SOURCES, "train-kernels", "training runs on torch's own ops")
+    if not cpu_engine.fast_path("train", lib):  # no vector path here: torch's ops are the faster ones
         return None
     ptr, size = ctypes.c_void_p, ctypes.c_int64
     lib.token_loss.argtypes = [ptr] * 6 + [size] * 2
@@ -176,7 +176,11 @@ def row_attention(query, key, value, lengths: list[int], scale: float) -> torch.
     [1, tokens, heads, 64], the layout the output projection reads, or None where the kernel does not
     apply (no AVX-512 build, another head size or dtype, a GPU)."""
     lib = library()
-    if lib is None or not lib.attention_available() or not _cpu_fp32(query, key, value):
+    if (
+        not cpu_engine.fast_path("train_attention", lib)
+        or not lib.attention_available()
+        or not _cpu_fp32(query, key, value)
+    ):
         return None
     if query.shape[0] != 1 or query.shape[-1] != 64 or query.shape[1] % key.shape[1]:
         return None

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../harness/backends/simd.h"
+#include "../cpu_engine/simd.h"
 
 #define D 64 /* head size */
 #define T 64 /* tile: queries and keys */

@@ -31,10 +31,10 @@ def main() -> None:
 
     from generation import _prompts  # benchmarks/ is the script's dir
 
-    from harness.backends import decode
+    from cpu_engine import decode
+    from cpu_engine.llama_fast import Linear
     from harness.backends.base import GenRequest
     from harness.backends.hf import HFBackend
-    from harness.backends.llama_fast import Linear
     from harness.models import resolve_model
 
     resolved = resolve_model(args.model)

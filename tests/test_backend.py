@@ -100,7 +100,7 @@ def test_engine_code_version_covers_each_engine_own_sources():
 
     local, remote = engine_code_version("harness.backends.hf"), engine_code_version("harness.backends.openai")
     assert local != remote and len(local) == 16
-    assert engine_code_version("harness.backends.native") == local  # one engine: all local sources
+    assert engine_code_version("cpu_engine.native") == local  # one engine: all local sources
 
 
 def test_cache_keeps_results_finished_before_a_crash(tiny_model, tmp_path):

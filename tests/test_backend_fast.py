@@ -15,9 +15,9 @@ import shutil
 import pytest
 import torch
 
+from cpu_engine.llama_fast import unsupported_reason
 from harness.backends import GenRequest, make_backend
 from harness.backends.base import truncate_at_stop
-from harness.backends.llama_fast import unsupported_reason
 
 SHORT = ["Hi", "What is 2+2?", "Name a prime number larger than ten, please.", "Write a haiku about the sea."]
 # Long enough that the KV slots must grow past their first allocation (256 positions).
@@ -210,7 +210,7 @@ def test_rows_do_not_depend_on_their_batch(varied_model):
 
 
 def test_drafted_steps_give_the_tokens_of_plain_decoding(varied_model, monkeypatch):
-    from harness.backends.decode import Scheduler
+    from cpu_engine.decode import Scheduler
 
     backend = _backend(varied_model, batch_size=4)
     # Repetitive prompts: a random tiny model copies and loops, so drafts get proposed and accepted.
@@ -233,7 +233,7 @@ def test_drafted_steps_give_the_tokens_of_plain_decoding(varied_model, monkeypat
 
 
 def test_prompts_share_the_chat_preamble_cache(varied_model, monkeypatch):
-    from harness.backends.llama_fast import KVSlots
+    from cpu_engine.llama_fast import KVSlots
 
     backend = _backend(varied_model, batch_size=3)
     assert backend.tokenizer.decode(backend.preamble).endswith("user\n")
@@ -248,7 +248,7 @@ def test_prompts_share_the_chat_preamble_cache(varied_model, monkeypatch):
 
 
 def test_torch_path_without_native_kernels_matches_batch1_generate(varied_model, monkeypatch):
-    from harness.backends import native
+    from cpu_engine import native
 
     monkeypatch.setenv("HARNESS_NATIVE", "0")
     native.library.cache_clear()
@@ -443,7 +443,7 @@ BF16 = pytest.mark.skipif(
 
 @BF16
 def test_bf16_linear_is_the_bf16_rounded_product():
-    from harness.backends.quant import Bf16Linear
+    from cpu_engine.quant import Bf16Linear
 
     torch.manual_seed(0)
     w, b, x = torch.randn(96, 64), torch.randn(96), torch.randn(5, 64)
@@ -474,6 +474,6 @@ def test_unknown_quantisation_is_one_clear_error(varied_model):
 
 
 def _one_slot_cache(backend):
-    from harness.backends.llama_fast import KVSlots
+    from cpu_engine.llama_fast import KVSlots
 
     return KVSlots(backend.fast, slots=1)

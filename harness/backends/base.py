@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-# The hf engine's opt-in quantisations (harness/backends/quant.py); here so configs can name them
+# The hf engine's opt-in quantisations (cpu_engine/quant.py); here so configs can name them
 # without importing torch.
 QUANTIZE_MODES = ("int8", "bf16")
 

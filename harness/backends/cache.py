@@ -10,6 +10,7 @@ Each finished batch is committed in one transaction: a kill loses at most the ba
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import sqlite3
 import sys
@@ -24,7 +25,8 @@ from harness.io import stable_hash
 from harness.paths import harness_home
 
 # Modules whose code never shapes an answer of another engine: each remote engine hashes only itself
-# and base.py, the local engine everything else in the package (kernels included).
+# and base.py, the local engine everything else in the package and the whole cpu_engine package
+# (kernels included).
 _REMOTE = {"openai.py", "vllm.py"}
 _NOT_ENGINE = {"cache.py", "__init__.py"}
 
@@ -37,11 +39,16 @@ def engine_code_version(module_name: str) -> str:
     if own in _REMOTE:
         files = [package / "base.py", package / own]
     else:
-        files = [
-            f
-            for f in sorted(package.iterdir())
-            if f.suffix in (".py", ".c", ".h") and f.name not in _REMOTE | _NOT_ENGINE
-        ]
+        engine = Path(importlib.util.find_spec("cpu_engine").origin).parent  # not imported: only hashed
+        files = sorted(
+            (
+                f
+                for folder in (package, engine)
+                for f in folder.iterdir()
+                if f.suffix in (".py", ".c", ".h") and f.name not in _REMOTE | _NOT_ENGINE
+            ),
+            key=lambda f: f.name,
+        )
     return stable_hash([(f.name, f.read_bytes().decode("utf-8")) for f in files])[:16]
 
 

@@ -2,12 +2,12 @@
 
 Two engines behind the one interface (see docs/performance.md for the measurements):
 - "continuous" (the default for llama-family models): a lean fp32 forward pass over the model's
-  own weights with continuous batching (decode.py, llama_fast.py). Same arithmetic as
+  own weights with continuous batching (the cpu_engine package). Same arithmetic as
   transformers; several times faster on CPU because finished rows free their slot at once.
 - "generate": transformers `generate` on length-sorted, left-padded batches (padded.py); the
   fallback for other architectures, and with batch_size=1 the exact batch-1 reference.
-`quantize="bf16"` or `"int8"` (opt-in, continuous engine only) changes numerics; see quant.py.
-In small batches the continuous engine also verifies prompt-lookup drafts (draft.py): fewer steps,
+`quantize="bf16"` or `"int8"` (opt-in, continuous engine only) changes numerics; see cpu_engine/quant.py.
+In small batches the continuous engine also verifies prompt-lookup drafts (cpu_engine/draft.py): fewer steps,
 the same tokens; `draft=0` turns it off.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from harness.backends.base import GenRequest, GenResult, LocalPrompts, truncate_at_stop
+from harness.backends.base import GenRequest, GenResult, LocalPrompts, loglikelihood_tokens, truncate_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class HFBackend(LocalPrompts):
             self.fingerprint += f":{quantize}"
 
     def _engine(self, engine: str, quantize: str | None):
-        from harness.backends.llama_fast import FastForward, unsupported_reason
+        from cpu_engine import FastForward, quantize_forward, unsupported_reason
         from harness.errors import HarnessError
 
         reason = unsupported_reason(self.model) if engine != "generate" else "engine=generate"
@@ -94,9 +94,10 @@ class HFBackend(LocalPrompts):
             log.info("continuous batching unavailable (%s); using transformers generate", exc)
             return "generate", None
         if quantize:
-            from harness.backends.quant import quantize_forward
-
-            quantize_forward(fast, quantize)
+            try:
+                quantize_forward(fast, quantize)
+            except ValueError as exc:
+                raise HarnessError(str(exc)) from None
         return "continuous", fast
 
     @functools.cached_property
@@ -126,8 +127,8 @@ class HFBackend(LocalPrompts):
             bar.close()
 
     def _generate_continuous(self, requests, encoded, on_result, bar) -> list[GenResult]:
-        from harness.backends.decode import Scheduler
-        from harness.backends.decode import Sequence as Row
+        from cpu_engine import Scheduler
+        from cpu_engine import Sequence as Row
 
         results: list[GenResult | None] = [None] * len(requests)
         scheduler = Scheduler(
@@ -164,7 +165,7 @@ class HFBackend(LocalPrompts):
     ) -> list[tuple[list[float], list[float]]]:
         """Per continuation token: log p(token | context, earlier tokens), and the entropy (nats) of the
         model's next-token distribution at that position. Only local backends have the distribution."""
-        from harness.backends.score import per_token
+        from cpu_engine import per_token
 
         return self._score(requests, "token stats", per_token)
 
@@ -176,12 +177,15 @@ class HFBackend(LocalPrompts):
                 from harness.backends.padded import loglikelihood_padded
 
                 return loglikelihood_padded(self, requests, max_len, bar, reduce)
-            from harness.backends.score import loglikelihoods, sum_and_greedy
+            from cpu_engine import loglikelihoods, sum_and_greedy
 
+            fitted = [
+                (loglikelihood_tokens(i, ctx, cont, max_len + 1), cont)
+                for i, (ctx, cont) in enumerate(requests)
+            ]
             return loglikelihoods(
                 self.fast,
-                requests,
-                max_len,
+                fitted,
                 slots=self.batch_size,
                 progress=bar.update,
                 reduce=reduce or sum_and_greedy,

@@ -68,7 +68,7 @@ def _batch(backend, seqs, max_new, temperature, seed, stop) -> list[GenResult]:
 @torch.inference_mode()
 def loglikelihood_padded(backend, requests, max_len, bar, reduce=None) -> list:
     """`reduce(logprobs, target)` per request (score.py's); by default (sum, greedy) as lm-eval asks."""
-    from harness.backends.score import sum_and_greedy
+    from cpu_engine import sum_and_greedy
 
     reduce = reduce or sum_and_greedy
     order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))

@@ -3,9 +3,10 @@ decode attention (attend.c), the linear layers' matmul (gemm.c) and the elementw
 (elementwise.c: residual add + RMSNorm, SiLU gate, RoPE + KV cache store).
 
 They link the OpenMP runtime torch already loaded (same soname), so their threads are torch's threads
-rather than a second pool spinning against them. Without a compiler, or with HARNESS_NATIVE=0, the
-decoder uses torch's SDPA and oneDNN instead: the same results to float rounding, slower (the
-measurements are in docs/performance.md).
+rather than a second pool spinning against them (features.openmp_check says so at load). A kernel
+family runs only where features.fast_path says its vector path exists here; without it, without a
+compiler, or with HARNESS_NATIVE=0, the decoder uses torch's SDPA, oneDNN and torch ops instead: the
+same results to float rounding, slower (the measurements are in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import torch
+
+from cpu_engine import features
 
 log = logging.getLogger(__name__)
 SOURCES = [Path(__file__).with_name(name) for name in ("attend.c", "gemm.c", "elementwise.c")]
@@ -55,7 +58,13 @@ def library():
     lib.residual_norm.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_float]
     lib.silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
     lib.rope_store.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int64] * 5
+    _check_openmp()
     return lib
+
+
+def _check_openmp() -> None:
+    line = features.openmp_check()
+    (log.warning if "compete" in line else log.info)("%s", line)
 
 
 @cache
@@ -78,17 +87,22 @@ def retain_freed_memory(any_size: bool = False) -> bool:
         return False
 
 
-def kernel():
-    """The `attend` function, or None."""
+def kernel(head_dim: int | None = None):
+    """The `attend` function where its vector path runs here (features.fast_path), or None."""
     lib = library()
-    return None if lib is None else lib.attend
+    return lib.attend if features.fast_path("attention", lib, head_dim) else None
+
+
+def elementwise_available() -> bool:
+    """Whether residual_norm, silu_mul and rope_store take their vector paths here."""
+    return features.fast_path("elementwise", library())
 
 
 def gemm_kernel():
-    """The `gemm` function, or None: it needs AVX2 and FMA, which the build checks; HARNESS_NATIVE_GEMM=0
+    """The `gemm` function, or None: it needs AVX2 and FMA (features.fast_path); HARNESS_NATIVE_GEMM=0
     leaves the matmuls alone to oneDNN."""
     lib = library()
-    if lib is None or not lib.gemm_available() or os.environ.get("HARNESS_NATIVE_GEMM", "1") == "0":
+    if not features.fast_path("gemm", lib) or os.environ.get("HARNESS_NATIVE_GEMM", "1") == "0":
         return None
     return lib.gemm
 
@@ -96,9 +110,18 @@ def gemm_kernel():
 def describe() -> str:
     """One line for `harness setup` and logs: which kernels the decoder uses here."""
     if kernel() is None:
-        return "torch SDPA and oneDNN (native kernels off or not buildable; HARNESS_NATIVE=0 turns them off)"
+        return (
+            "torch SDPA and oneDNN (native kernels off, not buildable or without their AVX2/FMA fast path "
+            "here; HARNESS_NATIVE=0 turns them off)"
+        )
     matmul = "native" if gemm_kernel() is not None else "oneDNN (no AVX2/FMA)"
     return f"native attention, {matmul} matmul: {_target(SOURCES, HEADERS, 'kernels')}"
+
+
+def build_library(sources: list[Path], stem: str, fallback: str) -> ctypes.CDLL | None:
+    """A C library of another package's kernels built against the engine's simd.h (load, below), with
+    its simd_level() declared for features.fast_path."""
+    return load(sources, HEADERS, stem, fallback)
 
 
 def load(sources: list[Path], headers: list[Path], stem: str, fallback: str) -> ctypes.CDLL | None:
@@ -107,31 +130,37 @@ def load(sources: list[Path], headers: list[Path], stem: str, fallback: str) -> 
     be built."""
     if os.environ.get("HARNESS_NATIVE", "1") == "0":
         return None
+    if features.cpu_level() < features.AVX2:
+        log.info("no AVX2/FMA on this CPU, so no kernel's fast path: %s", fallback)
+        return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         log.info("no C compiler: %s", fallback)
         return None
-    from harness.errors import HarnessError
-
     try:
-        return ctypes.CDLL(str(_build(compiler, sources, headers, stem)))
-    except (OSError, subprocess.CalledProcessError, HarnessError) as exc:
+        lib = ctypes.CDLL(str(_build(compiler, sources, headers, stem)))
+    except (OSError, subprocess.CalledProcessError) as exc:
         log.warning("could not build %s (%s): %s", stem, exc, fallback)
         return None
+    lib.simd_level.restype, lib.simd_level.argtypes = ctypes.c_int, []
+    return lib
+
+
+def cache_dir() -> Path:
+    """Where built libraries live: `native/` in the library's home. The engine imports nothing of the
+    library, so it reads the same variable and default as harness.paths.harness_home (tests/test_layers.py
+    checks that the two agree)."""
+    return Path(os.environ.get("HARNESS_HOME") or Path.home() / ".cache" / "cgd-harness") / "native"
 
 
 def _target(sources: list[Path], headers: list[Path], stem: str) -> Path:
-    from harness.paths import harness_home
-
     # -march=native code is only valid on this CPU: the CPU's flags are part of the key.
     code = b"".join(p.read_bytes() for p in sources + headers)
     key = hashlib.sha256(code + " ".join(flags()).encode() + _cpu_flags().encode()).hexdigest()[:16]
-    return harness_home() / "native" / f"{stem}-{platform.machine()}-{key}.so"
+    return cache_dir() / f"{stem}-{platform.machine()}-{key}.so"
 
 
 def _build(compiler: str, sources: list[Path], headers: list[Path], stem: str) -> Path:
-    from harness.io import atomic_write_bytes
-
     target = _target(sources, headers, stem)
     if target.exists():
         return target
@@ -140,7 +169,15 @@ def _build(compiler: str, sources: list[Path], headers: list[Path], stem: str) -
         subprocess.run(
             [compiler, *flags(), *map(str, sources), "-o", str(built)], check=True, capture_output=True
         )
-        atomic_write_bytes(target, built.read_bytes())
+        # Built aside, then renamed into place: two processes building at once each install a whole library.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, staged = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(built.read_bytes())
+            os.replace(staged, target)
+        finally:
+            Path(staged).unlink(missing_ok=True)
     return target
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.backends import native
+from cpu_engine import native
 
 _FAMILIES = {"llama", "mistral", "qwen2"}
 
@@ -194,9 +194,9 @@ class FastForward:
         self._rotary = base.rotary_emb
         # Decode attention: the native kernel (fp32 on CPU) where it is built, else torch SDPA.
         cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
-        self.attend = native.attend if cpu_fp32 and native.kernel() is not None else None
-        # The elementwise steps in C where the attention kernel runs (same build, same conditions).
-        self.native = self.attend is not None
+        self.attend = native.attend if cpu_fp32 and native.kernel(self.head_dim) is not None else None
+        # The elementwise steps in C where the attention kernel runs (same build, same vector level).
+        self.native = self.attend is not None and native.elementwise_available()
         if self.device.type == "cpu":
             native.retain_freed_memory()
         self.cos = self.sin = torch.empty(0)

@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from harness.backends.base import loglikelihood_tokens
-from harness.backends.llama_fast import FastForward, KVSlots
+from cpu_engine.llama_fast import FastForward, KVSlots
 
 
 def sum_and_greedy(logprobs: torch.Tensor, target: torch.Tensor) -> tuple[float, bool]:
@@ -36,17 +35,18 @@ def per_token(logprobs: torch.Tensor, target: torch.Tensor) -> tuple[list[float]
 def loglikelihoods(
     fwd: FastForward,
     requests: Sequence[tuple[list[int], list[int]]],
-    max_len: int,
     budget: int = 4096,
     slots: int = 64,
     progress: Callable[[int], None] | None = None,
     reduce: Callable[[torch.Tensor, torch.Tensor], Any] = sum_and_greedy,
 ) -> list[Any]:
     """`reduce(logprobs, target)` per request, by default (sum of log p(continuation | context), whether
-    greedy decoding yields the continuation); `per_token` gives token_stats' lists instead."""
+    greedy decoding yields the continuation); `per_token` gives token_stats' lists instead. Each request is
+    (tokens, continuation): the context and continuation together, already cut to the model's positions
+    plus one (harness.backends.base.loglikelihood_tokens), the continuation its last tokens."""
     groups: dict[tuple[int, ...], list[tuple[int, list[int], list[int]]]] = {}
-    for i, (ctx, cont) in enumerate(requests):
-        inputs = loglikelihood_tokens(i, ctx, cont, max_len + 1)[:-1]  # the last token predicts nothing
+    for i, (ids, cont) in enumerate(requests):
+        inputs = list(ids[:-1])  # the last token predicts nothing
         cut = len(inputs) - len(cont) + 1  # the prefix ends with the token that predicts cont[0]
         groups.setdefault(tuple(inputs[:cut]), []).append((i, inputs[cut:], list(cont)))
     results: list[Any] = [None] * len(requests)

@@ -1,4 +1,4 @@
-/* Decode attention over a slot KV cache, for harness/backends/native.py.
+/* Decode attention over a slot KV cache, for cpu_engine/native.py.
  *
  * Why not torch's SDPA: with a handful of query rows per kv head, its CPU flash kernel reads the
  * cache at about a quarter of this machine's memory bandwidth. Here each (row, kv head) pair streams

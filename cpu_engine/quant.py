@@ -19,9 +19,7 @@ import warnings
 
 import torch
 
-from harness.backends.base import QUANTIZE_MODES
-
-MODES = QUANTIZE_MODES
+MODES = ("int8", "bf16")  # harness.backends.base.QUANTIZE_MODES names the same (tests/test_backend_fast.py)
 
 
 class QuantLinear:
@@ -44,7 +42,7 @@ class Bf16Linear:
     panels = None  # not the native fp32 kernel (FastForward.kernels_tag reads this)
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
-        from harness.backends.llama_fast import _pack
+        from cpu_engine.llama_fast import _pack
 
         # Prepacked once: F.linear on bf16 re-packs the weight every call, 1.2-1.9x slower at 8-64 rows.
         self.packed = _pack(weight.to(torch.bfloat16))
@@ -58,18 +56,17 @@ class Bf16Linear:
 
 
 def quantize_forward(fwd, mode: str) -> None:
-    from harness.errors import HarnessError
-
+    """Swap fwd's linear layers for `mode`'s; ValueError (one line, for the user) where it cannot apply."""
     if mode not in MODES:
-        raise HarnessError(f"unknown quantisation {mode!r}: choose one of {', '.join(MODES)}")
+        raise ValueError(f"unknown quantisation {mode!r}: choose one of {', '.join(MODES)}")
     if fwd.device.type != "cpu" or fwd.dtype != torch.float32:
-        raise HarnessError(f"{mode} quantisation applies to an fp32 model on the CPU")
+        raise ValueError(f"{mode} quantisation applies to an fp32 model on the CPU")
     if mode == "int8" and "fbgemm" not in torch.backends.quantized.supported_engines:
-        raise HarnessError("int8 quantisation needs a CPU torch build with fbgemm")
+        raise ValueError("int8 quantisation needs a CPU torch build with fbgemm")
     if mode == "bf16" and not (
         torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     ):
-        raise HarnessError("bf16 matmuls need oneDNN and a CPU with AVX-512 BF16 or AMX")
+        raise ValueError("bf16 matmuls need oneDNN and a CPU with AVX-512 BF16 or AMX")
     make = QuantLinear if mode == "int8" else Bf16Linear
     for layer in fwd.layers:
         for name in ("qkv", "o", "gate_up", "down"):

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.backends.base import truncate_at_stop
-from harness.backends.draft import NgramIndex
-from harness.backends.llama_fast import FastForward, KVSlots
+from cpu_engine.draft import NgramIndex
+from cpu_engine.llama_fast import FastForward, KVSlots
 
 
 @dataclass
@@ -220,7 +219,8 @@ class Scheduler:
         tail = self.tokenizer.decode(s.tokens[-window:], skip_special_tokens=True)
         if not any(x and x in tail for x in s.stop):
             return False
-        return truncate_at_stop(self.text(s), s.stop)[1]
+        text = self.text(s)
+        return any(x and x in text for x in s.stop)  # base.truncate_at_stop's test, without cutting
 
     def text(self, s: Sequence) -> str:
         return self.tokenizer.decode(s.tokens, skip_special_tokens=True)

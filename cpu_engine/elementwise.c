@@ -1,4 +1,4 @@
-/* The decoder's elementwise steps, for harness/backends/native.py: the residual add with the RMSNorm
+/* The decoder's elementwise steps, for cpu_engine/native.py: the residual add with the RMSNorm
  * after it, the SiLU gate, and RoPE with the KV cache store.
  *
  * Why: in torch each is several ops, each with its own dispatch, allocation and pass over memory;
@@ -14,6 +14,8 @@
 #include "simd.h"
 
 #define BIG (1 << 16) /* elements below which one thread does the whole call */
+
+int simd_level(void) { return SIMD_LEVEL; }
 
 /* Sum of squares: eight lanes in order over the row, then a fixed tree (scalar for odd sizes). */
 static float sum_squares(const float *x, int64_t n) {

@@ -40,4 +40,14 @@ static inline __m512 exp16(__m512 x) { EXP_BODY(_mm512, 512, ROUND16) }
 #define VEC 0
 #endif
 
+/* The vector level a library was built at, for cpu_engine/features.py; each library exports it once
+ * (elementwise.c, cgd/train_kernels.c): int simd_level(void) { return SIMD_LEVEL; } */
+#if VEC && defined(__AVX512F__)
+#define SIMD_LEVEL 512
+#elif VEC
+#define SIMD_LEVEL 256
+#else
+#define SIMD_LEVEL 0
+#endif
+
 #endif

@@ -1,4 +1,4 @@
-/* y[M, N] = x[M, K] . W^T for the decoder's linear layers, for harness/backends/native.py.
+/* y[M, N] = x[M, K] . W^T for the decoder's linear layers, for cpu_engine/native.py.
  *
  * Why not oneDNN: with this model's K = 576 and a few dozen rows, its packed kernel reaches 60-70 %
  * of this CPU's fp32 peak on warm weights and much less on a decode step's cold ones (measured
