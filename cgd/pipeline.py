@@ -31,6 +31,16 @@ from harness.run import RunDir
 
 TRAIN_PROBLEMS, VAL_PROBLEMS = layout.TRAIN_PROBLEMS, layout.VAL_PROBLEMS
 ATTEMPTS, ANNOTATIONS = layout.ATTEMPTS, layout.ANNOTATIONS
+# What a dataset's metadata repeats of its teacher (the report's leakage table reads it there).
+DATASET_TEACHER_KEYS = (
+    "teacher",
+    "fingerprint",
+    "sampling",
+    "reveal",
+    "prompts_version",
+    "source_file",
+    "failures",
+)
 # A brought critique dataset already uses our column names.
 IDENTITY_COLUMNS = {k: k for k in ("id", "question", "solution", "answer", "subject", "level")}
 
@@ -159,7 +169,7 @@ def student_options(cfg: BuildConfig) -> dict:
 
 
 def teach_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
-    from cgd.teachers import annotate, make_teacher, save_annotations, teacher_identity
+    from cgd.teachers import annotate, make_teacher, max_dropped_fraction, save_annotations, teacher_identity
 
     inputs = {
         "teacher": teacher_identity(cfg.teacher, cfg.teacher_options),
@@ -172,8 +182,10 @@ def teach_stage(run: RunDir, cfg: BuildConfig, split: Split = TRAIN) -> dict:
         teacher = make_teacher(cfg.teacher, **cfg.teacher_options)
         attempts = {a["id"]: a["attempt"] for a in read_jsonl(run.path(split.attempts))}
         items = [{**p, "attempt": attempts[p["id"]]} for p in read_jsonl(run.path(split.problems))]
-        meta = save_annotations(run.path(split.annotations), annotate(teacher, items), teacher.describe())
-        return split.annotation_outputs(), meta["stats"]
+        rows = annotate(teacher, items, max_dropped_fraction(cfg.teacher_options))
+        meta = save_annotations(run.path(split.annotations), rows, teacher.describe())
+        # Problems without usable teacher text (teacher.max_dropped_fraction): per cause in stats.failures.
+        return split.annotation_outputs(), {**meta["stats"], "dropped": len(items) - len(rows)}
 
     return run.run_stage(split.stage("teach"), inputs, run_it)
 
@@ -226,12 +238,7 @@ def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:
             "seed": cfg.seed,
             "prompts_version": prompts.PROMPTS_VERSION,
             "dataset_hash": sha256_file(run.path(out)),
-            "teacher": {
-                k: teacher.get(k)
-                for k in ("teacher", "fingerprint", "sampling", "reveal", "prompts_version", "source_file")
-            }
-            if teacher
-            else None,
+            "teacher": {k: teacher.get(k) for k in DATASET_TEACHER_KEYS} if teacher else None,
             "teacher_tokens": method_teacher_tokens(name, rows),
             "right_ratio": selection,
             "leakage": dataset_leakage(rows, teacher, selection) if teacher else None,

@@ -71,7 +71,7 @@ def test_the_report_table_formats_the_metadata():
     )
     lines = table.splitlines()
     assert lines[2] == (
-        "| cgd | reference | steps | 128 | 127/128 (99.2% [95.7, 100.0]) | 52.0% | 50.0% [46.0, 54.0] |"
+        "| cgd | reference | steps | – | 128 | 127/128 (99.2% [95.7, 100.0]) | 52.0% | 50.0% [46.0, 54.0] |"
     )
-    assert lines[3] == "| sft | – | – | – | – | – | – |"
+    assert lines[3] == "| sft | – | – | – | – | – | – | – |"
     assert all(line.count("|") == lines[0].count("|") for line in lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from cgd.teachers.base import (
+    MAX_FAILED_FRACTION,
     REQUIRED_COLUMNS,
     ModelTeacher,
     Sampling,
@@ -21,6 +22,8 @@ from harness.errors import HarnessError
 TEACHER_SPECS = ("reference", "openai:<base_url>#<model>", "hf:<model>")
 # Options arrive as text from --set; sampling values are cast here, backend options by the backend.
 SAMPLING_OPTIONS = {"temperature": float, "max_new_tokens": int, "seed": int}
+# The teach stage's own option: not the teacher's, so make_teacher and the backends never see it.
+STAGE_OPTIONS = ("max_dropped_fraction",)
 
 
 @dataclass
@@ -44,6 +47,13 @@ class TeacherConfig:
     timeout_s: float | None = setting(
         None, "openai: seconds before a request is retried (default 300)", minimum=1
     )
+    max_dropped_fraction: float | None = setting(
+        None,
+        "share of problems the teach stage may drop, after retries, for an empty or truncated attempt, "
+        "critique or refinement (counted in teach/annotations.meta.json and the report) before it stops "
+        f"(default {MAX_FAILED_FRACTION}); a small served model that loops to max_new_tokens needs more",
+        minimum=0.0,
+    )
     reveal: str | None = setting(
         None,
         "reference: what its critique gives away: none (default: verdict, where the attempt goes astray, "
@@ -59,6 +69,25 @@ class TeacherConfig:
     def check(self) -> None:
         if not self.file:
             check_options(self.model, self.options())
+
+
+def max_dropped_fraction(options: dict) -> float:
+    """The share of problems the teach stage may drop (teacher.max_dropped_fraction), checked."""
+    value = options.get("max_dropped_fraction")
+    if value is None:
+        return MAX_FAILED_FRACTION
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise HarnessError(f"teacher.max_dropped_fraction must be a share between 0 and 1, got {value!r}")
+    return share
+
+
+def teacher_options(options: dict) -> dict:
+    """The options that configure the teacher itself (the stage's own taken out)."""
+    return {k: v for k, v in options.items() if k not in STAGE_OPTIONS}
 
 
 def split_sampling(options: dict) -> tuple[Sampling, dict]:
@@ -81,7 +110,8 @@ def reference_options(rest: dict) -> dict:
 
 def check_options(spec: str, options: dict) -> None:
     """Cast the options as make_teacher will, without building the teacher: a typo fails before the probe."""
-    _, rest = split_sampling(options)
+    max_dropped_fraction(options)
+    _, rest = split_sampling(teacher_options(options))
     if spec == "reference":
         reference_options(rest)
     elif spec.startswith("openai:"):
@@ -96,10 +126,17 @@ def check_options(spec: str, options: dict) -> None:
 
 def teacher_identity(spec: str, options: dict) -> dict:
     """What decides a teacher's output, known without loading it: the teach stage's inputs."""
-    sampling, rest = split_sampling(options)
+    sampling, rest = split_sampling(teacher_options(options))
+    # Set only: a stage that passed at one share must not be reused under a stricter one.
+    stage = {k: max_dropped_fraction(options) for k in STAGE_OPTIONS if options.get(k) is not None}
     if spec == "reference":
-        return {"teacher": spec, **reference_options(rest)}
-    identity = {"teacher": spec, "sampling": vars(sampling), "options": {k: str(v) for k, v in rest.items()}}
+        return {"teacher": spec, **reference_options(rest), **stage}
+    identity = {
+        "teacher": spec,
+        "sampling": vars(sampling),
+        "options": {k: str(v) for k, v in rest.items()},
+        **stage,
+    }
     if spec.startswith("hf:"):
         from harness.models import resolve_model
 
@@ -108,8 +145,9 @@ def teacher_identity(spec: str, options: dict) -> dict:
 
 
 def make_teacher(spec: str, **options) -> Teacher:
-    """`options` mixes sampling (temperature, max_new_tokens, seed) and backend options (api_key_env, ...)."""
-    sampling, options = split_sampling(options)
+    """`options` mixes sampling (temperature, max_new_tokens, seed) and backend options (api_key_env, ...);
+    the stage's own (max_dropped_fraction) are left to annotate."""
+    sampling, options = split_sampling(teacher_options(options))
     if spec == "reference":
         return ReferenceTeacher(**reference_options(options))
     if spec.startswith("openai:"):
@@ -132,6 +170,7 @@ __all__ = [
     "annotate",
     "load_annotations",
     "make_teacher",
+    "max_dropped_fraction",
     "save_annotations",
     "teacher_identity",
 ]

@@ -156,11 +156,11 @@ class ModelTeacher:
         )
 
 
-def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
+def annotate(teacher: Teacher, items: list[dict], max_dropped: float = MAX_FAILED_FRACTION) -> list[dict]:
     """Critique then refine every item; each row also records what the math checker says.
 
     A problem whose attempt, critique or refinement is empty or truncated is no training material:
-    it is dropped and counted in `teacher.failures`; past MAX_FAILED_FRACTION the run stops."""
+    it is dropped and counted in `teacher.failures`; past the `max_dropped` share the run stops."""
     from harness.checkers.math import check_many
 
     total, before = len(items), Counter(teacher.failures)
@@ -168,13 +168,13 @@ def annotate(teacher: Teacher, items: list[dict]) -> list[dict]:
     # repeats are what the student said, and critiquing them is the point of the method.
     items = [it for it in items if it["attempt"] != ""]
     teacher.failures["empty_attempt"] += total - len(items)
-    refuse_if_too_many_failed(teacher, teacher.failures - before, total)
+    refuse_if_too_many_failed(teacher, teacher.failures - before, total, max_dropped)
     critiques = teacher.critique(items)
     items, critiques = keep_usable(teacher, "critique", items, critiques)
-    refuse_if_too_many_failed(teacher, teacher.failures - before, total)
+    refuse_if_too_many_failed(teacher, teacher.failures - before, total, max_dropped)
     refined = teacher.refine(items, [c.text for c in critiques])
     items, critiques, refined = keep_usable(teacher, "refined", items, critiques, refined)
-    refuse_if_too_many_failed(teacher, teacher.failures - before, total)
+    refuse_if_too_many_failed(teacher, teacher.failures - before, total, max_dropped)
     verdicts = check_many(
         [(it["answer"], it["attempt"]) for it in items]
         + [(it["answer"], ref.text) for it, ref in zip(items, refined)]
@@ -208,15 +208,18 @@ def keep_usable(teacher: Teacher, column: str, items: list, *answers: list) -> t
     return tuple([seq[i] for i in keep] for seq in (items, *answers))
 
 
-def refuse_if_too_many_failed(teacher: Teacher, failures: Counter, total: int) -> None:
+def refuse_if_too_many_failed(
+    teacher: Teacher, failures: Counter, total: int, max_dropped: float = MAX_FAILED_FRACTION
+) -> None:
     dropped = {k: n for k, n in failures.items() if k != "retried"}
-    if sum(dropped.values()) > MAX_FAILED_FRACTION * total:
+    if sum(dropped.values()) > max_dropped * total:
         causes = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(dropped.items()))
         raise HarnessError(
             f"teacher {teacher.spec}: {sum(dropped.values())} of {total} problems have no usable "
             f"training text ({causes}) after up to {TRIES} tries each, more than "
-            f"{MAX_FAILED_FRACTION:.0%}; none of those answers was cached: check the server "
-            "or raise teacher.max_new_tokens, then run the same command again"
+            f"{max_dropped:.0%}; none of those answers was cached: check the server, raise "
+            "teacher.max_new_tokens, sample (teacher.temperature > 0: a cut answer is asked again) or "
+            "allow the drop (teacher.max_dropped_fraction), then run the same command again"
         )
 
 

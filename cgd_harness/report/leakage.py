@@ -15,6 +15,7 @@ COLUMNS = [
     "dataset",
     "teacher",
     "reveal",
+    "problems dropped",
     "n",
     "critiques stating the gold answer",
     "ŷ covered by the critique's 6-grams: median",
@@ -42,6 +43,15 @@ def _coverage(entry: Mapping | None) -> tuple[str, str]:
     )
 
 
+def _dropped(failures: Mapping | None) -> str:
+    """Problems the teach stage dropped for want of usable text (teacher.max_dropped_fraction), by cause."""
+    if failures is None:
+        return MISSING
+    causes = {k: n for k, n in failures.items() if k != "retried" and n}
+    detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(causes.items()))
+    return f"{sum(causes.values())}" + (f" ({detail})" if detail else "")
+
+
 def leakage_table(datasets: Mapping[str, Mapping]) -> str:
     return to_markdown(leakage_rows(datasets))
 
@@ -60,6 +70,7 @@ def leakage_rows(datasets: Mapping[str, Mapping]) -> Table:
             label,
             teacher.get("teacher") or MISSING,
             teacher.get("reveal") or MISSING,
+            _dropped(teacher.get("failures")),
             str(leak["n"]) if leak else MISSING,
             _stated(leak.get("answer_stated")),
             median,
