@@ -1,42 +1,60 @@
 """Prove the layering: `python scripts/check_imports.py` exits 1 and names every offending import.
 
-Three layers (docs/architecture.md):
+Four layers (docs/architecture.md), each importing only those below it:
+    engine        cpu_engine.* — the CPU engine and its C kernels; imports no other package
     library       harness.*  — models, backends, registry, checkers, data, stats, run layout, analysis
     training      cgd.*      — problems, probe, teachers, methods, train; may import the library
     application   cgd_harness.* — CLI, compare, report, gate; the only code that imports both
 
-Rules: the library never imports training or application code; training never imports the
-application; and no two packages (directories) import each other, function-local imports included.
-Imports are read from the source (ast), so a cycle hidden inside a function still counts; `if
-TYPE_CHECKING:` blocks are skipped (they never run).
+Rules: no import against the layers; outside the engine, its names come from `cpu_engine` itself (its
+one interface), never from its submodules; no two packages (directories) import each other, and no two
+modules either (a cycle through any number of modules), function-local imports included. A C source's
+`#include "..."` of another package's file is an import of that file (cgd's training kernels include the
+engine's simd.h). Imports are read from the source (ast), so a cycle hidden inside a function still
+counts; `if TYPE_CHECKING:` blocks are skipped (they never run).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("harness", "cgd", "cgd_harness")
-APP = "cgd_harness"
-RANK = {"library": 0, "training": 1, "application": 2}
+PACKAGES = ("cpu_engine", "harness", "cgd", "cgd_harness")
+ENGINE, APP = "cpu_engine", "cgd_harness"
+RANK = {"engine": 0, "library": 1, "training": 2, "application": 3}
+C_SUFFIXES = (".c", ".h")
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 
 def layer(module: str) -> str:
-    if module == APP or module.startswith(APP + "."):
+    top = module.split(".")[0]
+    if top == APP:
         return "application"
-    return "training" if module.split(".")[0] == "cgd" else "library"
+    return {ENGINE: "engine", "cgd": "training"}.get(top, "library")
 
 
 def modules() -> dict[str, Path]:
+    """Every module of the packages by dotted name; a C file keeps its suffix (cgd.train_kernels.c)."""
     found = {}
     for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            found[name.removesuffix(".__init__")] = path
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.suffix == ".py":
+                name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+                found[name.removesuffix(".__init__")] = path
+            elif path.suffix in C_SUFFIXES:
+                found[".".join(path.relative_to(ROOT).parts)] = path
     return found
+
+
+def includes(path: Path, known: dict[str, Path]) -> set[str]:
+    """The project files a C source includes with `#include "..."`, by module name."""
+    by_path = {p.resolve(): name for name, p in known.items()}
+    found = (by_path.get((path.parent / rel).resolve()) for rel in INCLUDE.findall(path.read_text("utf-8")))
+    return {name for name in found if name}
 
 
 def _type_checking(node: ast.If) -> bool:
@@ -79,17 +97,69 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
 
 def package_of(module: str, known: dict[str, Path]) -> str:
     """The directory a module lives in, as a dotted name (a package's __init__ belongs to it)."""
-    return module if known[module].name == "__init__.py" else module.rpartition(".")[0]
+    path = known[module]
+    if path.suffix in C_SUFFIXES:
+        return ".".join(path.parent.relative_to(ROOT).parts)
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def module_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of two or more modules (Tarjan). A package and its own submodules are
+    one unit here: an __init__ that re-exports them is how a package is assembled."""
+    adj = {
+        a: sorted(b for b in bs if not b.startswith(a + ".") and not a.startswith(b + "."))
+        for a, bs in graph.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:  # iterative would need more code; the graph is a few hundred deep at most
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in adj.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(adj):
+        if v not in index:
+            visit(v)
+    return sorted(out)
 
 
 def problems() -> list[str]:
     known = modules()
-    graph = {name: imports(name, path, known) for name, path in known.items()}
+    graph = {
+        name: includes(path, known) if path.suffix in C_SUFFIXES else imports(name, path, known)
+        for name, path in known.items()
+    }
     found = []
     for name, targets in sorted(graph.items()):
         for target in sorted(targets):
             if RANK[layer(target)] > RANK[layer(name)]:
                 found.append(f"layer: {name} ({layer(name)}) imports {target} ({layer(target)})")
+            elif (
+                layer(name) != "engine"
+                and target.startswith(ENGINE + ".")
+                and known[target].suffix not in C_SUFFIXES
+            ):
+                found.append(f"interface: {name} imports {target}; import its names from {ENGINE} itself")
     # Package-level cycles: a parent package importing its own subpackage is how packages are
     # assembled (cgd_harness.cli -> cgd_harness.cli.eval); only edges between unrelated directories count.
     edges: dict[str, set[str]] = defaultdict(set)
@@ -112,6 +182,8 @@ def problems() -> list[str]:
         for b in sorted(edges[a]):
             if a < b and a in edges.get(b, ()):
                 found.append(f"cycle: {a} <-> {b} ({witness[(a, b)]}; {witness[(b, a)]})")
+    for group in module_cycles(graph):
+        found.append(f"module cycle: {' <-> '.join(group)}")
     return found
 
 

@@ -32,3 +32,76 @@ def test_the_checker_sees_a_function_local_import(tmp_path, monkeypatch):
     found = checker.problems()
     assert any(p.startswith("layer: harness.lib (library) imports cgd.train (training)") for p in found)
     assert any(p.startswith("cycle: cgd <-> harness") for p in found)
+
+
+def _tree(tmp_path, monkeypatch, files: dict[str, str]):
+    """A project of the four packages with `files` (path -> text) in it; the checker pointed at it."""
+    checker = _checker()
+    for package in checker.PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(checker, "ROOT", tmp_path)
+    return checker.problems()
+
+
+def test_a_c_include_across_packages_is_an_import(tmp_path, monkeypatch):
+    found = _tree(
+        tmp_path,
+        monkeypatch,
+        {
+            "cpu_engine/simd.h": "",
+            "cgd/kernels.c": '#include <math.h>\n#include "../cpu_engine/simd.h"\n',  # allowed: training -> engine
+            "cpu_engine/attend.c": '#include "simd.h"\n#include "../harness/shared.h"\n',
+            "harness/shared.h": "",
+        },
+    )
+    assert found == ["layer: cpu_engine.attend.c (engine) imports harness.shared.h (library)"]
+
+
+def test_the_engine_imports_no_other_package_and_is_used_through_its_interface(tmp_path, monkeypatch):
+    found = _tree(
+        tmp_path,
+        monkeypatch,
+        {
+            "cpu_engine/native.py": "def f():\n    from harness import paths\n",
+            "harness/hf.py": "import cpu_engine\nfrom cpu_engine import native\n",
+            "cgd/fused.py": "from cpu_engine.native import f\n",
+        },
+    )
+    assert "layer: cpu_engine.native (engine) imports harness (library)" in found
+    assert "interface: harness.hf imports cpu_engine.native; import its names from cpu_engine itself" in found
+    assert "interface: cgd.fused imports cpu_engine.native; import its names from cpu_engine itself" in found
+
+
+def test_a_module_cycle_inside_one_package_is_found(tmp_path, monkeypatch):
+    found = _tree(
+        tmp_path,
+        monkeypatch,
+        {
+            "harness/checkers/__init__.py": "from harness.checkers import math\n",  # a re-export: no cycle
+            "harness/checkers/math.py": "from harness.checkers import math_qwen\n",
+            "harness/checkers/math_qwen.py": "def f():\n    from harness.checkers.math import g\n",
+            "harness/a.py": "from harness import b\n",
+            "harness/b.py": "from harness import c\n",
+            "harness/c.py": "import harness.a\n",
+        },
+    )
+    assert found == [
+        "module cycle: harness.a <-> harness.b <-> harness.c",
+        "module cycle: harness.checkers.math <-> harness.checkers.math_qwen",
+    ]
+
+
+def test_the_engine_builds_where_the_library_keeps_its_home(monkeypatch, tmp_path):
+    # cpu_engine cannot import harness.paths, so it restates the home's variable and default.
+    from cpu_engine import native
+    from harness.paths import harness_home
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    assert native.cache_dir() == harness_home() / "native"
+    monkeypatch.delenv("HARNESS_HOME")
+    monkeypatch.setattr("pathlib.Path.home", lambda: tmp_path / "user")
+    assert native.cache_dir() == harness_home() / "native"
