@@ -4,7 +4,7 @@
     data      cgd.problems.ProblemsConfig   training problems and the probe's budget
     teacher   cgd.teachers.TeacherConfig    who critiques and refines
     train     cgd.train.TrainConfig         the matched training budget
-    eval      harness.evaluate.EvalConfig   benchmarks, limits, graders, the vLLM engine
+    eval      harness.eval_config.EvalConfig  benchmarks, limits, graders, the vLLM engine
     analysis  harness.findings.AnalysisConfig   alpha, margin, multiplicity, power
 
 Profiles (harness/profiles/*.yaml) set only what differs from these defaults; `harness config
@@ -25,7 +25,7 @@ from cgd.train_config import TrainConfig
 from harness.config import DEFAULT_PROFILE, apply_overrides, build, load_profile, section, setting, to_dict
 from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
-from harness.evaluate import EvalConfig
+from harness.eval_config import EvalConfig
 from harness.findings import AnalysisConfig
 from harness.io import stable_hash
 

@@ -7,7 +7,8 @@
     teach/{annotations,val_annotations}.jsonl     critiques c and refined answers ŷ (+ .meta.json)
     data/<method>.jsonl (+ .meta.json)            one training set per method
     train/<label>/checkpoint/, log.jsonl, summary.json, steps/step-<k>/   label = method[@seed<k>]
-    eval/<label>/results.json, samples_<task>.jsonl (+ .parquet), table.md, shards/shard-K-of-N/
+    eval/<label>/results.json, samples_<task>.jsonl (+ .parquet), timing_<task>.jsonl, table.md,
+                                                  shards/shard-K-of-N/ (the same files per shard)
     analysis/uncertainty.json, uncertainty.csv, uncertainty/<label>.jsonl
     tensorboard/<label>/                          with train.report_to = tensorboard (+ *.eval: evaluation summary)
 
@@ -58,8 +59,33 @@ def eval_dir(label: str) -> str:
     return f"{EVAL}/{label}"
 
 
+# Inside an evaluation directory (eval/<label>/, or one shard of it):
+RESULTS_NAME = "results.json"  # written last: a shard without it did not finish
+TABLE_NAME = "table.md"
+SHARDS = "shards"
+SHARD_PATTERN = "shard-*-of-*"
+
+
 def results(label: str) -> str:
-    return f"{EVAL}/{label}/results.json"
+    return f"{EVAL}/{label}/{RESULTS_NAME}"
+
+
+def eval_table(label: str) -> str:
+    return f"{EVAL}/{label}/{TABLE_NAME}"
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"shard-{index}-of-{count}"
+
+
+def shard_dir(label: str, name: str) -> str:
+    """One shard's evaluation directory (`harness eval --shard K/N`); `name` is `shard_name(K, N)`."""
+    return f"{EVAL}/{label}/{SHARDS}/{name}"
+
+
+def timing_name(task: str) -> str:
+    """Per-item generation timings, apart from the records so those stay byte-identical across runs."""
+    return f"timing_{task}.jsonl"
 
 
 def samples(label: str, task: str) -> str:

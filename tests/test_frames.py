@@ -147,7 +147,7 @@ def test_comparisons_are_the_findings_family(run: Path) -> None:
 
 
 def test_parquet_beside_the_jsonl_holds_the_same_records(tmp_path: Path, run: Path) -> None:
-    from harness.evaluate import _write
+    from harness.eval_files import write_eval_files
 
     records = {
         "math500": read_jsonl(run / "eval" / "cft" / "samples_math500.jsonl"),
@@ -157,7 +157,7 @@ def test_parquet_beside_the_jsonl_holds_the_same_records(tmp_path: Path, run: Pa
         ],
     }
     payload = read_json(run / "eval" / "cft" / "results.json")
-    _write(tmp_path, "cft", payload, records, {"math500": [], "gpqa_diamond": []})
+    write_eval_files(tmp_path, "cft", payload, records, {"math500": [], "gpqa_diamond": []})
     math = pd.read_parquet(tmp_path / "samples_math500.parquet", dtype_backend="numpy_nullable")
     assert math.item_id.tolist() == [r["item_id"] for r in records["math500"]]
     assert math.score.tolist() == [r["metrics"]["exact_match"] for r in records["math500"]]

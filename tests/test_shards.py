@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.evaluate import Shard, parse_shard
+from harness.shards import Shard, parse_shard
 
 BENCHMARKS = "math500,humaneval,ifeval,gpqa_diamond,truthfulqa_mc2"
 TASKS = BENCHMARKS.split(",")

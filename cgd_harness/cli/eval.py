@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,6 +14,9 @@ from harness import layout
 from harness.checkers.reasoning import DEFAULT_END_MARKER
 from harness.errors import HarnessError
 from harness.registry import DEFAULT_MATH_GRADER
+
+if TYPE_CHECKING:
+    from harness.shards import Shard
 
 
 def eval_command(
@@ -65,7 +71,8 @@ def eval_command(
     Under `torchrun` / `accelerate launch` each process scores its own shard and rank 0 merges them.
     """
     from harness import distributed
-    from harness.evaluate import merge_label, parse_shard, results_table, run_eval
+    from harness.eval_files import results_table
+    from harness.shards import merge_label, parse_shard
 
     parsed = parse_shard(shard) if shard is not None else None
     if parsed is not None and output is None:
@@ -108,7 +115,7 @@ def eval_command(
 def _launch_shard(shard, output: Path | None, backend: str):
     """The shard of this process of the launch: the launch splits the items, one shard per process."""
     from harness import distributed
-    from harness.evaluate import Shard
+    from harness.shards import Shard
 
     if shard is not None:
         raise HarnessError(
@@ -132,8 +139,69 @@ def merge_command(
     run_dir: Path = typer.Argument(..., help="The --output of the `harness eval --shard K/N` runs."),
 ) -> None:
     """Merge the shards of every model in RUN_DIR into the files one unsharded `harness eval` writes."""
-    from harness.evaluate import merge_shards
+    from harness.shards import merge_shards
 
     for label in merge_shards(run_dir):
-        typer.echo((run_dir / layout.eval_dir(label) / "table.md").read_text(encoding="utf-8"))
-        typer.echo(f"merged: {run_dir / 'eval' / label}")
+        typer.echo((run_dir / layout.eval_table(label)).read_text(encoding="utf-8"))
+        typer.echo(f"merged: {run_dir / layout.eval_dir(label)}")
+
+
+def run_eval(
+    model: str,
+    benchmarks: str,
+    limit: int | None,
+    run_dir: Path,
+    backend: str = "hf",
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+    batch_size: int = 16,
+    truthfulqa_version: str = "2021",
+    gpqa_seed: int = 0,
+    label: str | None = None,
+    shard: Shard | None = None,
+    backend_options: dict | None = None,
+    math_grader: str = DEFAULT_MATH_GRADER,
+    reasoning_end: str = DEFAULT_END_MARKER,
+    quantize: str = "none",
+) -> dict:
+    """`harness eval`: resolve, evaluate, write the run directory, print the table."""
+    from harness.backends import make_backend
+    from harness.config import build
+    from harness.eval_config import EvalConfig
+    from harness.eval_files import results_table, write_run_config
+    from harness.evaluate import evaluate_model
+
+    cfg = build(
+        EvalConfig,
+        {
+            "benchmarks": benchmarks,
+            "limit": limit,
+            "max_new_tokens": max_new_tokens,
+            "truthfulqa_version": truthfulqa_version,
+            "gpqa_seed": gpqa_seed,
+            "math_grader": math_grader,
+            "reasoning_end": reasoning_end,
+            "vllm": backend_options or {},
+            "quantize": quantize,
+        },
+        "eval.",
+    )
+    cfg.seed = seed
+    options = cfg.backend_options(backend)
+    if backend == "hf":
+        options["batch_size"] = batch_size
+    engine = make_backend(model, backend, **options)
+    label = label or _label(model)
+    model_info = {"name": model, "fingerprint": engine.fingerprint, "backend": backend}
+    payload = evaluate_model(engine, model_info, cfg, run_dir / layout.EVAL, label, shard)
+    if shard is not None:  # the shards of one run share its directory; the merge writes the rest
+        typer.echo(f"{shard.name} of {label}: {run_dir / layout.shard_dir(label, shard.name)}")
+        return payload
+    write_run_config(run_dir, model_info, asdict(cfg))
+    typer.echo(results_table({label: payload}))
+    typer.echo(f"run directory: {run_dir}")
+    return payload
+
+
+def _label(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model).name or model)
