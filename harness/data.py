@@ -185,6 +185,15 @@ def load_math_train() -> list[Row]:
     return _with_gold(_read(MATH_TRAIN), "unique_id")
 
 
+def load_math_jsonl(path: Path | str, id_key: str = "id") -> list[Row]:
+    """A local math set (a benchmark of your own): JSONL rows with `problem`, `answer` and `id_key`."""
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"{path}: file not found")
+    columns = ("problem", "answer", id_key)
+    return _with_gold([require(row, columns, where) for where, row in _jsonl_rows(path)], id_key)
+
+
 # ---------------------------------------------------------------- code / instructions ----------
 
 

@@ -34,7 +34,7 @@ import math
 import re
 from typing import Any
 
-from harness.checkers.math import (
+from harness.checkers.math_common import (
     NO_ANSWER,
     OK,
     UNPARSABLE_GOLD,

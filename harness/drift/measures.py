@@ -1,0 +1,157 @@
+"""Per-item drift measures (parseable answers, critique style, length, a benchmark's own extras)
+and their levels per task and model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.benchmarks import BENCHMARKS
+from harness.benchmarks.ifeval import ifeval_format_pass  # noqa: F401  (re-exported: a drift measure)
+from harness.drift.critique import is_critique
+from harness.drift.detectors import NO_EXTRACTION, _answer_detector, has_final_answer
+from harness.rundata import RunData
+
+# The measures every generative task has, then the benchmarks' own (`Benchmark.drift_extras`).
+MEASURES = ("parseable", "critique", "length", "ifeval_format")
+MEASURE_NAMES = {
+    "parseable": "parseable final answers",
+    "critique": "critique-style answers",
+    "length": "mean response length",
+    **{name: label for bench in BENCHMARKS.values() for name, label in bench.drift_extras.items()},
+}
+
+
+def applicable_measures(task: str) -> tuple[str, ...]:
+    """The drift measures a generative task's records carry: the one rule that both the report's
+    comparisons and the planner's family size (harness/findings.py) follow."""
+    bench = BENCHMARKS.get(task)
+    extras = bench.drift_extras if bench is not None else {}
+    skip = {m for m in MEASURES[3:] if m not in extras}
+    if _answer_detector(task) is None:
+        skip.add("parseable")
+    return tuple(m for m in MEASURES if m not in skip)
+
+
+def response_length(record: dict) -> tuple[float, str] | None:
+    """Completion length in tokens, or in characters when the record has no token count."""
+    tokens = record.get("completion_tokens")
+    if isinstance(tokens, (int, float)):
+        return float(tokens), "tokens"
+    if isinstance(record.get("response"), str):
+        return float(len(record["response"])), "chars"
+    return None
+
+
+def _item_id(record: dict) -> str:
+    return str(record.get("item_id", record.get("doc_id")))
+
+
+@dataclass(frozen=True)
+class Measures:
+    values: dict[str, dict[str, float]]  # measure -> item_id -> value
+    length_unit: str  # "tokens", "chars", or "" when absent or mixed
+
+
+def item_measures(records: list[dict], task: str) -> Measures:
+    """Per-item values of every drift measure that applies to this task's records."""
+    values: dict[str, dict[str, float]] = {m: {} for m in MEASURES}
+    bench = BENCHMARKS.get(task)
+    units = set()
+    for rec in records:
+        item = _item_id(rec)
+        response = rec.get("response") if isinstance(rec.get("response"), str) else None
+        parseable = has_final_answer(task, response, rec.get("extracted", NO_EXTRACTION))
+        if parseable is not None:
+            values["parseable"][item] = float(parseable)
+        if response is not None:
+            values["critique"][item] = float(is_critique(response))
+        length = response_length(rec)
+        if length is not None:
+            values["length"][item] = length[0]
+            units.add(length[1])
+        if bench is not None:
+            for name, value in bench.drift_measures(rec).items():
+                values[name][item] = value
+    return _drop_mixed_lengths(values, units)
+
+
+def _drop_mixed_lengths(values: dict[str, dict[str, float]], units: set[str]) -> Measures:
+    if len(units) > 1:
+        # Tokens and characters cannot be averaged together.
+        return Measures({**values, "length": {}}, "")
+    return Measures(values, next(iter(units), ""))
+
+
+def group_measures(run: RunData, group: str, task: str) -> Measures:
+    """Drift measures for a method, averaged per item over its seeds."""
+    per_label = [item_measures(run.samples(label, task), task) for label in run.groups[group]]
+    merged = {}
+    for measure in MEASURES:
+        maps = [m.values[measure] for m in per_label]
+        shared = set.intersection(*(set(m) for m in maps))
+        merged[measure] = {i: float(np.mean([m[i] for m in maps])) for i in sorted(shared)}
+    return _drop_mixed_lengths(merged, {m.length_unit for m in per_label if m.length_unit})
+
+
+def is_generative(run: RunData, task: str) -> bool:
+    bench = BENCHMARKS.get(task)
+    if bench is not None and not bench.generative:
+        return False
+    return any(
+        rec.get("response") or rec.get("completion_tokens") or rec.get("extracted") is not None
+        for label in run.labels
+        for rec in run.samples(label, task)
+    )
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    task: str
+    model: str
+    n: int
+    parseable: float | None  # fraction of items
+    critique: float | None
+    mean_length: float | None
+    length_unit: str
+    ifeval_format: float | None
+    # Share of responses whose thinking opened and never closed (scored no_answer; eval.reasoning_end).
+    # Descriptive only, not a compared measure: for a model that does not think it is 0 everywhere.
+    unclosed_thinking: float | None = None
+
+
+def unclosed_share(records: list[dict]) -> float | None:
+    """Share of records whose `thinking` field says unclosed; None when no record carries the field."""
+    marked = [r["thinking"] for r in records if "thinking" in r]
+    return sum(t == "unclosed" for t in marked) / len(marked) if marked else None
+
+
+def _mean(values: dict[str, float]) -> float | None:
+    return float(np.mean(list(values.values()))) if values else None
+
+
+def format_drift(run: RunData) -> list[DriftRow]:
+    """One row per generative task and model (base first), with each drift measure's level."""
+    rows = []
+    for task in run.tasks:
+        if not is_generative(run, task):
+            continue
+        for group in run.groups:
+            m = group_measures(run, group, task)
+            records = [r for label in run.groups[group] for r in run.samples(label, task)]
+            n = len({_item_id(r) for r in records})
+            rows.append(
+                DriftRow(
+                    task,
+                    group,
+                    n,
+                    _mean(m.values["parseable"]),
+                    _mean(m.values["critique"]),
+                    _mean(m.values["length"]),
+                    m.length_unit,
+                    _mean(m.values["ifeval_format"]),
+                    unclosed_share(records),
+                )
+            )
+    return rows
