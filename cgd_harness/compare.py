@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def _scoring_identity() -> str:
-    """Hash of everything that shapes prompts, golds and verdicts: the task definitions, the registry,
-    the data loaders (GPQA's shuffle, TruthfulQA's targets), the lm-eval adapter and the checkers. A change
-    to any of them re-runs the evaluation stage (identical generations still come from the cache)."""
+    """Hash of everything that shapes prompts, golds and verdicts: the task definitions, the benchmark
+    objects and registry, the data loaders (GPQA's shuffle, TruthfulQA's targets), the lm-eval adapter
+    and the checkers. A change to any of them re-runs the evaluation stage (identical generations still
+    come from the cache)."""
     from harness import data, lm_eval_adapter, registry
     from harness.paths import REPO_ROOT, tasks_dir
 
@@ -37,6 +38,7 @@ def _scoring_identity() -> str:
             *tasks_dir().rglob("*.yaml"),
             *tasks_dir().rglob("*.py"),
             *(REPO_ROOT / "harness" / "checkers").glob("*.py"),
+            *(REPO_ROOT / "harness" / "benchmarks").glob("*.py"),
             *(Path(module.__file__) for module in (registry, data, lm_eval_adapter)),
         ]
     )
