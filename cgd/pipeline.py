@@ -66,10 +66,6 @@ TRAIN = Split("", TRAIN_PROBLEMS, ATTEMPTS, ANNOTATIONS)
 VAL = Split("val", VAL_PROBLEMS, layout.VAL_ATTEMPTS, layout.VAL_ANNOTATIONS)
 
 
-def dataset_path(method: str) -> str:
-    return layout.dataset(method)
-
-
 @dataclass
 class BuildConfig:
     methods: list[str]
@@ -215,7 +211,7 @@ def method_stage(run: RunDir, cfg: BuildConfig, name: str) -> dict:
     uses_teacher = methods.uses_teacher(name)
     # Annotated rows carry every problem column, so sft reads them too when the ratio selects problems.
     source = ANNOTATIONS if uses_teacher or cfg.right_ratio is not None else TRAIN_PROBLEMS
-    out = dataset_path(name)
+    out = layout.dataset(name)
     inputs = {
         "method": name,
         "rows": run.input_hash(source),

@@ -17,12 +17,12 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import layout
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
 
 SELECT_RULES = ("last", "best-val")
-STEPS_DIR = "steps"  # train/<label>/steps/step-<k>/: candidates, removed once one is chosen
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def save_steps(max_steps: int, eval_every: int) -> list[int]:
 
 
 def step_dir(train_dir: Path, step: int) -> Path:
-    return train_dir / STEPS_DIR / f"step-{step}"
+    return train_dir / layout.STEPS / layout.step_name(step)
 
 
 def make_saver(trainer, train_dir: Path, steps: list[int]):
@@ -133,16 +133,16 @@ def install(train_dir: Path, step: int, max_steps: int) -> None:
     if step != max_steps:
         source = step_dir(train_dir, step)
         atomic_write_dir(
-            train_dir / "checkpoint", lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True)
+            train_dir / layout.CHECKPOINT_NAME, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True)
         )
-    shutil.rmtree(train_dir / STEPS_DIR, ignore_errors=True)
+    shutil.rmtree(train_dir / layout.STEPS, ignore_errors=True)
 
 
 def select_checkpoint(
     train_dir: Path, problems: list[dict], select: str, eval_every: int, max_steps: int, val: ValConfig
 ) -> dict:
     """Score the saved checkpoints, put the chosen weights in checkpoint/, and return the summary fields."""
-    final = train_dir / "checkpoint"
+    final = train_dir / layout.CHECKPOINT_NAME
     candidates = {step: step_dir(train_dir, step) for step in save_steps(max_steps, eval_every)}
     candidates[max_steps] = final
     curve = []

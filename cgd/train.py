@@ -28,7 +28,7 @@ import torch
 
 from cgd import methods, prompts, trackers
 from cgd.fast_sft import FastSFTTrainer
-from cgd.pipeline import VAL_PROBLEMS, dataset_path
+from cgd.pipeline import VAL_PROBLEMS
 from cgd.selection import ValConfig, make_saver, save_steps, scores_validation, select_checkpoint
 from cgd.teachers.base import meta_path
 from cgd.train_config import TrainConfig
@@ -47,10 +47,6 @@ from harness.run import RunDir
 log = logging.getLogger(__name__)
 
 
-def train_dir(method: str) -> str:
-    return layout.train_dir(method)
-
-
 def global_batch(cfg: TrainConfig, processes: int) -> int:
     return cfg.batch_size * processes * cfg.grad_accum
 
@@ -58,7 +54,7 @@ def global_batch(cfg: TrainConfig, processes: int) -> int:
 def check_matched_budget(run: RunDir) -> None:
     """Every trained label of the run must have seen the same global batch; the report compares them all."""
     seen = {}
-    for summary_file in sorted(run.path(layout.TRAIN).glob("*/summary.json")):
+    for summary_file in sorted(run.path(layout.TRAIN).glob(f"*/{layout.SUMMARY_NAME}")):
         summary = read_json(summary_file)
         batch, accum = summary["config"]["batch_size"], summary["config"]["grad_accum"]
         processes = summary.get("processes", 1)  # summaries older than the field were single-process
@@ -212,7 +208,7 @@ def train_method(
     label = label or method
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     methods.check_methods([method])
-    data = run.path(dataset_path(method))
+    data = run.path(layout.dataset(method))
     if not data.exists():
         raise HarnessError(
             f"{data}: no training data for method {method}; run `harness data build "
@@ -222,7 +218,7 @@ def train_method(
     resolved = resolve_model(cfg.model)
     inputs = {
         "method": method,
-        "dataset_hash": run.input_hash(dataset_path(method)),  # checked against build:<method>
+        "dataset_hash": run.input_hash(layout.dataset(method)),  # checked against build:<method>
         # Where metrics are mirrored does not change the model: a new tracker must not retrain.
         "config": cfg.as_inputs(),
         "model": resolved.fingerprint,
@@ -260,7 +256,12 @@ def train_method(
         if main:
             summary.update(
                 select_checkpoint(
-                    run.path(train_dir(label)), problems, cfg.select, cfg.eval_every, cfg.max_steps, val
+                    run.path(layout.train_dir(label)),
+                    problems,
+                    cfg.select,
+                    cfg.eval_every,
+                    cfg.max_steps,
+                    val,
                 )
             )
     summary["wall_seconds"] = round(time.time() - started, 3)
@@ -295,7 +296,7 @@ def _warn_on_padded_batches(trainer, cfg: TrainConfig, label: str) -> None:
 
 
 def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, label: str):
-    data = run.path(dataset_path(method))
+    data = run.path(layout.dataset(method))
     meta = read_json(meta_path(data)) if meta_path(data).exists() else {}
     examples = read_jsonl(data)
     model, tokenizer = resolved.load(dtype=torch.float32)
@@ -304,7 +305,7 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
     trackers.attach(trainer, trackers.tensorboard_dir(run.root, label))
     if scores_validation(cfg.select, cfg.eval_every):
         trainer.add_callback(
-            make_saver(trainer, run.path(train_dir(label)), save_steps(cfg.max_steps, cfg.eval_every))
+            make_saver(trainer, run.path(layout.train_dir(label)), save_steps(cfg.max_steps, cfg.eval_every))
         )
     _warn_on_padded_batches(trainer, cfg, label)
     trainer.train()

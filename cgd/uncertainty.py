@@ -40,10 +40,6 @@ PAIRS = (("cgd", "sft"), ("cgd", BASE), ("sft", BASE))
 CSV_COLUMNS = ["kind", "model", "against", "measure", "condition", "n", "value", "low", "high", "p_value"]
 
 
-def per_model_file(label: str) -> str:
-    return layout.uncertainty_scores(label)
-
-
 def val_annotations(run: RunDir) -> list[dict]:
     """The annotated validation rows (`harness analyze` annotates an older compare run first)."""
     from cgd.val_annotations import VAL_ANNOTATIONS
@@ -64,7 +60,9 @@ def models(run: RunDir, config: dict) -> list[tuple[str, str]]:
     """(label, model spec): base, then every trained checkpoint (the selected weights, as evaluated)."""
     found = [(BASE, str(config["model"]))] if config.get("model") else []
     train = run.path(layout.TRAIN)
-    labels = [p.name for p in train.iterdir() if (p / "checkpoint").is_dir()] if train.is_dir() else []
+    labels = (
+        [p.name for p in train.iterdir() if (p / layout.CHECKPOINT_NAME).is_dir()] if train.is_dir() else []
+    )
     order = [str(m) for m in config.get("methods") or []]
 
     def key(label: str) -> tuple:
@@ -118,7 +116,7 @@ def score_model(run: RunDir, label: str, spec: str, rows: list[dict], annotation
         "annotations": annotations_hash,
         "prompts": prompts.PROMPTS_VERSION,
     }
-    out = per_model_file(label)
+    out = layout.uncertainty_scores(label)
 
     def run_it():
         from harness.backends import open_backend
@@ -327,10 +325,10 @@ def analyze(run_dir: str | Path | RunDir, config: dict | None = None) -> dict:
     found = models(run, config)
     for label, spec in found:
         score_model(run, label, spec, rows, annotations_hash)
-    inputs = {label: sha256_file(run.path(per_model_file(label))) for label, _ in found}
+    inputs = {label: sha256_file(run.path(layout.uncertainty_scores(label))) for label, _ in found}
 
     def run_it():
-        per_label = {label: read_jsonl(run.path(per_model_file(label))) for label, _ in found}
+        per_label = {label: read_jsonl(run.path(layout.uncertainty_scores(label))) for label, _ in found}
         fingerprints = {label: resolve_model(spec).fingerprint for label, spec in found}
         summary = summarize(per_label, fingerprints)
         atomic_write_json(run.path(SUMMARY), summary)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cgd_harness.report.tables import Table, to_markdown
+from harness import layout
 from harness.defaults import ALPHA, GATE_MAX_DROP, MULTIPLICITY
 from harness.drift import format_p
 from harness.errors import HarnessError
@@ -47,8 +48,7 @@ def _task_entry(run: RunData, label: str, task: str) -> dict[str, Any]:
     items = run.item_scores(label, task, metric)
     if not items:
         raise HarnessError(
-            f"cannot record {label}.{task}: eval/{label}/samples_{task}.jsonl has no "
-            f"per-item '{metric}' scores"
+            f"cannot record {label}.{task}: {layout.samples(label, task)} has no per-item '{metric}' scores"
         )
     version = run.version(label, task)
     return {

@@ -35,16 +35,36 @@ UNCERTAINTY = "analysis/uncertainty.json"
 UNCERTAINTY_CSV = "analysis/uncertainty.csv"
 
 
+DATA = "data"
+META_SUFFIX = ".meta.json"  # a dataset's (or annotations') metadata, beside its .jsonl
+
+
 def dataset(method: str) -> str:
-    return f"data/{method}.jsonl"
+    return f"{DATA}/{method}.jsonl"
+
+
+def meta_name(name: str) -> str:
+    """The metadata file beside a JSONL file of the run (data/<method>.jsonl, teach/*.jsonl)."""
+    return name.removesuffix(".jsonl") + META_SUFFIX
 
 
 def train_dir(label: str) -> str:
     return f"{TRAIN}/{label}"
 
 
+CHECKPOINT_NAME = "checkpoint"  # inside train/<label>/: the model the run evaluates
+STEPS = "steps"  # inside train/<label>/: candidate checkpoints, removed once one is chosen
+
+
 def checkpoint(label: str) -> str:
-    return f"{TRAIN}/{label}/checkpoint"
+    return f"{TRAIN}/{label}/{CHECKPOINT_NAME}"
+
+
+def step_name(step: int) -> str:
+    return f"step-{step}"
+
+
+SUMMARY_NAME = "summary.json"
 
 
 def train_log(label: str) -> str:
@@ -52,7 +72,7 @@ def train_log(label: str) -> str:
 
 
 def train_summary(label: str) -> str:
-    return f"{TRAIN}/{label}/summary.json"
+    return f"{TRAIN}/{label}/{SUMMARY_NAME}"
 
 
 def eval_dir(label: str) -> str:

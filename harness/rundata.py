@@ -177,7 +177,9 @@ class RunData:
     def labels(self) -> list[str]:
         """Evaluated models: base first, then methods in config order, seeds in numeric order."""
         eval_dir = self.root / layout.EVAL
-        found = [p.parent.name for p in eval_dir.glob("*/results.json")] if eval_dir.is_dir() else []
+        found = (
+            [p.parent.name for p in eval_dir.glob(f"*/{layout.RESULTS_NAME}")] if eval_dir.is_dir() else []
+        )
         return sorted(found, key=self.label_key)
 
     def label_key(self, label: str) -> tuple:

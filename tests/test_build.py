@@ -14,8 +14,9 @@ import cgd.teachers
 import harness.backends
 import harness.registry
 from cgd import methods, prompts
-from cgd.pipeline import ANNOTATIONS, BuildConfig, build, dataset_path, select_right_ratio
+from cgd.pipeline import ANNOTATIONS, BuildConfig, build, select_right_ratio
 from cgd.problems import NEAR_DUPLICATES, ProblemsConfig, load_problems
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl, sha256_file
 
@@ -90,7 +91,7 @@ def test_each_method_dataset_covers_the_same_problems(built):
     run_dir, _ = built
     ids = [p["id"] for p in read_jsonl(run_dir / "problems/train.jsonl")]
     for name in ALL:
-        path = run_dir / dataset_path(name)
+        path = run_dir / layout.dataset(name)
         examples = read_jsonl(path)
         assert [e["id"] for e in examples] == ids
         assert all(set(e) == {"id", "prompt", "completion"} for e in examples)
@@ -108,16 +109,16 @@ def test_a_rerun_skips_finished_stages_and_a_new_method_builds_alone(built, tiny
     assert build(run_dir, config(tiny_model, ALL)) == records
     assert (run_dir / "manifest.json").read_text() == manifest
 
-    (run_dir / dataset_path("cgd")).unlink()  # a lost output re-runs its stage only
+    (run_dir / layout.dataset("cgd")).unlink()  # a lost output re-runs its stage only
     build(run_dir, config(tiny_model, ["cgd"]))
-    assert (run_dir / dataset_path("cgd")).exists()
+    assert (run_dir / layout.dataset("cgd")).exists()
 
 
 def test_sft_alone_needs_neither_student_nor_teacher(tiny_model, data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(harness.backends, "make_backend", lambda *a, **k: pytest.fail("no probe needed"))
     records = build(tmp_path, config(tiny_model, ["sft"]))
     assert list(records) == ["problems", "build:sft"]
-    assert len(read_jsonl(tmp_path / dataset_path("sft"))) == 4
+    assert len(read_jsonl(tmp_path / layout.dataset("sft"))) == 4
 
 
 def test_a_brought_critique_file_replaces_probe_and_teach(tiny_model, tmp_path, monkeypatch):
@@ -130,7 +131,7 @@ def test_a_brought_critique_file_replaces_probe_and_teach(tiny_model, tmp_path, 
     meta = read_json(tmp_path / "data/cgd.meta.json")
     assert meta["teacher"]["source_file"] == str(FIXTURE)
     fixture = {r["id"]: r for r in map(json.loads, FIXTURE.read_text().splitlines())}
-    for example in read_jsonl(tmp_path / dataset_path("cft")):
+    for example in read_jsonl(tmp_path / layout.dataset("cft")):
         assert example["completion"][0]["content"] == fixture[example["id"]]["critique"]
 
 
@@ -209,8 +210,8 @@ def test_right_ratio_selects_the_same_problems_for_every_method(tmp_path):
         right_ratio=0.5,
     )
     build(tmp_path, cfg)
-    assert [e["id"] for e in read_jsonl(tmp_path / dataset_path("sft"))] == [
-        e["id"] for e in read_jsonl(tmp_path / dataset_path("cgd"))
+    assert [e["id"] for e in read_jsonl(tmp_path / layout.dataset("sft"))] == [
+        e["id"] for e in read_jsonl(tmp_path / layout.dataset("cgd"))
     ]
     meta = read_json(tmp_path / "data/sft.meta.json")
     assert meta["rows"] == 4 and meta["right_ratio"]["achieved"] == 0.5
@@ -307,7 +308,7 @@ def test_data_build_cli(tmp_path, data_dir):
     )
     assert result.exit_code == 0, result.output
     assert "build:sft" in result.output
-    assert len(read_jsonl(tmp_path / dataset_path("sft"))) == 3
+    assert len(read_jsonl(tmp_path / layout.dataset("sft"))) == 3
     bad = CliRunner().invoke(
         cli(data_build), ["data-build", "--methods", "sft,ppo", "--run-dir", str(tmp_path)]
     )

@@ -18,7 +18,6 @@ from cgd.pipeline import (
     ATTEMPTS,
     TRAIN_PROBLEMS,
     BuildConfig,
-    dataset_path,
     method_stage,
     problems_stage,
     teach_stage,
@@ -28,6 +27,7 @@ from cgd.teachers import teacher_identity
 from cgd.teachers.base import MAX_FAILED_FRACTION, meta_path
 from cgd_harness.report.leakage import leakage_rows
 from cgd_harness.run_config import resolve
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
@@ -96,7 +96,7 @@ def test_a_stated_share_of_looping_critiques_is_dropped_counted_and_reported(tmp
     ]
     # The dataset built from it carries the count, and the report's leakage table shows it.
     method_stage(run, cfg, "cgd")
-    meta = read_json(meta_path(run.path(dataset_path("cgd"))))
+    meta = read_json(meta_path(run.path(layout.dataset("cgd"))))
     assert meta["rows"] == N - 1 and meta["teacher"]["failures"]["critique_truncated"] == 1
     table = leakage_rows({"cgd": meta})
     assert table.rows[0][table.columns.index("problems dropped")] == "1 (1 critique truncated)"

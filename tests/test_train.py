@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from cgd import methods
-from cgd.pipeline import dataset_path
 from cgd.train import check_matched_budget, make_trainer, train_method
 from cgd.train_config import TrainConfig
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
@@ -75,7 +75,7 @@ def test_prompt_tokens_get_label_minus_100_and_completion_tokens_do_not(tiny, ro
 def run_with(tmp_path: Path, rows: list[dict], names: list[str]) -> RunDir:
     run = RunDir(tmp_path / "run")
     for name in names:
-        atomic_write_jsonl(run.path(dataset_path(name)), methods.build_examples(name, rows, seed=0))
+        atomic_write_jsonl(run.path(layout.dataset(name)), methods.build_examples(name, rows, seed=0))
     return run
 
 
@@ -92,7 +92,7 @@ def test_tiny_model_trains_three_steps_and_its_loss_drops(tiny, rows, tmp_path, 
 
     # Every step saw the whole dataset once: the counts are exact.
     model, tokenizer = tiny.load(dtype=torch.float32)
-    examples = read_jsonl(run.path(dataset_path(name)))
+    examples = read_jsonl(run.path(layout.dataset(name)))
     full = [len(render_ids(tokenizer, e["prompt"] + e["completion"], False)) for e in examples]
     prompt = [len(render_ids(tokenizer, e["prompt"], True)) for e in examples]
     assert summary["tokens_trained"] == 3 * sum(full) == log[-1]["tokens"]

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from cgd import prompts
 from cgd.problems import question_id
+from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
 
@@ -250,7 +251,7 @@ def teacher_tokens(rows: list[dict]) -> int:
 
 
 def meta_path(path: Path) -> Path:
-    return path.with_name(path.name.removesuffix(".jsonl") + ".meta.json")
+    return path.with_name(layout.meta_name(path.name))
 
 
 def save_annotations(path: Path, rows: list[dict], description: dict) -> dict:

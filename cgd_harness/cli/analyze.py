@@ -30,5 +30,5 @@ def _annotate_older_run(run_dir: Path) -> None:
     if (run_dir / VAL_ANNOTATIONS).exists() or not (run_dir / layout.CONFIG).exists():
         return  # analyze() says what is missing, in one line
     config = from_record(read_json(run_dir / layout.CONFIG))
-    if config.uncertainty_wanted() and (run_dir / "problems" / "val.jsonl").exists():
+    if config.uncertainty_wanted() and (run_dir / layout.VAL_PROBLEMS).exists():
         annotate_val(RunDir(run_dir), config.build_config())

@@ -9,6 +9,7 @@ import typer
 from cgd.problems import ProblemsConfig
 from cgd.teachers import TeacherConfig
 from cgd_harness.cli import common
+from harness import layout
 from harness.errors import HarnessError
 
 SetOpt = typer.Option(
@@ -102,4 +103,4 @@ def data_build(
             f"{stage:<24} {info.get('wall_seconds', 0):>8.1f}s  "
             + " ".join(f"{k}={v}" for k, v in info.items() if k != "wall_seconds")
         )
-    typer.echo(f"datasets in {target / 'data'}")
+    typer.echo(f"datasets in {target / layout.DATA}")

@@ -41,7 +41,7 @@ def train(
     """Fine-tune MODEL on each METHOD's dataset; a method already trained with the same inputs is skipped."""
     from cgd.methods import parse_methods
     from cgd.train import check_matched_budget, train_method
-    from harness import distributed
+    from harness import distributed, layout
     from harness.run import RunDir
 
     cfg = TrainConfig(
@@ -72,6 +72,6 @@ def train(
         typer.echo(
             f"{name:<18} steps={s['steps']} global_batch={s.get('global_batch')} tokens={s['tokens_trained']} "
             f"completion_tokens={s['completion_tokens']} final_loss={s['final_loss']:.4f} "
-            f"wall={s['wall_seconds']:.1f}s -> {run_dir / 'train' / name}"
+            f"wall={s['wall_seconds']:.1f}s -> {run_dir / layout.train_dir(name)}"
         )
     check_matched_budget(RunDir(run_dir))

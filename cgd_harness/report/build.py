@@ -24,7 +24,7 @@ from cgd_harness.report import (
 from cgd_harness.report.graders import grader_disagreement
 from cgd_harness.report.html import Part, Plot, Samples, Section, render_page
 from cgd_harness.report.tables import Table, to_latex, to_markdown
-from harness import drift
+from harness import drift, layout
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_bytes, atomic_write_text, read_json, to_csv
 from harness.rundata import RunData, method_of, metric_label
@@ -163,10 +163,10 @@ def _meta(run: RunData) -> str:
 def _leakage(run: RunData) -> Table | None:
     """The leakage statistics each critique dataset recorded at build time (data/<method>.meta.json)."""
     metas = {}
-    for path in sorted((run.root / "data").glob("*.meta.json")):
+    for path in sorted((run.root / layout.DATA).glob(f"*{layout.META_SUFFIX}")):
         meta = read_json(path)
         if meta.get("leakage"):
-            metas[path.name.removesuffix(".meta.json")] = meta
+            metas[path.name.removesuffix(layout.META_SUFFIX)] = meta
     return leakage.leakage_rows(metas) if metas else None
 
 
