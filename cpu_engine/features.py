@@ -9,6 +9,7 @@ runs torch's own ops, which torch vectorises for that CPU at runtime.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import platform
 from pathlib import Path
@@ -58,28 +59,37 @@ def fast_path(family: str, lib, head_dim: int | None = None) -> bool:
     return level >= FAMILIES[family]
 
 
-def openmp_runtimes() -> list[str]:
-    """The OpenMP runtimes mapped into this process (Linux: /proc/self/maps), by path."""
+def _mapped_file(address: int) -> str | None:
+    """The file mapped at `address` in this process (Linux: /proc/self/maps), or None."""
     try:
-        maps = Path("/proc/self/maps").read_text()
+        maps = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
-        return []
-    names = ("libgomp", "libiomp", "libomp")
-    return sorted(
-        {p for line in maps.splitlines() if (p := line.split()[-1]).rpartition("/")[2].startswith(names)}
-    )
+        return None
+    for line in maps:
+        fields = line.split()
+        low, _, high = fields[0].partition("-")
+        if int(low, 16) <= address < int(high, 16) and len(fields) > 5:
+            return fields[5]
+    return None
 
 
-def openmp_check() -> str:
-    """One line: whether the kernels share torch's OpenMP runtime (one runtime mapped), or which compete.
-    Two runtimes would each keep a thread pool spinning against the other on the same cores."""
-    runtimes = openmp_runtimes()
-    if not runtimes:
-        return f"OpenMP: no runtime visible on {platform.system()} (not checked)"
-    torch_dir = Path(torch.__file__).parent
-    if len(runtimes) == 1:
-        whose = (
-            "torch's" if Path(runtimes[0]).is_relative_to(torch_dir) else "the system's, shared with torch"
-        )
-        return f"OpenMP: one runtime, {whose} ({runtimes[0]})"
-    return f"OpenMP: {len(runtimes)} runtimes loaded, the kernels' threads compete with torch's: {', '.join(runtimes)}"
+def openmp_runtime(lib) -> str | None:
+    """The file of the OpenMP runtime a loaded library's calls reach (its omp_get_max_threads), or None."""
+    try:
+        return _mapped_file(ctypes.cast(lib.omp_get_max_threads, ctypes.c_void_p).value)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def openmp_check(lib) -> str:
+    """One line: whether the kernels of `lib` run on torch's OpenMP runtime. Two runtimes would be two
+    thread pools spinning against each other on the same cores (other packages' private copies, such as
+    scikit-learn's, may be loaded too: only the one each library calls matters)."""
+    torch_lib = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    ours = openmp_runtime(lib)
+    theirs = openmp_runtime(ctypes.CDLL(str(torch_lib))) if torch_lib.exists() else None
+    if ours is None or theirs is None:
+        return f"OpenMP: not checked on {platform.system()} (no runtime found through /proc/self/maps)"
+    if ours == theirs:
+        return f"OpenMP: the kernels run on torch's runtime ({theirs})"
+    return f"OpenMP: the kernels' runtime {ours} is not torch's {theirs}: two thread pools compete"

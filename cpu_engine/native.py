@@ -58,13 +58,9 @@ def library():
     lib.residual_norm.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_float]
     lib.silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
     lib.rope_store.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int64] * 5
-    _check_openmp()
-    return lib
-
-
-def _check_openmp() -> None:
-    line = features.openmp_check()
+    line = features.openmp_check(lib)
     (log.warning if "compete" in line else log.info)("%s", line)
+    return lib
 
 
 @cache

@@ -262,6 +262,49 @@ def test_torch_path_without_native_kernels_matches_batch1_generate(varied_model,
         native.library.cache_clear()
 
 
+# A logit of the forward is the end of about 6 * layers + 2 chained reductions (4 projections, attention and
+# a norm per layer, the final norm and the head), the longest over K = 2 * 64 terms (the MLP's inner size).
+# Summed in another order, each adds a relative error of about sqrt(K) * u (see U below); 8x that margin.
+NO_FAST_PATH_TOLERANCE = 8 * (6 * 3 + 2) * 128**0.5 * 2.0**-24
+
+
+def test_a_cpu_without_the_kernels_fast_path_runs_torch_and_agrees(varied_model, monkeypatch):
+    # cpu_engine/features.py: ARM or an x86 without AVX2 has no vector path for any kernel family, so the
+    # engine must run torch's ops there (never the C kernels' scalar loops), and give the same logits to
+    # fp32 rounding.
+    from cpu_engine import KVSlots, features, native
+
+    def logits(backend):
+        fwd = backend.fast
+        ids = backend.encode(backend.render([{"role": "user", "content": LONG}]))
+        cache = KVSlots(fwd, 1, len(ids) + 1)
+        with torch.inference_mode():
+            return fwd.prefill([ids], [0], cache)
+
+    expected = logits(_backend(varied_model, batch_size=3))
+    monkeypatch.setattr(features, "cpu_level", lambda: 0)
+    native.library.cache_clear()
+    try:
+        assert native.library() is None and "SDPA" in native.describe()
+        plain = _backend(varied_model, batch_size=3)
+        fast = plain.fast
+        assert fast.attend is None and not fast.native and fast.lm_head.panels is None
+        assert fast.kernels_tag == ""
+        got = logits(plain)
+        assert (expected - got).abs().max() <= NO_FAST_PATH_TOLERANCE * expected.abs().max()
+        requests = _requests(SHORT[:2], max_new=12)
+        _assert_matches_reference(plain, requests, plain.generate(requests))
+    finally:
+        native.library.cache_clear()
+
+
+def test_the_engine_and_the_config_name_the_same_quantisations():
+    from cpu_engine import QUANTIZE_MODES
+    from harness.backends.base import QUANTIZE_MODES as CONFIG_MODES
+
+    assert QUANTIZE_MODES == CONFIG_MODES
+
+
 @CUDA
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_gpu_engine_matches_batch1_generate_on_the_gpu(varied_model, dtype):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import shutil
 import subprocess
 
@@ -18,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cpu_engine import native
+from cpu_engine import features, native
 from cpu_engine.draft import NgramIndex
 from cpu_engine.llama_fast import rms_norm
 
@@ -96,6 +97,15 @@ def test_kernels_can_be_switched_off(monkeypatch):
     finally:
         monkeypatch.delenv("HARNESS_NATIVE")
         native.library.cache_clear()
+
+
+@needs_kernel
+@pytest.mark.skipif(platform.system() != "Linux", reason="reads /proc/self/maps")
+def test_the_kernels_run_on_torchs_openmp_runtime():
+    # Two runtimes would be two thread pools spinning against each other on the same cores.
+    line = features.openmp_check(native.library())
+    assert line.startswith("OpenMP: the kernels run on torch's runtime"), line
+    assert features.openmp_runtime(native.library()) is not None
 
 
 needs_gemm = pytest.mark.skipif(
