@@ -10,12 +10,14 @@
 #
 # Knobs (environment): VLLM_PORT (default: a free port)  VLLM_MODEL_DIR (default: the project's
 #   resolved smollm2-135m)  VLLM_MAX_NUM_SEQS (32: requests decoded together)  VLLM_START_TIMEOUT_S (900)
+#   VLLM_MAX_MODEL_LEN (2048: prompt + answer; the paper-mini profile's 2,048-token attempts need 8192)
 #   VLLM_CACHE_ROOT  VLLM_LOG  VLLM_EXTRA_ARGS (appended to the server's arguments)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROJECT_PYTHON=${PROJECT_PYTHON:-$ROOT/.venv/bin/python}
 MAX_NUM_SEQS=${VLLM_MAX_NUM_SEQS:-32}
+MAX_MODEL_LEN=${VLLM_MAX_MODEL_LEN:-2048}
 SERVED_NAME=smollm2-135m
 HOST=127.0.0.1
 PORT=${VLLM_PORT:-}
@@ -64,7 +66,7 @@ start() {
     HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_DO_NOT_TRACK=1 \
         setsid "$PROJECT_PYTHON" -m vllm.entrypoints.openai.api_server --model "$model" \
         --host "$HOST" --port "$PORT" \
-        --served-model-name "$SERVED_NAME" --dtype float32 --max-model-len 2048 --max-num-seqs "$MAX_NUM_SEQS" \
+        --served-model-name "$SERVED_NAME" --dtype float32 --max-model-len "$MAX_MODEL_LEN" --max-num-seqs "$MAX_NUM_SEQS" \
         --kv-cache-memory-bytes 1G --generation-config vllm ${VLLM_EXTRA_ARGS:-} >"$LOG" 2>&1 &
     SERVER_PID=$!
     trap stop EXIT
