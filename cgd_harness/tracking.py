@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def eval_scalars(run: RunData, label: str) -> dict[str, float]:
     """`label`'s summary, tag -> value; the scores and intervals are the report's own (one seed each)."""
-    from cgd_harness.report.sections import label_score
+    from cgd_harness.scores import label_score
 
     scalars: dict[str, float] = {}
     for task, metric in run.columns():

@@ -12,7 +12,8 @@ from test_report import make_run
 from typer.testing import CliRunner
 
 from cgd_harness.cli.gate import gate
-from cgd_harness.gate import check_gate, parse_requirement, record_baseline
+from cgd_harness.gate import check_gate, record_baseline
+from cgd_harness.requirements import parse_requirement
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 

@@ -24,6 +24,7 @@ from cgd_harness.report import (
 from cgd_harness.report.graders import grader_disagreement
 from cgd_harness.report.html import Part, Plot, Samples, Section, render_page
 from cgd_harness.report.tables import Table, to_latex, to_markdown
+from cgd_harness.scores import model_score
 from harness import drift, layout
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_bytes, atomic_write_text, read_json, to_csv
@@ -48,7 +49,7 @@ def _score_plot(run: RunData):
     for group in run.groups:
         bars = []
         for task, metric in columns:
-            score = sections.model_score(run, group, task, metric)
+            score = model_score(run, group, task, metric)
             if score is None:
                 bars.append(None)
             elif score.spread is not None:
