@@ -86,7 +86,7 @@ def sft_config(cfg: TrainConfig, output_dir: Path, run_name: str | None = None):
         seed=cfg.seed,
         data_seed=cfg.seed,
         completion_only_loss=True,
-        # fp32 by default: bf16 is 2-5x slower on CPUs without bf16 units and barely moves the loss.
+        # fp32 by default: bf16 is slower on CPUs without bf16 units (docs/performance.md) and barely moves the loss.
         bf16=cfg.precision == "bf16",
         fp16=False,
         use_cpu=not torch.cuda.is_available(),
