@@ -84,6 +84,8 @@ def test_a_new_benchmark_runs_through_harness_eval(tiny_math, tiny_model, tmp_pa
     monkeypatch.setenv("HARNESS_TASKS_DIR", str(tmp_path / "tasks"))
     assert registry.resolve_benchmarks("tiny_math") == ["tiny_math"] and registry.n_items("tiny_math") == 3
     assert drift.applicable_measures("tiny_math") == ("parseable", "critique", "length")
+    assert drift.has_final_answer("tiny_math", "so \\boxed{2}") is True
+    assert drift.has_final_answer("tiny_math", "no box here") is False
 
     out = tmp_path / "run"
     args = ["eval", "--model", str(tiny_model), "--benchmarks", "tiny_math", "--max-new-tokens", "16"]

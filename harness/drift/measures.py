@@ -13,7 +13,8 @@ from harness.drift.critique import is_critique
 from harness.drift.detectors import NO_EXTRACTION, _answer_detector, has_final_answer
 from harness.rundata import RunData
 
-# The measures every generative task has, then the benchmarks' own (`Benchmark.drift_extras`).
+# The measures every generative task has, then the benchmarks' own (`Benchmark.drift_extras`; a new
+# one needs its name here too: `DriftRow` and the report's drift table have a column per measure).
 MEASURES = ("parseable", "critique", "length", "ifeval_format")
 MEASURE_NAMES = {
     "parseable": "parseable final answers",
