@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from cpu_engine.decode import Scheduler, Sequence
 from cpu_engine.features import fast_path, openmp_check
-from cpu_engine.llama_fast import FastForward, KVSlots, unsupported_reason
+from cpu_engine.llama_fast import FastForward, unsupported_reason
 from cpu_engine.native import build_library, describe, retain_freed_memory
 from cpu_engine.quant import MODES as QUANTIZE_MODES
 from cpu_engine.quant import quantize_forward
 from cpu_engine.score import loglikelihoods, per_token, sum_and_greedy
+from cpu_engine.slots import KVSlots
 
 __all__ = [
     "FastForward",

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import torch
 
 from cpu_engine.draft import NgramIndex
-from cpu_engine.llama_fast import FastForward, KVSlots
+from cpu_engine.llama_fast import FastForward
+from cpu_engine.slots import KVSlots
 
 
 @dataclass

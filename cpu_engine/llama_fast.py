@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from cpu_engine import native
+from cpu_engine.linear import Linear, _bias, _fuse
+from cpu_engine.slots import Step
 
 _FAMILIES = {"llama", "mistral", "qwen2"}
 
@@ -51,44 +53,6 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
-class Linear:
-    """y = x W^T + b with the weight pre-packed once: the native matmul (gemm.c) where it is built,
-    else oneDNN.
-
-    Measured on this 2-core CPU: oneDNN's packed kernel runs 1.2-2.4x MKL sgemm (F.linear, which
-    re-packs the weight on every call) at 34-64 rows, and the native one 1.2-1.5x oneDNN on a decode
-    step's cold weights at 1-100 rows. Still fp32 with fp32 accumulation; only the summation order
-    differs. With the native matmul each output row is bitwise the same whatever the other rows of
-    the call are (oneDNN: from 16 rows up).
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, packed: bool = True):
-        self.weight, self.bias = weight, bias
-        self.panels = native.pack_panels(weight) if packed else None
-        self.packed = _pack(weight) if packed and self.panels is None else None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.panels is not None:
-            y = native.gemm(x, self.panels)
-            return y if self.bias is None else y.add_(self.bias)
-        if self.packed is None:
-            return F.linear(x, self.weight, self.bias)
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-
-
-def _pack(weight: torch.Tensor) -> torch.Tensor | None:
-    if (
-        weight.device.type != "cpu"
-        or weight.dtype not in (torch.float32, torch.bfloat16)  # bf16: quant.py's opt-in mode
-        or not torch.backends.mkldnn.is_available()
-    ):
-        return None
-    try:
-        return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 64)
-    except (RuntimeError, AttributeError):  # a torch build without these oneDNN ops
-        return None
-
-
 @dataclass
 class _Layer:
     ln1: torch.Tensor
@@ -99,27 +63,6 @@ class _Layer:
     o: Linear
     gate_up: Linear
     down: Linear
-
-
-def _fuse(modules) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One weight matrix for several Linear layers; the layers' weights become views into it."""
-    weight = torch.cat([m.weight.detach() for m in modules]).contiguous()
-    has_bias = [m.bias is not None for m in modules]
-    bias = torch.cat([m.bias.detach() for m in modules]).contiguous() if all(has_bias) else None
-    if any(has_bias) and bias is None:
-        raise ValueError("mixed biases cannot be fused")
-    start = 0
-    for m in modules:
-        n = m.weight.shape[0]
-        m.weight.data = weight[start : start + n]
-        if bias is not None:
-            m.bias.data = bias[start : start + n]
-        start += n
-    return weight, bias
-
-
-def _bias(linear) -> torch.Tensor | None:
-    return linear.bias.detach() if getattr(linear, "bias", None) is not None else None
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -334,7 +277,7 @@ class FastForward:
         when torch's SDPA does the attention (see native.py): short rows skip the long rows' padding.
         """
         d, total = self.head_dim, tokens.shape[0]
-        step = _Step(counts, starts, self.heads // self.kv_heads, self.device)
+        step = Step(counts, starts, self.heads // self.kv_heads, self.device)
         self._rope_table(max(w for _, _, w in spans))
         if self.attend is None:
             masks = [
@@ -367,97 +310,3 @@ class FastForward:
             return step.to_tokens(o).reshape(total, self.nq)
 
         return self.lm_head(self._layers(F.embedding(tokens, self.embed), attention))
-
-
-class _Step:
-    """Index bookkeeping of one decode step: rows verify different numbers of tokens.
-
-    Attention runs on a padded [row, kv head, token x query head, d] layout (query heads sharing a
-    kv head become that head's query rows, as in HF's pack_gqa); a row's padding repeats its last
-    token and is skipped by the kernel (limit 0).
-    """
-
-    def __init__(self, counts: list[int], starts: list[int], rep: int, device):
-        n = torch.tensor(counts, device=device)
-        self.rows, self.width, self.rep = len(counts), max(counts), rep
-        step = torch.arange(self.width, device=device)[None]
-        real = step < n[:, None]
-        clamped = torch.minimum(step, n[:, None] - 1)
-        position = torch.tensor(starts, device=device)[:, None] + clamped
-        self.slot = torch.repeat_interleave(torch.arange(self.rows, device=device), n)
-        self.pos = position[real]
-        self.padded = ((torch.cumsum(n, 0) - n)[:, None] + clamped).flatten()
-        self.real = real.flatten()
-        # Query row (token t, head r) sees cache columns [0, position of t].
-        self.seen = position.repeat_interleave(rep, dim=1)
-        self.limit = torch.where(real.repeat_interleave(rep, dim=1), self.seen + 1, 0).contiguous()
-
-    def to_rows(self, q: torch.Tensor) -> torch.Tensor:
-        """[tokens, kv heads, rep, d] -> [rows, kv heads, width * rep, d], contiguous."""
-        if self.width == 1:
-            return q.contiguous()
-        kv, d = q.shape[1], q.shape[3]
-        return (
-            q[self.padded]
-            .view(self.rows, self.width, kv, self.rep, d)
-            .transpose(1, 2)
-            .reshape(self.rows, kv, self.width * self.rep, d)
-        )
-
-    def to_tokens(self, o: torch.Tensor) -> torch.Tensor:
-        """The inverse of to_rows, dropping the padding: [tokens, kv heads, rep, d]."""
-        if self.width == 1:
-            return o
-        kv, d = o.shape[1], o.shape[3]
-        return (
-            o.view(self.rows, kv, self.width, self.rep, d)
-            .transpose(1, 2)
-            .reshape(self.rows * self.width, kv, self.rep, d)[self.real]
-        )
-
-
-class KVSlots:
-    """Per-layer K/V buffers [slots, kv_heads, capacity, head_dim]; a slot holds one sequence from position 0.
-
-    Capacity grows on demand. Where the native attention kernel runs (CPU), the buffers are left
-    uninitialised: the kernel reads no column past a row's limit, and the pages a CPU never writes are
-    never committed, so a cache sized up front for prompt + max_new_tokens costs memory only for the
-    positions used (growing it copied gigabytes: 4.1 s of a 74 s run of 64 prompts). Elsewhere masked
-    columns still enter SDPA's products, and stray NaN bits would survive the mask: zeros, grown on
-    demand, as a GPU's memory is committed when allocated.
-    """
-
-    def __init__(self, fwd: FastForward, slots: int, capacity: int = 256, longest: int | None = None):
-        """`longest`: the most positions a slot will need, when known; an uninitialised cache takes them at once."""
-        self.shape = (slots, fwd.kv_heads, 0, fwd.head_dim)
-        self.dtype, self.device, self.n_layers = fwd.dtype, fwd.device, fwd.n_layers
-        self.lazy = fwd.attend is not None
-        self.k: list[torch.Tensor] = []
-        self.v: list[torch.Tensor] = []
-        self.capacity = 0
-        self.ensure(longest if self.lazy and longest else capacity)
-
-    def ensure(self, length: int) -> None:
-        if length <= self.capacity:
-            return
-        new = -(-max(length, self.capacity * 3 // 2) // 64) * 64
-        shape = (self.shape[0], self.shape[1], new, self.shape[3])
-        old_k, old_v, old = self.k, self.v, self.capacity
-        make = torch.empty if self.lazy else torch.zeros
-        self.k = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)]
-        self.v = [make(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)]
-        for dst, src in zip(self.k + self.v, old_k + old_v):
-            dst[:, :, :old] = src
-        self.capacity = new
-
-    def copy_from(self, other: KVSlots, src: int, dst: int, length: int) -> None:
-        """Positions [0, length) of `other`'s slot src into this cache's slot dst."""
-        _copy_slot(self, other, src, dst, length)
-
-    def move(self, src: int, dst: int, length: int) -> None:
-        _copy_slot(self, self, src, dst, length)
-
-
-def _copy_slot(into: KVSlots, source: KVSlots, src: int, dst: int, length: int) -> None:
-    for mine, theirs in zip(into.k + into.v, source.k + source.v):
-        mine[dst, :, :length] = theirs[src, :, :length]

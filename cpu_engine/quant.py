@@ -42,7 +42,7 @@ class Bf16Linear:
     panels = None  # not the native fp32 kernel (FastForward.kernels_tag reads this)
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
-        from cpu_engine.llama_fast import _pack
+        from cpu_engine.linear import _pack
 
         # Prepacked once: F.linear on bf16 re-packs the weight every call, 1.2-1.9x slower at 8-64 rows.
         self.packed = _pack(weight.to(torch.bfloat16))

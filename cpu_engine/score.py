@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from cpu_engine.llama_fast import FastForward, KVSlots
+from cpu_engine.llama_fast import FastForward
+from cpu_engine.slots import KVSlots
 
 
 def sum_and_greedy(logprobs: torch.Tensor, target: torch.Tensor) -> tuple[float, bool]:

@@ -32,7 +32,7 @@ def main() -> None:
     from generation import _prompts  # benchmarks/ is the script's dir
 
     from cpu_engine import decode
-    from cpu_engine.llama_fast import Linear
+    from cpu_engine.linear import Linear
     from harness.backends.base import GenRequest
     from harness.backends.hf import HFBackend
     from harness.models import resolve_model

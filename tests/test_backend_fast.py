@@ -233,7 +233,7 @@ def test_drafted_steps_give_the_tokens_of_plain_decoding(varied_model, monkeypat
 
 
 def test_prompts_share_the_chat_preamble_cache(varied_model, monkeypatch):
-    from cpu_engine.llama_fast import KVSlots
+    from cpu_engine import KVSlots
 
     backend = _backend(varied_model, batch_size=3)
     assert backend.tokenizer.decode(backend.preamble).endswith("user\n")
@@ -517,6 +517,6 @@ def test_unknown_quantisation_is_one_clear_error(varied_model):
 
 
 def _one_slot_cache(backend):
-    from cpu_engine.llama_fast import KVSlots
+    from cpu_engine import KVSlots
 
     return KVSlots(backend.fast, slots=1)

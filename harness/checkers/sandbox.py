@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
-from harness.checkers.sandbox_child import missing_isolation  # noqa: F401  (part of this module's API)
+from harness.checkers.sandbox_lockdown import missing_isolation  # noqa: F401  (part of this module's API)
 
 _CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py")
 
