@@ -19,7 +19,6 @@ With `select: best-val` the checkpoint is the one cgd/selection.py picks on the 
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,11 +26,11 @@ from pathlib import Path
 import torch
 
 from cgd import methods, prompts, trackers
-from cgd.fast_sft import FastSFTTrainer
 from cgd.pipeline import VAL_PROBLEMS
 from cgd.selection import ValConfig, make_saver, save_steps, scores_validation, select_checkpoint
 from cgd.teachers.base import meta_path
 from cgd.train_config import TrainConfig
+from cgd.trainer import global_batch, library_versions, make_trainer, warn_on_padded_batches
 from harness import distributed, layout
 from harness.errors import HarnessError
 from harness.io import (
@@ -43,12 +42,6 @@ from harness.io import (
     stable_hash,
 )
 from harness.run import RunDir
-
-log = logging.getLogger(__name__)
-
-
-def global_batch(cfg: TrainConfig, processes: int) -> int:
-    return cfg.batch_size * processes * cfg.grad_accum
 
 
 def check_matched_budget(run: RunDir) -> None:
@@ -68,126 +61,6 @@ def check_matched_budget(run: RunDir) -> None:
             f"{run.root}: the methods compared trained with different global batches "
             f"(batch_size x processes x grad_accum): {parts}; retrain them with the same one"
         )
-
-
-def sft_config(cfg: TrainConfig, output_dir: Path, run_name: str | None = None):
-    from trl import SFTConfig
-
-    return SFTConfig(
-        output_dir=str(output_dir),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup,
-        weight_decay=cfg.weight_decay,
-        max_length=cfg.max_length,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        completion_only_loss=True,
-        # fp32 by default: bf16 is slower on CPUs without bf16 units (docs/performance.md) and barely moves the loss.
-        bf16=cfg.precision == "bf16",
-        fp16=False,
-        use_cpu=not torch.cuda.is_available(),
-        # Recomputing activations costs a third more time; models trained here fit without it.
-        gradient_checkpointing=False,  # the name in transformers 5.19 (vLLM 0.32's range); 5.23 keeps it as an alias
-        report_to=trackers.resolve(cfg.report_to),
-        run_name=run_name,
-        logging_steps=1,
-        save_strategy="no",
-        dataloader_num_workers=0,
-        # Every parameter takes part in every step (the fast step keeps even an unscored row on the
-        # graph), so DDP need not search the graph for unused ones after each backward.
-        ddp_find_unused_parameters=False,
-        disable_tqdm=True,
-    )
-
-
-def lora_config(cfg: TrainConfig):
-    from peft import LoraConfig
-
-    targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-    return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
-        task_type="CAUSAL_LM",
-    )
-
-
-class CountingTrainer(FastSFTTrainer):
-    """The project's trainer (fast CPU step) that also counts the tokens in the loss and keeps a per-step log."""
-
-    def create_accelerator_and_postprocess(self) -> None:
-        super().create_accelerator_and_postprocess()
-        distributed.engage_sharding(self.accelerator)  # FSDP on CPU processes, where accelerate leaves it out
-        self.is_fsdp_enabled = getattr(self.accelerator.state, "fsdp_plugin", None) is not None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.completion_tokens_seen = 0  # tokens with a label, i.e. in the loss
-        self.steps_log: list[dict] = []
-
-    @property
-    def tokens_seen(self) -> int:
-        """Non-padding prompt + completion tokens, all ranks: TRL's own `num_tokens` count."""
-        return self._total_train_tokens
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        scored = self.accelerator.reduce((inputs["labels"] != -100).sum(), reduction="sum")
-        self.completion_tokens_seen += int(scored)
-        return super().training_step(model, inputs, num_items_in_batch)
-
-    def log(self, logs, start_time=None):
-        if "loss" in logs:
-            self.steps_log.append(
-                {
-                    "step": self.state.global_step,
-                    "loss": float(logs["loss"]),
-                    "tokens": self.tokens_seen,
-                    "completion_tokens": self.completion_tokens_seen,
-                    "learning_rate": logs.get("learning_rate"),
-                }
-            )
-        super().log(logs, start_time)
-
-
-def make_trainer(
-    model, tokenizer, examples: list[dict], cfg: TrainConfig, output_dir: Path, run_name: str | None = None
-):
-    """The trainer every method uses; `examples` are TRL conversational prompt-completion rows."""
-    from datasets import Dataset
-
-    if not getattr(tokenizer, "chat_template", None):
-        raise HarnessError(
-            f"the tokenizer of {cfg.model} has no chat template; the conversational "
-            "training examples need one"
-        )
-
-    dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
-    return CountingTrainer(
-        model=model,
-        args=sft_config(cfg, output_dir, run_name),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(cfg) if cfg.lora else None,
-    )
-
-
-def library_versions() -> dict:
-    import peft
-    import torch
-    import transformers
-    import trl
-
-    return {
-        "trl": trl.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "torch": torch.__version__,
-    }
 
 
 def train_method(
@@ -279,22 +152,6 @@ def train_method(
     return summary
 
 
-def _warn_on_padded_batches(trainer, cfg: TrainConfig, label: str) -> None:
-    """With several processes, accelerate fills an epoch's short last batch with examples from its start
-    (even_batches), where one process trains on the short batch itself: the same global batch then
-    differs at that step. Say so when the run reaches such a step."""
-    processes = trainer.accelerator.num_processes
-    used, batch = len(trainer.train_dataset), global_batch(cfg, processes)
-    if processes > 1 and used % batch and cfg.max_steps * batch > used and trainer.is_world_process_zero():
-        log.warning(
-            "%s: %d examples are not a multiple of the global batch %d; the last batch of each epoch is "
-            "padded with repeated examples, so those steps differ from a single-process run",
-            label,
-            used,
-            batch,
-        )
-
-
 def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, label: str):
     data = run.path(layout.dataset(method))
     meta = read_json(meta_path(data)) if meta_path(data).exists() else {}
@@ -307,7 +164,7 @@ def _fit(run: RunDir, method: str, cfg: TrainConfig, resolved, inputs: dict, lab
         trainer.add_callback(
             make_saver(trainer, run.path(layout.train_dir(label)), save_steps(cfg.max_steps, cfg.eval_every))
         )
-    _warn_on_padded_batches(trainer, cfg, label)
+    warn_on_padded_batches(trainer, cfg, label)
     trainer.train()
     sharding = distributed.parameter_shards(trainer.model, trainer.accelerator)
     # A PEFT model saves its adapter only. Every rank calls save_model; only rank 0 writes.

@@ -166,8 +166,8 @@ def _child(args) -> None:
             FastSFTTrainer.pack_tokens = args.pack_tokens
         lora = {}
         if args.child == "fast-lora":
-            from cgd.train import lora_config
             from cgd.train_config import TrainConfig
+            from cgd.trainer import lora_config
 
             lora = {"peft_config": lora_config(TrainConfig())}
         trainer = cls(

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from cgd import methods
-from cgd.train import check_matched_budget, make_trainer, train_method
+from cgd.train import check_matched_budget, train_method
 from cgd.train_config import TrainConfig
+from cgd.trainer import make_trainer
 from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_jsonl, read_json, read_jsonl
