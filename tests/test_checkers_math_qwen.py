@@ -87,3 +87,13 @@ def test_answers_are_parsed_never_run(tmp_path):
             verdict = check_math("1", response, grader="qwen")
             assert verdict.correct is False
     assert not marker.exists()
+
+
+def test_the_qwen_grader_does_not_import_the_math_verify_checker():
+    """math_qwen and math share math_common; math imports math_qwen (lazily), never the other way."""
+    import subprocess
+    import sys
+
+    code = "import sys, harness.checkers.math_qwen; print('harness.checkers.math' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
