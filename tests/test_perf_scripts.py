@@ -63,3 +63,10 @@ def test_stage_table_splits_evaluation_by_benchmark_and_sums_groups(tmp_path):
     assert "| eval:base (load, write) | 1.0 | 1.0 % |" in table
     assert "| evaluate | 21.0 | 21.0 % |" in table
     assert "**100.0**" in table
+
+
+@pytest.mark.unit
+def test_the_kernel_benchmark_measures_every_family_the_fast_path_rule_knows():
+    from cpu_engine.features import FAMILIES
+
+    assert set(_script("kernels").CASES) == set(FAMILIES)
