@@ -3,12 +3,7 @@ one decode step in which rows verify different numbers of tokens (`Step`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:
-    from cpu_engine.llama_fast import FastForward
 
 
 class Step:
@@ -69,8 +64,10 @@ class KVSlots:
     demand, as a GPU's memory is committed when allocated.
     """
 
-    def __init__(self, fwd: FastForward, slots: int, capacity: int = 256, longest: int | None = None):
-        """`longest`: the most positions a slot will need, when known; an uninitialised cache takes them at once."""
+    def __init__(self, fwd, slots: int, capacity: int = 256, longest: int | None = None):
+        """`fwd`: the FastForward the cache serves (its kv heads, head size, dtype, device, layers, and whether
+        the native attention runs). `longest`: the most positions a slot will need, when known; an
+        uninitialised cache takes them at once."""
         self.shape = (slots, fwd.kv_heads, 0, fwd.head_dim)
         self.dtype, self.device, self.n_layers = fwd.dtype, fwd.device, fwd.n_layers
         self.lazy = fwd.attend is not None
