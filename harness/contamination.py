@@ -49,16 +49,7 @@ def item_texts(task: str, row: dict) -> list[str]:
     """The texts of one test item that training data must not contain."""
     from harness.registry import get
 
-    dataset = get(task).dataset
-    if dataset == "gpqa":
-        return [row["question"], *map(str, row["choices"])]
-    if dataset == "humaneval":
-        return [row["prompt"], row.get("canonical_solution") or ""]
-    if dataset == "ifeval":
-        return [row["prompt"]]
-    if dataset == "truthfulqa":
-        return [row["question"], *map(str, row["mc1_targets"]["choices"])]
-    return [row["problem"], row.get("solution") or ""]
+    return get(task).contamination_texts(row)
 
 
 @dataclass

@@ -148,6 +148,12 @@ class Benchmark:
             fields["extracted"] = self.choice_answer(doc, response or ())
         return fields
 
+    # ------------------------------------------------------------ contamination
+
+    def contamination_texts(self, row: Row) -> list[str]:
+        """The texts of one test item that training data must not contain (harness.contamination)."""
+        return [row["problem"], row.get("solution") or ""]
+
     # ------------------------------------------------------------ drift
 
     def drift_measures(self, record: dict) -> dict[str, float]:

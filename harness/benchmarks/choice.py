@@ -39,6 +39,9 @@ class GPQABenchmark(Benchmark):
     redact: bool = True
     size: int = 198
 
+    def contamination_texts(self, row: Row) -> list[str]:
+        return [row["question"], *map(str, row["choices"])]
+
     def rows(self, **metadata: Any) -> list[Row]:
         return data.load_gpqa("diamond", seed=int(metadata.get("gpqa_seed", 0)))
 
@@ -153,6 +156,9 @@ TRUTHFULQA_SIZES = {"2021": 817, "2025": 790}
 @dataclass(frozen=True)
 class TruthfulQA(Benchmark):
     """MC1 (one true answer: accuracy) or MC2 (probability mass on the true answers)."""
+
+    def contamination_texts(self, row: Row) -> list[str]:
+        return [row["question"], *map(str, row["mc1_targets"]["choices"])]
 
     output_type: str = "multiple_choice"
     metric: str = "acc"

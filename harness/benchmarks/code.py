@@ -33,6 +33,9 @@ class HumanEval(Benchmark):
     counters: tuple[str, ...] = ("timeout", "no_answer")
     size: int = 164
 
+    def contamination_texts(self, row: Row) -> list[str]:
+        return [row["prompt"], row.get("canonical_solution") or ""]
+
     answer_pattern: ClassVar[re.Pattern] = re.compile(r"```|^\s*def\s+\w+\s*\(", re.MULTILINE)
     # The checker runs whatever text it gets as a program: its extraction never says "no code".
     extraction_decides_parseable: ClassVar[bool] = False

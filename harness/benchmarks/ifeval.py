@@ -32,6 +32,9 @@ def ifeval_format_pass(record: dict) -> float | None:
 
 @dataclass(frozen=True)
 class IFEval(Benchmark):
+    def contamination_texts(self, row: Row) -> list[str]:
+        return [row["prompt"]]
+
     output_type: str = "generate_until"
     metric: str = "prompt_level_strict_acc"
     dataset: str = "ifeval"
