@@ -1,6 +1,6 @@
 """One TRL SFTTrainer wrapper for every method: only the dataset differs between methods.
 
-The step is cgd/fast_sft.py's: TRL's batches and loss, computed without padding or prompt logits.
+The step is training/fast_sft.py's: TRL's batches and loss, computed without padding or prompt logits.
 
 Matched budget: every method of a run gets the same problems, the same number of optimizer steps
 (`max_steps`, never epochs: the datasets' lengths differ in tokens), learning rate, schedule, batch,
@@ -13,7 +13,7 @@ Writes under the run dir:
     train/<method>/checkpoint/   full model or LoRA adapter, with the tokenizer and its chat template
     train/<method>/log.jsonl     {"step", "loss", "tokens", "completion_tokens", "learning_rate"} per step
     train/<method>/summary.json  tokens trained, completion tokens, wall time, final loss, config, hashes
-With `select: best-val` the checkpoint is the one cgd/selection.py picks on the validation split.
+With `select: best-val` the checkpoint is the one training/selection.py picks on the validation split.
 """
 
 from __future__ import annotations
@@ -25,12 +25,9 @@ from pathlib import Path
 
 import torch
 
-from cgd import methods, prompts, trackers
+from cgd import methods, prompts
 from cgd.pipeline import VAL_PROBLEMS
-from cgd.selection import ValConfig, make_saver, save_steps, scores_validation, select_checkpoint
 from cgd.teachers.base import meta_path
-from cgd.train_config import TrainConfig
-from cgd.trainer import global_batch, library_versions, make_trainer, warn_on_padded_batches
 from harness import distributed, layout
 from harness.errors import HarnessError
 from harness.io import (
@@ -42,6 +39,10 @@ from harness.io import (
     stable_hash,
 )
 from harness.run import RunDir
+from training import trackers
+from training.selection import ValConfig, make_saver, save_steps, scores_validation, select_checkpoint
+from training.train_config import TrainConfig
+from training.trainer import global_batch, library_versions, make_trainer, warn_on_padded_batches
 
 
 def check_matched_budget(run: RunDir) -> None:

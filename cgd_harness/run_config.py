@@ -19,15 +19,15 @@ from dataclasses import dataclass, replace
 from cgd.methods import METHODS, check_methods, uses_teacher
 from cgd.pipeline import BuildConfig, check_right_ratio
 from cgd.problems import ProblemsConfig
-from cgd.selection import ValConfig
 from cgd.teachers import TeacherConfig
-from cgd.train_config import TrainConfig
 from harness.config import DEFAULT_PROFILE, apply_overrides, build, load_profile, section, setting, to_dict
 from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
 from harness.eval_config import EvalConfig
 from harness.findings import AnalysisConfig
 from harness.io import stable_hash
+from training.selection import ValConfig
+from training.train_config import TrainConfig
 
 
 @dataclass

@@ -9,7 +9,7 @@ The scalars, all from the run directory's own files (fractions in [0, 1], as res
                                              (shares) and length_tokens or length_chars (a mean)
 
 at the step of the trained model that was evaluated (its selected checkpoint; the last step unless
-train.select chose an earlier one), and step 0 for the base model. Writing is cgd/trackers.py's.
+train.select chose an earlier one), and step 0 for the base model. Writing is training/trackers.py's.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def log_evaluation(run: RunDir, report_to: str, label: str) -> None:
     a resumed or re-run compare whose evaluation did not change logs nothing again; a changed
     evaluation, or another tracker for the same run directory, logs anew. A tracker that failed
     leaves the stage unrecorded (the next run tries again) and the evaluation as it is."""
-    from cgd import trackers
+    from training import trackers
 
     try:
         tracker = trackers.resolve(report_to)

@@ -1,7 +1,7 @@
 """The CPU engine: a lean llama-family forward pass with continuous batching and native C kernels.
 
 The one interface the rest of the project calls (harness/backends/hf.py for generation and scoring,
-cgd/fused.py and cgd/fast_sft.py for the training step's kernels). Modules outside this package import
+training/fused.py and training/fast_sft.py for the training step's kernels). Modules outside this package import
 these names from `cpu_engine`, never its submodules (scripts/check_imports.py enforces it; tests may).
 The engine sits below the evaluation library and the training package: it imports neither.
 

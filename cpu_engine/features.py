@@ -22,8 +22,8 @@ FAMILIES = {
     "attention": AVX2,  # attend.c: simd.h's VEC (AVX2 + FMA); other head sizes than multiples of 8 go scalar
     "elementwise": AVX2,  # elementwise.c: simd.h's VEC
     "gemm": AVX2,  # gemm.c: the AVX2/FMA and AVX-512 micro-kernels
-    "train": AVX2,  # cgd/train_kernels.c: simd.h's VEC
-    "train_attention": AVX512,  # cgd/train_attention.c: AVX-512 only
+    "train": AVX2,  # training/train_kernels.c: simd.h's VEC
+    "train_attention": AVX512,  # training/train_attention.c: AVX-512 only
 }
 _LEVEL_FLAGS = ((AVX512, {"avx512f", "avx2", "fma"}), (AVX2, {"avx2", "fma"}))
 _TORCH_LEVELS = {"AVX512": AVX512, "AVX2": AVX2}  # torch.backends.cpu.get_cpu_capability() names

@@ -1,4 +1,4 @@
-/* What the native kernels share (attend.c, elementwise.c, cgd/train_kernels.c, cgd/train_attention.c):
+/* What the native kernels share (attend.c, elementwise.c, training/train_kernels.c, training/train_attention.c):
  * whether the AVX2/FMA paths are built, the one lane sum they use (a fixed order, so a row's bits never
  * depend on which kernel summed it), and a vector e^x. */
 #ifndef HARNESS_SIMD_H
@@ -41,7 +41,7 @@ static inline __m512 exp16(__m512 x) { EXP_BODY(_mm512, 512, ROUND16) }
 #endif
 
 /* The vector level a library was built at, for cpu_engine/features.py; each library exports it once
- * (elementwise.c, cgd/train_kernels.c): int simd_level(void) { return SIMD_LEVEL; } */
+ * (elementwise.c, training/train_kernels.c): int simd_level(void) { return SIMD_LEVEL; } */
 #if VEC && defined(__AVX512F__)
 #define SIMD_LEVEL 512
 #elif VEC

@@ -161,7 +161,7 @@ def _rope_cases(g):
 
 
 def train_cases():
-    from cgd import fused
+    from training import fused
 
     g = torch.Generator().manual_seed(3)
     tokens = 2048  # one packed training row of the cgd method's length
@@ -218,7 +218,7 @@ def train_cases():
 
 
 def train_attention_cases():
-    from cgd import fused
+    from training import fused
 
     g = torch.Generator().manual_seed(4)
     lengths = [700, 500, 848]  # rows of one pack, end to end

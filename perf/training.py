@@ -1,4 +1,4 @@
-"""Training step throughput: TRL's SFTTrainer (defaults made CPU-safe) against cgd/fast_sft.py.
+"""Training step throughput: TRL's SFTTrainer (defaults made CPU-safe) against training/fast_sft.py.
 
 Both train the same model on the same examples (by default the `sft` method's prompt-completion rows
 built from MATH train problems; `--dataset` reads any method's built rows, e.g. a run's
@@ -40,8 +40,8 @@ from common import add_common_args, matmul_rate, measure, set_up_parent  # bench
 TRAINERS = {
     "trl": "trl.SFTTrainer, CPU-safe defaults (activation checkpointing on, TRL's default)",
     "trl-nockpt": "trl.SFTTrainer, CPU-safe defaults and gradient_checkpointing=False",
-    "fast": "cgd.fast_sft.FastSFTTrainer, CPU-safe defaults and gradient_checkpointing=False, as cgd/train.py runs it",
-    "fast-lora": "cgd.fast_sft.FastSFTTrainer on a LoRA adapter (train.lora defaults: r 16, alpha 32, all-linear)",
+    "fast": "training.fast_sft.FastSFTTrainer, CPU-safe defaults and gradient_checkpointing=False, as cgd/train.py runs it",
+    "fast-lora": "training.fast_sft.FastSFTTrainer on a LoRA adapter (train.lora defaults: r 16, alpha 32, all-linear)",
 }
 
 
@@ -129,8 +129,8 @@ def _child(args) -> None:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from cgd.fast_sft import FastSFTTrainer
     from harness.models import resolve_model
+    from training.fast_sft import FastSFTTrainer
 
     model, tokenizer = resolve_model(args.model).load(dtype=torch.float32)
     model.train()
@@ -166,8 +166,8 @@ def _child(args) -> None:
             FastSFTTrainer.pack_tokens = args.pack_tokens
         lora = {}
         if args.child == "fast-lora":
-            from cgd.train_config import TrainConfig
-            from cgd.trainer import lora_config
+            from training.train_config import TrainConfig
+            from training.trainer import lora_config
 
             lora = {"peft_config": lora_config(TrainConfig())}
         trainer = cls(

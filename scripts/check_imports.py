@@ -1,15 +1,16 @@
 """Prove the layering: `python scripts/check_imports.py` exits 1 and names every offending import.
 
-Four layers (docs/architecture.md), each importing only those below it:
-    engine        cpu_engine.* — the CPU engine and its C kernels; imports no other package
-    library       harness.*  — models, backends, registry, checkers, data, stats, run layout, analysis
-    training      cgd.*      — problems, probe, teachers, methods, train; may import the library
-    application   cgd_harness.* — CLI, compare, report, gate; the only code that imports both
+Five layers (docs/architecture.md), each importing only those below it:
+    engine        cpu_engine.*  — the CPU engine and its C kernels; imports no other package
+    library       harness.*     — models, backends, benchmarks, checkers, data, stats, run layout, analysis
+    training      training.*    — the trainer, its fast step and kernels, its config, selection, trackers
+    study         cgd.*         — the CGD paper: problems, probe, teachers, methods, hypotheses, its stages
+    application   cgd_harness.* — the `harness` command, compare, report, gate
 
 Rules: no import against the layers; outside the engine, its names come from `cpu_engine` itself (its
 one interface), never from its submodules; no two packages (directories) import each other, and no two
 modules either (a cycle through any number of modules), function-local imports included. A C source's
-`#include "..."` of another package's file is an import of that file (cgd's training kernels include the
+`#include "..."` of another package's file is an import of that file (the training kernels include the
 engine's simd.h). Imports are read from the source (ast), so a cycle hidden inside a function still
 counts; `if TYPE_CHECKING:` blocks are skipped (they never run).
 """
@@ -23,9 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("cpu_engine", "harness", "cgd", "cgd_harness")
+PACKAGES = ("cpu_engine", "harness", "training", "cgd", "cgd_harness")
 ENGINE, APP = "cpu_engine", "cgd_harness"
-RANK = {"engine": 0, "library": 1, "training": 2, "application": 3}
+RANK = {"engine": 0, "library": 1, "training": 2, "study": 3, "application": 4}
 C_SUFFIXES = (".c", ".h")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
@@ -34,11 +35,11 @@ def layer(module: str) -> str:
     top = module.split(".")[0]
     if top == APP:
         return "application"
-    return {ENGINE: "engine", "cgd": "training"}.get(top, "library")
+    return {ENGINE: "engine", "training": "training", "cgd": "study"}.get(top, "library")
 
 
 def modules() -> dict[str, Path]:
-    """Every module of the packages by dotted name; a C file keeps its suffix (cgd.train_kernels.c)."""
+    """Every module of the packages by dotted name; a C file keeps its suffix (training.train_kernels.c)."""
     found = {}
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*")):
@@ -171,7 +172,7 @@ def problems() -> list[str]:
             if a != b and not b.startswith(a + ".") and not a.startswith(b + "."):
                 edges[a].add(b)
                 witness.setdefault((a, b), f"{name} -> {target}")
-    # Top-level packages count as a whole too: harness, cgd and cgd_harness may not import each other.
+    # Top-level packages count as a whole too: no two of them may import each other.
     for name, targets in graph.items():
         for target in targets:
             a, b = name.split(".")[0], target.split(".")[0]

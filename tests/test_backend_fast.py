@@ -344,7 +344,7 @@ def test_loglikelihood_shares_contexts_and_matches_manual_sum(varied_model, devi
     assert got[0] == got[3]
 
 
-# --- training fast path (cgd/fast_sft.py) -----------------------------------------------------------
+# --- training fast path (training/fast_sft.py) -----------------------------------------------------------
 @pytest.mark.parametrize(
     "batch_size,grad_accum,pack_tokens,checkpointing,model",
     [
@@ -369,9 +369,9 @@ def test_fast_sft_trainer_reproduces_trl(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    import cgd.fast_sft
-    from cgd.fast_sft import FastSFTTrainer
+    import training.fast_sft
     from harness.models import resolve_model
+    from training.fast_sft import FastSFTTrainer
 
     rows = [
         {
@@ -381,9 +381,9 @@ def test_fast_sft_trainer_reproduces_trl(
         for i, p in enumerate(SHORT * 2)
     ]
     packs = []
-    real_packs = cgd.fast_sft._packs
+    real_packs = training.fast_sft._packs
     monkeypatch.setattr(
-        cgd.fast_sft, "_packs", lambda rows, budget: packs.append(real_packs(rows, budget)) or packs[-1]
+        training.fast_sft, "_packs", lambda rows, budget: packs.append(real_packs(rows, budget)) or packs[-1]
     )
     monkeypatch.setattr(FastSFTTrainer, "pack_tokens", pack_tokens)
     runs, weights = {}, {}

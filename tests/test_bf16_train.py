@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from cgd import methods
-from cgd.train_config import TrainConfig
-from cgd.trainer import make_trainer, sft_config
+from training.train_config import TrainConfig
+from training.trainer import make_trainer, sft_config
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "cases" / "methods_fixture.jsonl"

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from cgd import methods
-from cgd.pipeline import dataset_path
 from cgd.train import train_method
-from cgd.train_config import TrainConfig
+from harness import layout
 from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
+from training.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "cases" / "methods_fixture.jsonl"
@@ -46,7 +46,7 @@ def launch(config: str, run: RunDir, model: Path, port: int, *extra: str) -> sub
 def run_with(root: Path) -> RunDir:
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()][:4]
     run = RunDir(root)
-    atomic_write_jsonl(run.path(dataset_path("sft")), methods.build_examples("sft", rows, seed=0))
+    atomic_write_jsonl(run.path(layout.dataset("sft")), methods.build_examples("sft", rows, seed=0))
     return run
 
 

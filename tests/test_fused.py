@@ -1,4 +1,4 @@
-"""cgd/fused.py: each fused training kernel against torch's own ops (values and gradients), and the
+"""training/fused.py: each fused training kernel against torch's own ops (values and gradients), and the
 switch that puts them into a Llama model and takes them out again."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.llama import modeling_llama
 
-from cgd import fused
+from training import fused
 
 needs_kernels = pytest.mark.skipif(fused.library() is None, reason="no C compiler: torch's ops only")
 

@@ -1,5 +1,5 @@
-"""The layering holds: the library never imports training or application code, training never
-imports the application, and no two packages import each other (scripts/check_imports.py)."""
+"""The layering holds (scripts/check_imports.py): engine < library < training < study < application,
+each importing only the layers below it, and no two packages or modules import each other."""
 
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ def test_the_checker_sees_a_function_local_import(tmp_path, monkeypatch):
     (tmp_path / "cgd" / "train.py").write_text("from harness import lib\n")
     monkeypatch.setattr(checker, "ROOT", tmp_path)
     found = checker.problems()
-    assert any(p.startswith("layer: harness.lib (library) imports cgd.train (training)") for p in found)
+    assert any(p.startswith("layer: harness.lib (library) imports cgd.train (study)") for p in found)
     assert any(p.startswith("cycle: cgd <-> harness") for p in found)
 
 
 def _tree(tmp_path, monkeypatch, files: dict[str, str]):
-    """A project of the four packages with `files` (path -> text) in it; the checker pointed at it."""
+    """A project of the five packages with `files` (path -> text) in it; the checker pointed at it."""
     checker = _checker()
     for package in checker.PACKAGES:
         (tmp_path / package).mkdir()
@@ -53,12 +53,28 @@ def test_a_c_include_across_packages_is_an_import(tmp_path, monkeypatch):
         monkeypatch,
         {
             "cpu_engine/simd.h": "",
-            "cgd/kernels.c": '#include <math.h>\n#include "../cpu_engine/simd.h"\n',  # allowed: training -> engine
+            "training/kernels.c": '#include <math.h>\n#include "../cpu_engine/simd.h"\n',  # training -> engine
             "cpu_engine/attend.c": '#include "simd.h"\n#include "../harness/shared.h"\n',
             "harness/shared.h": "",
         },
     )
     assert found == ["layer: cpu_engine.attend.c (engine) imports harness.shared.h (library)"]
+
+
+def test_training_knows_no_study_and_the_study_no_application(tmp_path, monkeypatch):
+    found = _tree(
+        tmp_path,
+        monkeypatch,
+        {
+            "training/trainer.py": "from cgd import methods\n",
+            "cgd/methods.py": "def f():\n    from cgd_harness import report\n",
+            "cgd_harness/report.py": "",
+            "cgd/train.py": "from training import trainer\n",  # allowed: study -> training
+        },
+    )
+    assert "layer: training.trainer (training) imports cgd.methods (study)" in found
+    assert "layer: cgd.methods (study) imports cgd_harness.report (application)" in found
+    assert not any(p.startswith("layer: cgd.train ") for p in found)
 
 
 def test_the_engine_imports_no_other_package_and_is_used_through_its_interface(tmp_path, monkeypatch):
@@ -68,12 +84,15 @@ def test_the_engine_imports_no_other_package_and_is_used_through_its_interface(t
         {
             "cpu_engine/native.py": "def f():\n    from harness import paths\n",
             "harness/hf.py": "import cpu_engine\nfrom cpu_engine import native\n",
-            "cgd/fused.py": "from cpu_engine.native import f\n",
+            "training/fused.py": "from cpu_engine.native import f\n",
         },
     )
     assert "layer: cpu_engine.native (engine) imports harness (library)" in found
     assert "interface: harness.hf imports cpu_engine.native; import its names from cpu_engine itself" in found
-    assert "interface: cgd.fused imports cpu_engine.native; import its names from cpu_engine itself" in found
+    assert (
+        "interface: training.fused imports cpu_engine.native; import its names from cpu_engine itself"
+        in found
+    )
 
 
 def test_a_module_cycle_inside_one_package_is_found(tmp_path, monkeypatch):

@@ -74,7 +74,7 @@ def test_kernel_tests_hold_on_a_narrower_build(march, tmp_path):
 # Every kernel the AVX2 build shares with the AVX-512 one, on fixed inputs; the child saves the outputs.
 OUTPUTS = """
 import sys, torch
-from cgd import fused
+from training import fused
 from cpu_engine import features, native
 
 lib = native.library()

@@ -12,7 +12,6 @@ import pytest
 from test_report import make_run
 from test_train import FIXTURE, ROWS_USED, TINY, run_with
 
-from cgd import trackers
 from cgd.train import TrainConfig, train_method
 from cgd_harness import tracking
 from cgd_harness.report.build import write_report
@@ -20,6 +19,7 @@ from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json
 from harness.run import RunDir
+from training import trackers
 
 HAVE_TENSORBOARD = trackers.installed("tensorboard")
 

@@ -13,12 +13,12 @@ import torch
 
 from cgd import methods
 from cgd.train import check_matched_budget, train_method
-from cgd.train_config import TrainConfig
-from cgd.trainer import make_trainer
 from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
+from training.train_config import TrainConfig
+from training.trainer import make_trainer
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "cases" / "methods_fixture.jsonl"
@@ -152,7 +152,7 @@ def test_missing_dataset_and_bad_config_are_clear(tiny, tmp_path):
 
 
 def test_best_val_scores_each_saved_checkpoint_and_records_the_curve(tiny, rows, tmp_path):
-    from cgd.selection import ValConfig, choose
+    from training.selection import ValConfig, choose
 
     run = run_with(tmp_path, rows, ["sft"])
     atomic_write_jsonl(run.path("problems", "val.jsonl"), rows)
@@ -174,7 +174,7 @@ def test_best_val_scores_each_saved_checkpoint_and_records_the_curve(tiny, rows,
 
 
 def test_the_selection_rule_and_installing_an_earlier_step(tmp_path):
-    from cgd.selection import choose, install, save_steps, step_dir
+    from training.selection import choose, install, save_steps, step_dir
 
     point = lambda step, acc: {"step": step, "acc": acc}  # noqa: E731
     assert choose([point(1, 0.5), point(2, 0.75), point(3, 0.5)]) == 2

@@ -115,8 +115,8 @@ def test_validation_prompt_is_the_math_benchmarks_prompt(ci_run, tiny_model):
     """Checkpoint selection asks exactly what the math500 task asked through lm-eval."""
     from transformers import AutoTokenizer
 
-    from cgd.selection import val_request
     from harness import data
+    from training.selection import val_request
 
     record = read_jsonl(ci_run / "run" / "eval" / "base" / "samples_math500.jsonl")[0]
     problem = next(r for r in data.load_math500() if str(r["unique_id"]) == str(record["item_id"]))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from cgd.train_config import TrainConfig
 from cgd_harness.cli import common
+from training.train_config import TrainConfig
 
 
 def train(

@@ -1,5 +1,5 @@
 """The checkpoint-selection section: which step each trained model's evaluated weights come from,
-and its validation curve (cgd/selection.py). Runs that never scored validation get no section."""
+and its validation curve (training/selection.py). Runs that never scored validation get no section."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ function, causal within each row (positions restart at 0 for each row, as they w
 the positions with a label go through the LM head, and each pack's backward runs before the next
 pack's forward. On fp32 CPU Llama models the elementwise chains (RMSNorm, RoPE, the SiLU gate, the
 loss with its logged entropy and accuracy) and the per-row attention run as fused kernels
-(cgd/fused.py); freed memory stays in the process for the next pack, and AdamW's moments are
+(training/fused.py); freed memory stays in the process for the next pack, and AdamW's moments are
 allocated before the first forward. Gradients accumulate exactly as across a padded batch: the
 summed token loss is divided by the same `num_items_in_batch`. The batches, the order, the optimizer
 and the schedule are TRL's own; perf/training.py measures the speed and prints both loss curves side
@@ -33,7 +33,7 @@ from transformers import AttentionInterface, PreTrainedModel
 from trl import SFTTrainer
 
 import cpu_engine
-from cgd import fused
+from training import fused
 
 
 class FastSFTTrainer(SFTTrainer):

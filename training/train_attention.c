@@ -1,4 +1,4 @@
-/* Causal attention over the rows of one packed training forward, and its backward, for cgd/fused.py.
+/* Causal attention over the rows of one packed training forward, and its backward, for training/fused.py.
  *
  * Why by hand: torch's CPU flash attention runs a SmolLM2 row's forward and backward at about a fifth of
  * this CPU's matmul rate (its backward three times its forward), a quarter of a `cgd` training step;

@@ -1,4 +1,4 @@
-/* The training step's elementwise work, fused, for cgd/fused.py: the token loss over the vocabulary
+/* The training step's elementwise work, fused, for training/fused.py: the token loss over the vocabulary
  * (with its gradient and the logged entropy and top-1), RMSNorm, the SiLU gate and RoPE, each with its
  * backward.
  *

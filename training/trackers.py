@@ -1,6 +1,6 @@
 """Experiment trackers: where a training run's per-step metrics go besides train/<label>/log.jsonl.
 
-`train.report_to` (cgd/train_config.py) is passed through to TRL's SFTConfig.report_to, so the
+`train.report_to` (training/train_config.py) is passed through to TRL's SFTConfig.report_to, so the
 project's fast step logs through the Trainer's own callbacks like TRL's step would:
 
     auto         tensorboard when the package is installed, else none (the default works without it)

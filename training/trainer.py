@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from cgd import trackers
-from cgd.fast_sft import FastSFTTrainer
-from cgd.train_config import TrainConfig
 from harness import distributed
 from harness.errors import HarnessError
+from training import trackers
+from training.fast_sft import FastSFTTrainer
+from training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""The training step's fused CPU kernels (cgd/train_kernels.c: RMSNorm, RoPE, the SiLU gate, the token
-loss; cgd/train_attention.c: causal attention within each packed row) as autograd functions, an LM head
+"""The training step's fused CPU kernels (training/train_kernels.c: RMSNorm, RoPE, the SiLU gate, the token
+loss; training/train_attention.c: causal attention within each packed row) as autograd functions, an LM head
 whose weight gradient sums in place, and the switch that puts them into a Llama-architecture model for
 one forward.
 
 Same math as the model's own modules and TRL's loss; the results differ from torch's by float rounding
-(tests/test_fused.py compares values and gradients). Used by cgd/fast_sft.py on fp32 CPU models;
+(tests/test_fused.py compares values and gradients). Used by training/fast_sft.py on fp32 CPU models;
 anything else (another architecture, another dtype, a GPU, no C compiler, HARNESS_NATIVE=0) keeps
 torch's own ops.
 """
@@ -170,7 +170,7 @@ class _Rope(torch.autograd.Function):
 
 
 def row_attention(query, key, value, lengths: list[int], scale: float) -> torch.Tensor | None:
-    """Causal attention within each row of a pack, by the fused kernel (cgd/train_attention.c): query
+    """Causal attention within each row of a pack, by the fused kernel (training/train_attention.c): query
     [1, heads, tokens, 64], key and value [1, kv_heads, tokens, 64] (transposed views of the projections'
     [1, tokens, heads, 64], as Llama's attention passes them), rows of `lengths` tokens end to end. Returns
     [1, tokens, heads, 64], the layout the output projection reads, or None where the kernel does not

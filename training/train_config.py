@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from cgd import trackers
-from cgd.selection import SELECT_RULES, check_rule, scores_validation
-from cgd.trackers import TRACKERS
 from harness.config import setting
 from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
+from training import trackers
+from training.selection import SELECT_RULES, check_rule, scores_validation
+from training.trackers import TRACKERS
 
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 PRECISIONS = ("fp32", "bf16")
@@ -42,7 +42,7 @@ class TrainConfig:
     select: str = setting(
         "last",
         "which checkpoint is the model: last (matched budgets) | best-val (the best on problems/val.jsonl "
-        "by the math checker, the same rule for every method; cgd/selection.py)",
+        "by the math checker, the same rule for every method; training/selection.py)",
         choices=SELECT_RULES,
     )
     eval_every: int = setting(
