@@ -1,8 +1,8 @@
 """cgd-harness: benchmark harness for SFT / CFT / Critique-Guided Distillation.
 
 Run directories as pandas dataframes (docs/analysis-api.md): `harness.items_df(runs)`,
-`harness.summary_df(runs)`; the study's comparisons and findings: `cgd_harness.comparisons_df(runs)`,
-`cgd_harness.findings_df(runs)`.
+`harness.summary_df(runs)`; the study's comparisons and findings: `harness_app.comparisons_df(runs)`,
+`harness_app.findings_df(runs)`.
 pandas and the statistics load on the first call, not on `import harness`.
 """
 

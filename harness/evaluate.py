@@ -2,7 +2,7 @@
 
 Writes, per model, the files of harness/eval_files.py into `<out_dir>/<label>/` (with a shard: into
 `<out_dir>/<label>/shards/shard-K-of-N/`, harness/shards.py). The `eval:` section is
-harness/eval_config.py; the `harness eval` command is cgd_harness/cli/eval.py.
+harness/eval_config.py; the `harness eval` command is harness_app/cli/eval.py.
 """
 
 from __future__ import annotations

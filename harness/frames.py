@@ -5,7 +5,7 @@
     summary = harness.summary_df("runs/compare-ci-a")
 
 The comparisons and findings test a study's hypotheses, so their frames live with the study's
-application (cgd_harness/frames.py). Columns and dtypes are fixed (ITEM_COLUMNS, SUMMARY_COLUMNS): a run that has not
+application (harness_app/frames.py). Columns and dtypes are fixed (ITEM_COLUMNS, SUMMARY_COLUMNS): a run that has not
 evaluated anything yet gives an empty frame with the same columns, so notebook code written against
 one run works on the next. Redacted benchmarks (GPQA) give ids, letters and verdicts only: their
 question, option and response texts never reach a frame. pandas is imported inside the functions, so

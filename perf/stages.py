@@ -59,7 +59,7 @@ def report_row(run: Path) -> tuple[str, str, float]:
     import tempfile
     import time
 
-    from cgd_harness.report.build import write_report
+    from harness_app.report.build import write_report
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

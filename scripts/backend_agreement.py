@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cgd_harness.run_config import from_record  # noqa: E402
 from harness import layout  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
+from harness_app.run_config import from_record  # noqa: E402
 
 
 def models_of(run: Path, config) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ Five layers (docs/architecture.md), each importing only those below it:
     library       harness.*     — models, backends, benchmarks, checkers, data, stats, run layout, analysis
     training      training.*    — the trainer, its fast step and kernels, its config, selection, trackers
     study         cgd.*         — the CGD paper: problems, probe, teachers, methods, hypotheses, its stages
-    application   cgd_harness.* — the `harness` command, compare, report, gate
+    application   harness_app.* — the `harness` command, compare, report, gate
 
 Rules: no import against the layers; outside the engine, its names come from `cpu_engine` itself (its
 one interface), never from its submodules; no two packages (directories) import each other, and no two
@@ -24,8 +24,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("cpu_engine", "harness", "training", "cgd", "cgd_harness")
-ENGINE, APP = "cpu_engine", "cgd_harness"
+PACKAGES = ("cpu_engine", "harness", "training", "cgd", "harness_app")
+ENGINE, APP = "cpu_engine", "harness_app"
 RANK = {"engine": 0, "library": 1, "training": 2, "study": 3, "application": 4}
 C_SUFFIXES = (".c", ".h")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
@@ -162,7 +162,7 @@ def problems() -> list[str]:
             ):
                 found.append(f"interface: {name} imports {target}; import its names from {ENGINE} itself")
     # Package-level cycles: a parent package importing its own subpackage is how packages are
-    # assembled (cgd_harness.cli -> cgd_harness.cli.eval); only edges between unrelated directories count.
+    # assembled (harness_app.cli -> harness_app.cli.eval); only edges between unrelated directories count.
     edges: dict[str, set[str]] = defaultdict(set)
     witness: dict[tuple[str, str], str] = {}
     for name, targets in graph.items():

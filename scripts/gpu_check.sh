@@ -14,9 +14,9 @@ export HARNESS_DATA_DIR=${HARNESS_DATA_DIR:-$(cd .. && pwd)/shared/data} HF_HUB_
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible to torch')"
 rm -rf "$OUT"; mkdir -p "$OUT"
 BENCH=math500,ifeval
-time "$PY" -m cgd_harness eval --model smollm2-135m --backend hf --benchmarks $BENCH --limit 16 -o "$OUT/hf" --label hf
+time "$PY" -m harness_app eval --model smollm2-135m --backend hf --benchmarks $BENCH --limit 16 -o "$OUT/hf" --label hf
 if "$PY" -c "import vllm" 2>/dev/null; then
-  time "$PY" -m cgd_harness eval --model smollm2-135m --backend vllm --benchmarks $BENCH --limit 16 -o "$OUT/vllm" --label vllm
+  time "$PY" -m harness_app eval --model smollm2-135m --backend vllm --benchmarks $BENCH --limit 16 -o "$OUT/vllm" --label vllm
   "$PY" - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
@@ -32,7 +32,7 @@ PY
 else
   echo "vllm not installed: skipped the vllm backend (pip install vllm on this machine)"
 fi
-time "$PY" -m cgd_harness compare --profile ci --set model=smollm2-135m --set eval.benchmarks=math500 \
+time "$PY" -m harness_app compare --profile ci --set model=smollm2-135m --set eval.benchmarks=math500 \
   -o "$OUT/train" --report-dir "$OUT/train-report"
 "$PY" - "$OUT/train" <<'PY'
 import json, sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refresh the KaTeX files the report embeds (cgd_harness/report/katex/) from the npm registry's
+# Refresh the KaTeX files the report embeds (harness_app/report/katex/) from the npm registry's
 # `katex` package: `npm pack` checks the tarball against the registry's integrity hash, and the
 # hash is recorded in katex/VERSION. Only what the page needs is kept: the minified script and
 # style, the auto-render extension, the woff2 fonts and the license. Needs npm; run by hand when
@@ -7,7 +7,7 @@
 set -euo pipefail
 VERSION="${1:-0.19.1}"
 cd "$(dirname "$0")/.."
-dest=cgd_harness/report/katex
+dest=harness_app/report/katex
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 (cd "$work" && npm pack --silent "katex@$VERSION" >/dev/null && tar xzf "katex-$VERSION.tgz")

@@ -14,7 +14,7 @@ def compare_cmd(run: Path, report: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "cgd_harness",
+        "harness_app",
         "compare",
         *SMALL,
         *extra,

@@ -77,7 +77,7 @@ def tiny_math(tmp_path):
 
 
 def test_a_new_benchmark_runs_through_harness_eval(tiny_math, tiny_model, tmp_path, monkeypatch):
-    from cgd_harness.cli import app
+    from harness_app.cli import app
 
     # Its lm-eval task is written from the object, like every checked-in one.
     write_tasks(tmp_path / "tasks", ["tiny_math"])

@@ -98,7 +98,7 @@ def test_bf16_losses_stay_within_the_rounding_bound_of_fp32(tiny, examples, tmp_
 
 
 def test_the_paper_profiles_bf16_reaches_the_trainer(tiny, examples, tmp_path):
-    from cgd_harness.run_config import resolve
+    from harness_app.run_config import resolve
 
     paper = resolve("paper").train_config(seed=0)
     assert paper.precision == "bf16"

@@ -224,7 +224,7 @@ def test_right_ratio_selects_the_same_problems_for_every_method(tmp_path):
 
 
 def test_profile_keys_reach_the_build_and_bad_values_stop_compare_before_any_work(tmp_path):
-    from cgd_harness.run_config import resolve
+    from harness_app.run_config import resolve
 
     cfg = resolve("smoke", ["data.right_ratio=0.5", "teacher.reveal=steps"]).build_config()
     assert cfg.right_ratio == 0.5 and cfg.teacher_options == {"reveal": "steps"}
@@ -288,7 +288,7 @@ def cli(fn) -> typer.Typer:
 
 
 def test_data_build_cli(tmp_path, data_dir):
-    from cgd_harness.cli.data import data_build
+    from harness_app.cli.data import data_build
 
     result = CliRunner().invoke(
         cli(data_build),
@@ -318,8 +318,8 @@ def test_data_build_cli(tmp_path, data_dir):
 
 
 def test_train_cli(tmp_path, tiny_model, data_dir):
-    from cgd_harness.cli.data import data_build
-    from cgd_harness.cli.train import train
+    from harness_app.cli.data import data_build
+    from harness_app.cli.train import train
 
     CliRunner().invoke(
         cli(data_build),

@@ -18,7 +18,7 @@ BASELINE = Path(__file__).resolve().parent.parent / "reports" / "baselines" / "c
 
 def harness(*args, home: Path):
     return subprocess.run(
-        [sys.executable, "-m", "cgd_harness", *args],
+        [sys.executable, "-m", "harness_app", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "HARNESS_HOME": str(isolated_home(home))},

@@ -18,7 +18,7 @@ def run_cli(*args, env_extra=None):
     import io
     from types import SimpleNamespace
 
-    from cgd_harness.cli import main
+    from harness_app.cli import main
 
     saved_env, saved_argv = dict(os.environ), sys.argv
     out, err = io.StringIO(), io.StringIO()
@@ -40,7 +40,7 @@ def run_cli(*args, env_extra=None):
 
 def run_cli_subprocess(*args):
     return subprocess.run(
-        [sys.executable, "-m", "cgd_harness", *args],
+        [sys.executable, "-m", "harness_app", *args],
         capture_output=True,
         text=True,
         env=dict(os.environ),
@@ -205,7 +205,7 @@ def _eval_args(model, run, benchmark: str) -> list[str]:
 
 def _eval_cmd(model, run, benchmark: str) -> str:
     """The same command as shell text, for the mount-namespace script."""
-    return " ".join([sys.executable, "-m", "cgd_harness", *_eval_args(model, run, benchmark)])
+    return " ".join([sys.executable, "-m", "harness_app", *_eval_args(model, run, benchmark)])
 
 
 def test_read_only_run_dir_is_one_clear_error_and_changes_nothing(tmp_path, tiny_model):

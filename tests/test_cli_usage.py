@@ -19,7 +19,7 @@ ENV = {**os.environ, "COLUMNS": "200"}
 
 def harness(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "cgd_harness", *args], capture_output=True, text=True, env=ENV, timeout=300
+        [sys.executable, "-m", "harness_app", *args], capture_output=True, text=True, env=ENV, timeout=300
     )
 
 
@@ -48,7 +48,7 @@ RUNNER = textwrap.dedent(
     """
     import logging, sys, time
     from tqdm.auto import tqdm
-    from cgd_harness.cli import app, main
+    from harness_app.cli import app, main
     from harness.errors import HarnessError
 
     @app.command("wait")

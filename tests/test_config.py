@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from cgd_harness.run_config import RunConfig, resolve
 from harness.config import available_profiles, schema_keys
 from harness.errors import HarnessError
+from harness_app.run_config import RunConfig, resolve
 
 
 @pytest.mark.parametrize("raw, value", [("5e-5", 5e-5), ("1.0e-3", 1e-3), ("2", 2.0), ("-1E-4", -1e-4)])
@@ -136,7 +136,7 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
         [
             sys.executable,
             "-m",
-            "cgd_harness",
+            "harness_app",
             "compare",
             "--profile",
             "paper",
@@ -181,7 +181,7 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
 def test_bad_teacher_or_engine_options_stop_compare_before_any_work(sets, message, tmp_path):
     from typer.testing import CliRunner
 
-    from cgd_harness.cli import app
+    from harness_app.cli import app
 
     args = ["compare", "-o", str(tmp_path / "run"), "--set", "teacher.model=openai:http://127.0.0.1:9/v1#m"]
     result = CliRunner().invoke(app, args + [x for s in sets for x in ("--set", s)])

@@ -11,10 +11,10 @@ import pytest
 from test_report import make_run
 
 from cgd.problems import ProblemsConfig, load_problems
-from cgd_harness.report.build import write_report
 from harness import contamination, layout, registry
 from harness.contamination import NGRAM, check_run, drop_contaminated, index_items, ngrams, normalize
 from harness.io import atomic_write_jsonl
+from harness_app.report.build import write_report
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ import pytest
 from test_report import N_ITEMS, make_run
 from typer.testing import CliRunner
 
-from cgd_harness.report.build import write_cross_report
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from harness_app.report.build import write_cross_report
 
 pytestmark = pytest.mark.unit
 
@@ -131,7 +131,7 @@ def test_no_item_in_common_is_refused(runs, tmp_path: Path) -> None:
 def test_cli_takes_several_runs_and_refuses_in_one_line(runs, tmp_path: Path) -> None:
     import typer
 
-    from cgd_harness.cli.report import report
+    from harness_app.cli.report import report
 
     app = typer.Typer()
     app.command()(report)

@@ -39,7 +39,7 @@ def write(path, rows):
 
 
 def paper_data(source) -> ProblemsConfig:
-    from cgd_harness.run_config import resolve
+    from harness_app.run_config import resolve
 
     return replace(resolve("paper").data, source=str(source), n_problems=5, n_val=2)
 

@@ -13,7 +13,7 @@ from harness.registry import BENCHMARKS
 
 def run_cli(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "cgd_harness", *args], capture_output=True, text=True, env=env, timeout=1800
+        [sys.executable, "-m", "harness_app", *args], capture_output=True, text=True, env=env, timeout=1800
     )
 
 

@@ -63,7 +63,7 @@ def test_an_edited_or_truncated_samples_file_is_refused_by_the_report_and_redone
     record = json.loads(first)
     record["metrics"] = {k: 1 - v if isinstance(v, (int, float)) else v for k, v in record["metrics"].items()}
     samples.write_text(json.dumps(record) + "\n" + rest)
-    report = run([sys.executable, "-m", "cgd_harness", "report", str(root), "-o", str(tmp_path / "r")], home)
+    report = run([sys.executable, "-m", "harness_app", "report", str(root), "-o", str(tmp_path / "r")], home)
     assert report.returncode == 2, report.stderr[-3000:]
     assert "Traceback" not in report.stderr
     (line,) = [x for x in report.stderr.splitlines() if x.strip()][-1:]

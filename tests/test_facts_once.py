@@ -14,7 +14,7 @@ from harness.config import available_profiles
 from harness.defaults import ALPHA, DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("harness", "cgd", "cgd_harness")
+PACKAGES = ("harness", "cgd", "harness_app")
 PLACEHOLDER = "PLACEHOLDER"
 
 
@@ -192,7 +192,7 @@ def test_the_restatement_scans_can_fail():
 
 
 def test_profile_help_names_every_profile_in_the_folder():
-    from cgd_harness.cli.common import ProfileOpt
+    from harness_app.cli.common import ProfileOpt
 
     folder = sorted(p.stem for p in (ROOT / "harness" / "profiles").glob("*.yaml"))
     assert folder == available_profiles() and "laptop" in folder

@@ -1,4 +1,4 @@
-"""harness.items_df / summary_df, cgd_harness.comparisons_df / findings_df over run directories, and the
+"""harness.items_df / summary_df, harness_app.comparisons_df / findings_df over run directories, and the
 parquet files beside each evaluation's JSONL: typed columns, GPQA without text, bad input in one line."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 from test_report import N_ITEMS, make_run
 
-import cgd_harness
 import harness
+import harness_app
 from cgd.hypotheses import HYPOTHESES
-from cgd_harness import frames as study_frames
 from harness import frames
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_json, read_json, read_jsonl
 from harness.rundata import RunData
 from harness.stats import score_interval
+from harness_app import frames as study_frames
 
 pytestmark = pytest.mark.unit
 
@@ -78,8 +78,8 @@ def test_half_finished_run_gives_an_empty_typed_frame(tmp_path: Path) -> None:
     for call, columns in (
         (harness.items_df, frames.ITEM_COLUMNS),
         (harness.summary_df, frames.SUMMARY_COLUMNS),
-        (cgd_harness.comparisons_df, study_frames.COMPARISON_COLUMNS),
-        (cgd_harness.findings_df, study_frames.FINDING_COLUMNS),
+        (harness_app.comparisons_df, study_frames.COMPARISON_COLUMNS),
+        (harness_app.findings_df, study_frames.FINDING_COLUMNS),
     ):
         frame = call(run)
         assert frame.empty
@@ -130,7 +130,7 @@ def test_summary_is_score_interval_of_the_items(run: Path) -> None:
 
 
 def test_comparisons_are_the_findings_family(run: Path) -> None:
-    comparisons = cgd_harness.comparisons_df(run)
+    comparisons = harness_app.comparisons_df(run)
     assert _dtypes(comparisons) == study_frames.COMPARISON_COLUMNS
     analysis = analyse(RunData(run), AnalysisConfig(), HYPOTHESES)
     tested = {(c.method, c.reference, c.task, c.quantity): c for c in analysis.family}
@@ -142,7 +142,7 @@ def test_comparisons_are_the_findings_family(run: Path) -> None:
         assert np.isclose(row["delta"], change.delta)
     # cgd vs sft (H1) is in the family though it is not a comparison against base.
     assert ("cgd", "sft", "math500", "exact_match") in rows.index
-    findings = cgd_harness.findings_df(run)
+    findings = harness_app.findings_df(run)
     assert findings.hypothesis.tolist() == ["H1", "H2", "H3", "H4", "H5", "H6"]
 
 

@@ -36,7 +36,7 @@ def launch(config: str, run: RunDir, model: Path, port: int, *extra: str) -> sub
     command = [
         *(sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)),
         *("--num_processes", "2", "--main_process_port", str(port)),
-        *("-m", "cgd_harness", "train", "--method", "sft", "--run-dir", str(run.root), "--model", str(model)),
+        *("-m", "harness_app", "train", "--method", "sft", "--run-dir", str(run.root), "--model", str(model)),
         *("--batch-size", "1", "--max-steps", "3", "--lr", "1e-3", "--max-length", "512"),
         *("--lr-scheduler", "constant", *extra),
     ]
@@ -87,7 +87,7 @@ def test_fsdp_launch_shards_parameters_and_trains_as_one_process(tiny_model, tmp
             name
         )
     eval_proc = subprocess.run(
-        [sys.executable, "-m", "cgd_harness", "eval", "--model", str(ckpt), "--benchmarks", "truthfulqa_mc2"]
+        [sys.executable, "-m", "harness_app", "eval", "--model", str(ckpt), "--benchmarks", "truthfulqa_mc2"]
         + ["--limit", "2", "-o", str(tmp_path / "eval"), "--label", "fsdp"],
         capture_output=True,
         text=True,
@@ -125,7 +125,7 @@ def test_a_zero3_process_on_cpu_exits_2_before_training(tiny_model, tmp_path):
     env = {**os.environ, "ACCELERATE_USE_DEEPSPEED": "true"}
     command = ["train", "--method", "sft", "--run-dir", str(run.root), "--model", str(tiny_model)]
     proc = subprocess.run(
-        [sys.executable, "-m", "cgd_harness", *command], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "harness_app", *command], capture_output=True, text=True, env=env, timeout=300
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml) needs CUDA GPUs")

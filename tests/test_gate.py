@@ -11,18 +11,18 @@ import typer
 from test_report import make_run
 from typer.testing import CliRunner
 
-from cgd_harness.cli.gate import gate
-from cgd_harness.gate import check_gate, record_baseline
-from cgd_harness.requirements import parse_requirement
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from harness_app.cli.gate import gate
+from harness_app.gate import check_gate, record_baseline
+from harness_app.requirements import parse_requirement
 
 APP = typer.Typer()
 APP.command()(gate)
 
 
 def invoke(*args: object) -> tuple[int, str]:
-    """Exit code and output, mapping HarnessError to exit 2 as `cgd_harness.cli.main` does."""
+    """Exit code and output, mapping HarnessError to exit 2 as `harness_app.cli.main` does."""
     result = CliRunner().invoke(APP, [str(a) for a in args])
     if isinstance(result.exception, HarnessError):
         return 2, str(result.exception)

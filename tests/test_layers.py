@@ -67,13 +67,13 @@ def test_training_knows_no_study_and_the_study_no_application(tmp_path, monkeypa
         monkeypatch,
         {
             "training/trainer.py": "from cgd import methods\n",
-            "cgd/methods.py": "def f():\n    from cgd_harness import report\n",
-            "cgd_harness/report.py": "",
+            "cgd/methods.py": "def f():\n    from harness_app import report\n",
+            "harness_app/report.py": "",
             "cgd/train.py": "from training import trainer\n",  # allowed: study -> training
         },
     )
     assert "layer: training.trainer (training) imports cgd.methods (study)" in found
-    assert "layer: cgd.methods (study) imports cgd_harness.report (application)" in found
+    assert "layer: cgd.methods (study) imports harness_app.report (application)" in found
     assert not any(p.startswith("layer: cgd.train ") for p in found)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cgd.teachers.leakage import answer_candidates, leakage_stats, ngram_coverage, states_answer_many
-from cgd_harness.report.leakage import leakage_table
+from harness_app.report.leakage import leakage_table
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "leakage.jsonl").open()]
 COVERAGE = [c for c in CASES if c["kind"] == "coverage"]

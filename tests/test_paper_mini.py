@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cgd_harness.run_config import resolve
+from harness_app.run_config import resolve
 
 
 def test_paper_mini_keeps_the_paper_profiles_path_and_lengths():

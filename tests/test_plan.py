@@ -6,11 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cgd.hypotheses import HYPOTHESES
-from cgd_harness.cli import app
-from cgd_harness.run_config import resolve
 from harness.errors import HarnessError
 from harness.plan import family_size, plan
 from harness.stats import mde
+from harness_app.cli import app
+from harness_app.run_config import resolve
 
 
 def _config(profile, sets):

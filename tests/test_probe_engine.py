@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from cgd.pipeline import probe_stage, problems_stage
-from cgd_harness.run_config import resolve
 from harness.run import RunDir
+from harness_app.run_config import resolve
 
 ENGINE = [
     "eval.vllm.kv_cache_memory_bytes=123456789",

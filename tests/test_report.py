@@ -13,10 +13,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cgd_harness.cli.report import report
-from cgd_harness.report.build import write_report
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_jsonl, read_json
+from harness_app.cli.report import report
+from harness_app.report.build import write_report
 
 # Per label: probability of a correct math answer, share of critique-style math answers,
 # mean truthfulqa_mc2 score, probability of a correct GPQA letter.
@@ -432,7 +432,7 @@ def _texts(fig) -> list:
 
 @pytest.mark.parametrize("kind", ["bars", "panels", "loss"])
 def test_plots_are_readable_without_overlapping_labels(kind: str) -> None:
-    from cgd_harness.report import plots
+    from harness_app.report import plots
 
     names = [f"benchmark_{i} (inst_level_strict_acc)" if i % 3 == 0 else f"task_{i}" for i in range(11)]
     models = ["base", "sft", "distill-sft", "cft", "cgd", "refine-nocritique", "cgd-shuffled", "cgd-generic"]

@@ -233,7 +233,7 @@ class _Math(HTMLParser):
 
 
 def test_math_is_rendered_with_katex_and_toggles_back_to_source(tmp_path, browser) -> None:
-    from cgd_harness.report.build import write_report
+    from harness_app.report.build import write_report
 
     write_report(_math_run(tmp_path), tmp_path / "report")
     page = tmp_path / "report" / "report.html"

@@ -7,10 +7,10 @@ import io
 import json
 from pathlib import Path
 
-from cgd_harness.report.graders import grader_disagreement
-from cgd_harness.report.tables import to_markdown
 from harness.io import atomic_write_json, atomic_write_jsonl
 from harness.rundata import RunData
+from harness_app.report.graders import grader_disagreement
+from harness_app.report.tables import to_markdown
 
 
 def _write(run: Path, label: str, task: str, verdicts: list[tuple[bool, bool] | None]) -> None:

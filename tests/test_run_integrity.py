@@ -13,14 +13,14 @@ import pytest
 from test_report import make_run
 
 from cgd.hypotheses import HYPOTHESES
-from cgd_harness.compare import check_same_config
-from cgd_harness.run_config import resolve
 from harness import layout
 from harness.errors import HarnessError
 from harness.findings import AnalysisConfig, analyse
 from harness.io import atomic_write_json, read_json, sha256_file
 from harness.run import RunDir
 from harness.rundata import RunData
+from harness_app.compare import check_same_config
+from harness_app.run_config import resolve
 
 
 def _stage(run: RunDir, calls: list, text: str = "a\nb\n"):

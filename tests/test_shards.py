@@ -22,7 +22,7 @@ TASKS = BENCHMARKS.split(",")
 def run_cli(*args, home: str | None = None):
     env = {**os.environ, **({"HARNESS_HOME": home} if home else {})}
     return subprocess.run(
-        [sys.executable, "-m", "cgd_harness", *args], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-m", "harness_app", *args], capture_output=True, text=True, env=env, timeout=900
     )
 
 
@@ -120,7 +120,7 @@ def test_eval_under_torchrun_scores_a_shard_per_process_and_rank0_merges(
             "--master_port",
             str(free_port),
             "-m",
-            "cgd_harness",
+            "harness_app",
             *eval_args(tiny_model, tmp_path),
         ],
         capture_output=True,
@@ -147,7 +147,7 @@ def test_eval_under_torchrun_scores_a_shard_per_process_and_rank0_merges(
     ],
 )
 def test_launched_eval_refuses_what_it_cannot_split(monkeypatch, shard, output, backend, message):
-    from cgd_harness.cli.eval import _launch_shard
+    from harness_app.cli.eval import _launch_shard
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(HarnessError, match=message):

@@ -36,7 +36,7 @@ def test_real_model_answers_math500(tmp_path, data_dir):
         [
             sys.executable,
             "-m",
-            "cgd_harness",
+            "harness_app",
             "eval",
             "--model",
             "smollm2-135m",

@@ -25,12 +25,12 @@ from cgd.pipeline import (
 from cgd.problems import ProblemsConfig
 from cgd.teachers import teacher_identity
 from cgd.teachers.base import MAX_FAILED_FRACTION, meta_path
-from cgd_harness.report.leakage import leakage_rows
-from cgd_harness.run_config import resolve
 from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
+from harness_app.report.leakage import leakage_rows
+from harness_app.run_config import resolve
 
 N = 4  # one looping critique in 4 is 25 %, past the default 5 %
 

@@ -429,7 +429,7 @@ def test_openai_spec_goes_through_make_backend():
 
 def test_eval_through_an_openai_server_sends_chat_messages(tmp_path):
     """A remote backend has no tokenizer: chat benchmarks go out as messages, MC ones are refused."""
-    from cgd_harness.cli.eval import run_eval
+    from harness_app.cli.eval import run_eval
 
     def boxed(n, body):
         status, headers, payload = ok_reply(body)

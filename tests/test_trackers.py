@@ -13,12 +13,12 @@ from test_report import make_run
 from test_train import FIXTURE, ROWS_USED, TINY, run_with
 
 from cgd.train import TrainConfig, train_method
-from cgd_harness import tracking
-from cgd_harness.report.build import write_report
 from harness import layout
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json
 from harness.run import RunDir
+from harness_app import tracking
+from harness_app.report.build import write_report
 from training import trackers
 
 HAVE_TENSORBOARD = trackers.installed("tensorboard")

@@ -226,7 +226,7 @@ def test_two_processes_give_the_losses_of_one_with_the_same_global_batch(tiny, t
             "--master_port",
             str(free_port),
             "-m",
-            "cgd_harness",
+            "harness_app",
             "train",
             "--method",
             "sft",

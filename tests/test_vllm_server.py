@@ -106,7 +106,7 @@ def test_harness_eval_on_the_served_model_writes_results(spec, data_dir, tmp_pat
         [
             sys.executable,
             "-m",
-            "cgd_harness",
+            "harness_app",
             "eval",
             "--backend",
             spec,
@@ -147,7 +147,7 @@ def test_whole_compare_with_the_served_teacher(spec, data_dir, tmp_path):
 
     from ci_compare import run
 
-    cmd = [sys.executable, "-m", "cgd_harness", "compare", "--profile", "smoke", "--teacher", spec]
+    cmd = [sys.executable, "-m", "harness_app", "compare", "--profile", "smoke", "--teacher", spec]
     cmd += ["--set", f"teacher.max_dropped_fraction={SERVED_MAX_DROPPED}"]
     started = time.perf_counter()
     proc = run(

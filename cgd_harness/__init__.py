@@ -1,9 +1,0 @@
-"""The application layer: the `harness` command, `compare`, the report and the gate.
-
-The only code that imports both the evaluation library (`harness.*`) and the training package
-(`cgd.*`); neither of those imports anything from here (scripts/check_imports.py checks it).
-"""
-
-from cgd_harness.frames import comparisons_df, findings_df
-
-__all__ = ["comparisons_df", "findings_df"]

@@ -1,3 +1,0 @@
-from cgd_harness.cli import main
-
-main()

@@ -1,0 +1,3 @@
+from harness_app.cli import main
+
+main()
