@@ -16,7 +16,7 @@ builds) to the same tracker, under the same name as that model's training, at th
 step (the base model: label `base`, step 0). TensorBoard: one event file per model,
 `<run>/tensorboard/<label>/events.out.tfevents.*.eval`, which the next call replaces, so points are
 never doubled. wandb and mlflow: a new run per call; trackio: the training's run, reopened by name.
-Those keep every call's points, so the caller (cgd_harness/tracking.py) skips a summary it logged.
+Those keep every call's points, so the caller (harness_app/tracking.py) skips a summary it logged.
 A tracker that fails (not installed, offline, refused) costs one warning, never the evaluation.
 """
 
