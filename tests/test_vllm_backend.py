@@ -95,3 +95,28 @@ def test_cpu_build_defaults_suit_a_shared_cpu_machine():
     }
     chosen = {"dtype": "bfloat16", "enforce_eager": False, "kv_cache_memory_bytes": 1 << 20}
     assert cpu_defaults(chosen) == chosen  # what a profile sets stands
+
+
+@pytest.mark.vllm
+def test_the_probe_stage_opens_vllm_with_the_runs_eval_vllm_section(tmp_path, data_dir):
+    """A real engine: eval.vllm.dtype=bfloat16 reaches the probe's engine (the CPU build would run fp32
+    otherwise), and the attempts' recorded student says so."""
+    if not HAS_VLLM:
+        pytest.skip("needs the vllm package")
+    import vllm
+
+    from cgd.pipeline import probe_stage, problems_stage
+    from harness.run import RunDir
+    from harness_app.run_config import resolve
+
+    engine = [
+        "eval.vllm.dtype=bfloat16",
+        "eval.vllm.max_model_len=1024",
+        "eval.vllm.kv_cache_memory_bytes=268435456",
+    ]
+    config = resolve("smoke", ["backend=vllm", "data.n_problems=2", "data.probe_max_new_tokens=4", *engine])
+    run, cfg = RunDir(tmp_path / "run"), config.build_config()
+    problems_stage(run, cfg)
+    record = probe_stage(run, cfg)
+    assert record["info"]["attempts"] == 2
+    assert record["info"]["student"].endswith(f":vllm-{vllm.__version__}:bfloat16")
