@@ -35,14 +35,14 @@ test: setup
 	$(BIN)/python scripts/check_imports.py
 	$(BIN)/pytest -m "not slow and not vllm" --durations=15 $(PYTEST_ARGS)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
-	$(BIN)/pytest -m vllm tests/test_vllm_compare.py $(PYTEST_ARGS)
+	$(BIN)/pytest -m vllm tests/e2e/test_vllm_compare.py $(PYTEST_ARGS)
 
 # Not in CI: the rest of the vLLM tier. The in-process backend against hf, then a real vLLM OpenAI
 # server (scripts/vllm_cpu_server.sh starts it from .venv, sets HARNESS_VLLM_URL, stops it) as the
 # teacher of a whole compare and at 1, 8 and 32 requests in flight.
 test-vllm: setup
-	$(BIN)/pytest -m vllm tests/test_vllm_backend.py $(PYTEST_ARGS)
-	bash scripts/vllm_cpu_server.sh run $(BIN)/pytest -m vllm tests/test_vllm_server.py $(PYTEST_ARGS)
+	$(BIN)/pytest -m vllm tests/integration/test_vllm_backend.py $(PYTEST_ARGS)
+	bash scripts/vllm_cpu_server.sh run $(BIN)/pytest -m vllm tests/integration/test_vllm_server.py $(PYTEST_ARGS)
 
 # Re-record the CI gate's baseline after an intended change to checkers, prompts, tasks or training.
 baseline: setup

@@ -4,7 +4,7 @@ SOLVE is the math benchmarks' prompt (harness/registry.py MATH_PROMPT), read fro
 
 Bump PROMPTS_VERSION whenever a word below changes: the version is recorded in every dataset's
 metadata and is part of the build stages' inputs, so old datasets are never silently mixed with new
-ones. tests/test_methods.py pins a fingerprint of these texts to the version, so an edit without a
+ones. tests/unit/test_methods.py pins a fingerprint of these texts to the version, so an edit without a
 bump fails the tests.
 """
 

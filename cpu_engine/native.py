@@ -36,7 +36,7 @@ PANEL = 16  # output columns per packed weight panel (gemm.c's NR)
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
 # HARNESS_NATIVE_MARCH=x86-64-v3 (AVX2 + FMA) or x86-64-v2 (no AVX2: the scalar paths) builds the
 # kernels for a narrower CPU than this one, so the AVX-512 machines here can test the code paths an
-# AVX2-only CPU runs (tests/test_narrow_isa.py). It is part of the build key, like every flag.
+# AVX2-only CPU runs (tests/integration/test_narrow_isa.py). It is part of the build key, like every flag.
 MARCH_VARIABLE = "HARNESS_NATIVE_MARCH"
 
 
@@ -144,7 +144,7 @@ def load(sources: list[Path], headers: list[Path], stem: str, fallback: str) -> 
 
 def cache_dir() -> Path:
     """Where built libraries live: `native/` in the library's home. The engine imports nothing of the
-    library, so it reads the same variable and default as harness.paths.harness_home (tests/test_layers.py
+    library, so it reads the same variable and default as harness.paths.harness_home (tests/unit/test_layers.py
     checks that the two agree)."""
     return Path(os.environ.get("HARNESS_HOME") or Path.home() / ".cache" / "cgd-harness") / "native"
 

@@ -19,7 +19,7 @@ import warnings
 
 import torch
 
-MODES = ("int8", "bf16")  # harness.backends.base.QUANTIZE_MODES names the same (tests/test_backend_fast.py)
+MODES = ("int8", "bf16")  # harness.backends.base.QUANTIZE_MODES names the same (tests/integration/test_backend_fast.py)
 
 
 class QuantLinear:

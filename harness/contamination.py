@@ -4,7 +4,7 @@ The rule is lm-eval's decontamination (lm_eval/decontamination/janitor.py): lowe
 delete ASCII punctuation, split on whitespace, and call a test item contaminated when any of its
 word 13-grams occurs in the other text. (lm-eval's module prints a warning and a traceback on
 import when its C++ helper is missing, so the three lines of its rule are restated here;
-tests/test_contamination.py checks them against lm-eval's own functions.) A text shorter than 13
+tests/unit/test_contamination.py checks them against lm-eval's own functions.) A text shorter than 13
 words has no 13-gram and can never match.
 
 Each test item contributes its question and, where the set has them, its options or reference

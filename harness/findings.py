@@ -143,7 +143,7 @@ class RunShape:
     """What fixes a report's family of comparisons before any score exists: the benchmarks, their
     table columns, which ones generate text, and the model groups. `of` reads it off a run,
     `planned` off a config; `family_keys` turns either into the family, so the planner's family
-    size is the report's by construction (tests/test_plan.py checks it against a real analysis)."""
+    size is the report's by construction (tests/unit/test_plan.py checks it against a real analysis)."""
 
     tasks: list[str]
     groups: dict[str, list[str]]

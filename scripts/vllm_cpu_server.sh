@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real OpenAI-compatible server for the vLLM test tier (tests/test_vllm_server.py): vLLM's CPU
+# A real OpenAI-compatible server for the vLLM test tier (tests/integration/test_vllm_server.py): vLLM's CPU
 # build, installed in the project's own .venv by `make setup`, serving the embedded
 # SmolLM2-135M-Instruct as "smollm2-135m" on 127.0.0.1.
 #

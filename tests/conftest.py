@@ -24,27 +24,17 @@ if "HARNESS_DATA_DIR" not in os.environ and _SHARED_DATA.is_dir():
 os.environ["HARNESS_HOME"] = tempfile.mkdtemp(prefix="harness_home_")
 
 
-# Test tiers (`pytest -m unit`, `-m integration`, `-m e2e`): unit tests are pure functions and case
-# files; integration tests run one component for real (a model, the sandbox, training, the engine);
-# end-to-end tests run the pipeline through the command line. Files not listed are unit tests.
-_INTEGRATION = {
-    "test_backend.py", "test_backend_fast.py", "test_build.py", "test_checkers_code.py",
-    "test_cli_errors.py", "test_decode_kernels.py", "test_humaneval_parity.py", "test_models.py",
-    "test_sandbox_hostile.py", "test_tasks.py", "test_teachers.py", "test_trackers.py",
-    "test_train.py", "test_truthfulqa_parity.py", "test_vllm_backend.py", "test_vllm_server.py",
-}  # fmt: skip
-_E2E = {
-    "test_ci_gate.py", "test_e2e_compare.py", "test_e2e_eval.py", "test_e2e_run_integrity.py",
-    "test_vllm_compare.py",
-    "test_report_browser.py",
-    "test_shards.py", "test_slow_real_model.py", "test_uncertainty.py",
-}  # fmt: skip
+# Test tiers (`pytest -m unit`, `-m integration`, `-m e2e`) are the folders: unit/ holds pure functions
+# and case files; integration/ runs one component for real (a model, the sandbox, training, the engine,
+# a server); e2e/ runs the pipeline through the command line. A test's folder is its marker.
+TIERS = ("unit", "integration", "e2e")
 
 
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
-        name = Path(str(item.fspath)).name
-        tier = "e2e" if name in _E2E else "integration" if name in _INTEGRATION else "unit"
+        tier = Path(str(item.fspath)).parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.fspath}: a test lives in one of tests/{{{','.join(TIERS)}}}/")
         item.add_marker(getattr(pytest.mark, tier))
 
 

@@ -4,7 +4,7 @@ whose weight gradient sums in place, and the switch that puts them into a Llama-
 one forward.
 
 Same math as the model's own modules and TRL's loss; the results differ from torch's by float rounding
-(tests/test_fused.py compares values and gradients). Used by training/fast_sft.py on fp32 CPU models;
+(tests/integration/test_fused.py compares values and gradients). Used by training/fast_sft.py on fp32 CPU models;
 anything else (another architecture, another dtype, a GPU, no C compiler, HARNESS_NATIVE=0) keeps
 torch's own ops.
 """

@@ -1,5 +1,5 @@
 """lm-eval task YAMLs written from the benchmark objects: `python -m harness.benchmarks.tasks [DIR]`
-(default: the repo's tasks/). tests/test_benchmark_registration.py fails when a checked-in YAML
+(default: the repo's tasks/). tests/e2e/test_benchmark_registration.py fails when a checked-in YAML
 differs from what its object writes."""
 
 from __future__ import annotations

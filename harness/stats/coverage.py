@@ -2,7 +2,7 @@
 coverage is near its nominal level.
 
 An equivalence, non-inferiority, supported or contradicted verdict is a claim of precision; it is
-only as good as the interval behind it. tests/test_stats_coverage.py simulates each method's
+only as good as the interval behind it. tests/unit/test_stats_coverage.py simulates each method's
 coverage at 95 % on the kinds of data a report compares (paired verdicts, continuous scores,
 instructions clustered in prompts, several seeds) and checks that it stays at or above
 NEAR_NOMINAL from these sizes on; below them the verdict is "too few items". docs/statistics.md

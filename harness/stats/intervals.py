@@ -4,7 +4,7 @@
 never of zero width for a finite sample: 0 of 4 correct is [0, 60.2] %). Continuous scores in
 [0, 1] (TruthfulQA-MC2) get Student's t interval, clipped to [0, 1]: the percentile bootstrap
 used before covered 77 % at n = 4 (it ignores the (n - 1)/n shrinkage and the t tails), t's
-coverage is near nominal from a few items on (tests/test_stats_coverage.py simulates it). A sample
+coverage is near nominal from a few items on (tests/unit/test_stats_coverage.py simulates it). A sample
 with no spread at all would give a t interval of zero width, so there the Wilson score interval at
 the same mean is used instead: a [0, 1] variable with mean m has variance at most m(1 - m), the
 Bernoulli's, so that interval is the widest the data can justify and never a point.

@@ -19,7 +19,7 @@ from harness.checkers.math import (
 
 CASES = [
     json.loads(line)
-    for line in (Path(__file__).parent / "cases" / "math.jsonl").read_text().splitlines()
+    for line in (Path(__file__).parents[1] / "cases" / "math.jsonl").read_text().splitlines()
     if line.strip()
 ]
 

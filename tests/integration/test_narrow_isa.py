@@ -6,7 +6,7 @@ no kernel family has its fast path (cpu_engine/features.py) and torch runs them 
 the kernel test files in a child pytest with its own HARNESS_HOME, so the narrow build never mixes with
 the native one; the AVX2 build must also give the AVX-512 build's bits, kernel by kernel.
 About a minute per level on 2 cores: marked slow (`make test` runs the slow tier in its second pass;
-`pytest -m slow tests/test_narrow_isa.py` alone).
+`pytest -m slow tests/integration/test_narrow_isa.py` alone).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 
 from cpu_engine import features, native
 
-REPO = Path(__file__).resolve().parent.parent
-KERNEL_TESTS = ["tests/test_fused.py", "tests/test_decode_kernels.py"]
+REPO = Path(__file__).resolve().parents[2]
+KERNEL_TESTS = ["tests/integration/test_fused.py", "tests/integration/test_decode_kernels.py"]
 LEVELS = {"x86-64-v3": "AVX2 + FMA, no AVX-512", "x86-64-v2": "no AVX2: torch runs every kernel family"}
 
 pytestmark = [

@@ -31,7 +31,7 @@ from harness.nltk_setup import ensure_punkt_tab, punkt_tab_files
 from lm_eval.tasks.ifeval import utils as lm_utils  # isort: skip
 from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT  # isort: skip
 
-CASES = read_jsonl(Path(__file__).parent / "cases" / "ifeval.jsonl")
+CASES = read_jsonl(Path(__file__).parents[1] / "cases" / "ifeval.jsonl")
 MR_SMITH = "Mr. Smith went to Washington. He arrived at 5 p.m. today."
 MR_SMITH_SENTENCES = ["Mr. Smith went to Washington.", "He arrived at 5 p.m. today."]
 
@@ -260,7 +260,7 @@ def run_fresh(code: str, tmp_path: Path) -> dict:
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

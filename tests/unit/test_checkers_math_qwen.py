@@ -11,7 +11,7 @@ from harness.checkers.math import check_many, check_math
 from harness.checkers.math_qwen import normalize_answer, qwen_equal
 from harness.io import read_jsonl
 
-CASES = read_jsonl(Path(__file__).parent / "cases" / "math_qwen.jsonl")
+CASES = read_jsonl(Path(__file__).parents[1] / "cases" / "math_qwen.jsonl")
 
 
 @pytest.mark.parametrize(

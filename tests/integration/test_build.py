@@ -20,7 +20,7 @@ from harness import layout
 from harness.errors import HarnessError
 from harness.io import read_json, read_jsonl, sha256_file
 
-FIXTURE = Path(__file__).parent / "cases" / "methods_fixture.jsonl"
+FIXTURE = Path(__file__).parents[1] / "cases" / "methods_fixture.jsonl"
 ALL = sorted(methods.METHODS)
 
 

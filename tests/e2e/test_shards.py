@@ -108,7 +108,7 @@ def test_eval_under_torchrun_scores_a_shard_per_process_and_rank0_merges(
         **os.environ,
         "HARNESS_HOME": tempfile.mkdtemp(prefix="harness_home_launch_"),
         "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     proc = subprocess.run(
         [

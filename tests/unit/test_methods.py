@@ -10,7 +10,7 @@ import pytest
 from cgd import methods, prompts
 from harness.errors import HarnessError
 
-FIXTURE = Path(__file__).parent / "cases" / "methods_fixture.jsonl"
+FIXTURE = Path(__file__).parents[1] / "cases" / "methods_fixture.jsonl"
 # Change the wording in cgd/prompts.py → bump PROMPTS_VERSION and record the new fingerprint here.
 PINNED_FINGERPRINTS = {
     "cgd-prompts-v1": "4889b31c3e8c8932",

@@ -20,7 +20,7 @@ from harness.run import RunDir
 from training.train_config import TrainConfig
 from training.trainer import make_trainer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "cases" / "methods_fixture.jsonl"
 # The batch is the whole dataset, so every step's loss is measured on the same examples.
 ROWS_USED = 2

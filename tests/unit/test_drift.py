@@ -22,7 +22,7 @@ from harness.rundata import RunData
 
 CASES = [
     json.loads(line)
-    for line in (Path(__file__).parent / "cases" / "drift_answers.jsonl").read_text().splitlines()
+    for line in (Path(__file__).parents[1] / "cases" / "drift_answers.jsonl").read_text().splitlines()
     if line.strip()
 ]
 

@@ -130,7 +130,7 @@ def test_dry_run_prints_the_paper_plan_offline_and_writes_nothing(tmp_path, data
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     proc = subprocess.run(
         [

@@ -27,7 +27,7 @@ from harness.stats import (
     score_interval,
 )
 
-CASES = json.loads((Path(__file__).parent / "cases" / "stats_defects.json").read_text())
+CASES = json.loads((Path(__file__).parents[1] / "cases" / "stats_defects.json").read_text())
 
 
 def _table(only_a: int, only_b: int, both: int, neither: int) -> tuple[list[int], list[int]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.checkers.math import check_many
 from harness.io import read_jsonl
 
-SUITE = read_jsonl(Path(__file__).parent / "cases" / "math_verify_suite.jsonl")
+SUITE = read_jsonl(Path(__file__).parents[1] / "cases" / "math_verify_suite.jsonl")
 
 # 216/233 before multi-box answers were joined. The four left: a decimal comma in a gold that
 # math-verify's test reads as a plain expression (`1,22`; as LaTeX it is a list), two answers

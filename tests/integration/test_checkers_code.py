@@ -23,7 +23,7 @@ from harness.checkers.reasoning import split_answer
 
 EXTRACT_CASES = [
     json.loads(line)
-    for line in (Path(__file__).parent / "cases" / "code_extract.jsonl").read_text().splitlines()
+    for line in (Path(__file__).parents[1] / "cases" / "code_extract.jsonl").read_text().splitlines()
     if line.strip()
 ]
 FAST_TIMEOUT_S = 5.0

@@ -13,7 +13,7 @@ from harness import layout
 from harness.config import available_profiles
 from harness.defaults import ALPHA, DEFAULT_MODEL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "cgd", "harness_app")
 PLACEHOLDER = "PLACEHOLDER"
 

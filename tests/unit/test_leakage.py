@@ -10,7 +10,7 @@ import pytest
 from cgd.teachers.leakage import answer_candidates, leakage_stats, ngram_coverage, states_answer_many
 from harness_app.report.leakage import leakage_table
 
-CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "leakage.jsonl").open()]
+CASES = [json.loads(line) for line in (Path(__file__).parents[1] / "cases" / "leakage.jsonl").open()]
 COVERAGE = [c for c in CASES if c["kind"] == "coverage"]
 STATED = [c for c in CASES if c["kind"] == "stated"]
 

@@ -15,7 +15,7 @@ from ci_compare import isolated_home
 
 from harness.io import atomic_write_json, read_json, read_jsonl
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 METHODS = "sft,cgd"
 SMALL = [
     "--profile",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ci_compare import isolated_home
 
-BASELINE = Path(__file__).resolve().parent.parent / "reports" / "baselines" / "ci-tiny.json"
+BASELINE = Path(__file__).resolve().parents[2] / "reports" / "baselines" / "ci-tiny.json"
 
 
 def harness(*args, home: Path):

@@ -21,7 +21,7 @@ from ci_compare import isolated_home, run
 
 pytestmark = pytest.mark.vllm
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GENERATIVE, LOGLIKELIHOOD = "math500", "truthfulqa_mc1"  # one of each kind, both in the smoke profile
 LIMIT = 4  # the smoke profile's items per benchmark
 
@@ -73,7 +73,7 @@ def test_agreement_with_hf_is_counted_per_benchmark(vllm_run):
             in proc.stdout
         )
     # Log-likelihood items differ only when two options' scores cross, which fp32 vs vLLM's kernels
-    # (differences ~1e-3 nats, tests/test_vllm_backend.py) cannot do for most of them.
+    # (differences ~1e-3 nats, tests/integration/test_vllm_backend.py) cannot do for most of them.
     ll = report["tasks"][LOGLIKELIHOOD]
     assert ll["same_verdict"] >= ll["items"] // 2, ll
 

@@ -4,7 +4,7 @@ plain decoding.
 Correctness only: the kernels agree with torch's SDPA, matmul, RMSNorm and SiLU to float rounding (RoPE and
 the residual add bit for bit) and give each query row, or each matmul row, the same bits whatever shares
 its call. Drafted decoding end to end:
-tests/test_backend_fast.py.
+tests/integration/test_backend_fast.py.
 """
 
 from __future__ import annotations

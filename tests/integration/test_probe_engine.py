@@ -1,6 +1,6 @@
 """The probe opens the student's engine with the run's `eval.vllm` settings, as evaluation does.
 
-Starting a real vLLM engine takes minutes on CPU (tests/test_vllm_backend.py does it, under `-m vllm`);
+Starting a real vLLM engine takes minutes on CPU (tests/integration/test_vllm_backend.py does it, under `-m vllm`);
 here the engine's constructor records what the probe stage hands it and stops there, so the whole
 path from `--set eval.vllm...` through RunConfig, BuildConfig and probe_stage to the backend runs.
 """

@@ -30,7 +30,7 @@ from harness.stats import (
     wilson,
 )
 
-CASES = json.loads((Path(__file__).parent / "cases" / "stats.json").read_text())
+CASES = json.loads((Path(__file__).parents[1] / "cases" / "stats.json").read_text())
 
 
 def _pairs(only_a: int, only_b: int, both: int = 0, neither: int = 0) -> tuple[list[int], list[int]]:

@@ -32,7 +32,7 @@ from harness.checkers.code import check_humaneval, run_program
 
 CASES = [
     json.loads(line)
-    for line in (Path(__file__).parent / "cases" / "code_hostile.jsonl").read_text().splitlines()
+    for line in (Path(__file__).parents[1] / "cases" / "code_hostile.jsonl").read_text().splitlines()
     if line.strip()
 ]
 PROMPT = 'def add(a, b):\n    """Return a + b."""\n'

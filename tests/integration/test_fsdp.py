@@ -19,7 +19,7 @@ from harness.io import atomic_write_jsonl, read_json, read_jsonl
 from harness.run import RunDir
 from training.train_config import TrainConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "cases" / "methods_fixture.jsonl"
 ARGS = dict(max_steps=3, learning_rate=1e-3, max_length=512, lr_scheduler="constant")
 # Losses of 1 and 2 processes: the same fp32 products summed in another order (each rank sums its own

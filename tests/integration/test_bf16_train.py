@@ -13,7 +13,7 @@ from cgd import methods
 from training.train_config import TrainConfig
 from training.trainer import make_trainer, sft_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "cases" / "methods_fixture.jsonl"
 ARGS = dict(max_steps=3, learning_rate=1e-3, batch_size=2, max_length=512, lr_scheduler="constant")
 U_BF16 = 2.0**-8  # unit roundoff of bf16: 8 significant bits, round to nearest

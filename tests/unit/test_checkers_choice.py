@@ -8,7 +8,7 @@ from harness.checkers.choice import extract_letter
 
 CASES = [
     json.loads(line)
-    for line in (Path(__file__).parent / "cases" / "choice.jsonl").read_text().splitlines()
+    for line in (Path(__file__).parents[1] / "cases" / "choice.jsonl").read_text().splitlines()
     if line.strip()
 ]
 
