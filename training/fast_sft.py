@@ -15,7 +15,7 @@ loss with its logged entropy and accuracy) and the per-row attention run as fuse
 (training/fused.py); freed memory stays in the process for the next pack, and AdamW's moments are
 allocated before the first forward. Gradients accumulate exactly as across a padded batch: the
 summed token loss is divided by the same `num_items_in_batch`. The batches, the order, the optimizer
-and the schedule are TRL's own; perf/training.py measures the speed and prints both loss curves side
+and the schedule are TRL's own; perf/train_step.py measures the speed and prints both loss curves side
 by side.
 
 With activation checkpointing on (TRL's default; cgd/train.py turns it off, since the models

@@ -6,11 +6,11 @@ data/cgd.jsonl), same seed, batch, learning rate and schedule; only the trainer 
 `fast-lora` is the project's step on a LoRA adapter (the train.lora defaults). Each run is its own
 child process; the order alternates between repeats.
 
-    .venv/bin/python perf/training.py            # batch 8 (TRL's default), 6 steps, 2 repeats
-    .venv/bin/python perf/training.py --quick    # batch 4, 3 steps, 1 repeat
-    .venv/bin/python perf/training.py --trainers trl-nockpt,fast   # TRL without checkpointing too
-    .venv/bin/python perf/training.py --trainers trl,fast,fast-lora --dataset runs/<id>/data/cgd.jsonl
-    .venv/bin/python perf/training.py --trainers fast --pack-tokens 1   # one row per forward, unpacked
+    .venv/bin/python perf/train_step.py            # batch 8 (TRL's default), 6 steps, 2 repeats
+    .venv/bin/python perf/train_step.py --quick    # batch 4, 3 steps, 1 repeat
+    .venv/bin/python perf/train_step.py --trainers trl-nockpt,fast   # TRL without checkpointing too
+    .venv/bin/python perf/train_step.py --trainers trl,fast,fast-lora --dataset runs/<id>/data/cgd.jsonl
+    .venv/bin/python perf/train_step.py --trainers fast --pack-tokens 1   # one row per forward, unpacked
 
 Roofline: full fine-tuning costs 6 FLOP per parameter per token (forward 2, backward 4), so its
 ceiling is the run's best fp32 matmul rate (1024^3, same threads) / (6 x parameters); the fraction
