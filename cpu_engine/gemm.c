@@ -111,7 +111,7 @@ void gemm(const float *x, const float *wp, float *y, int64_t M, int64_t N, int64
                 const int64_t q0 = p0 + (p1 - p0) * g / groups, q1 = p0 + (p1 - p0) * (g + 1) / groups;
                 const int64_t q2 = p0 + (p1 - p0) * (g + 2) / groups;
                 /* The next group's panels are prefetched from 6 rows up; below, the hardware prefetcher does
-                 * better alone (30 layers at 1 row: 19.3 ms a step with, 17.1 without). */
+                 * better alone (docs/performance.md, "Design figures"). */
                 const int more = g + 1 < groups && M >= MR ? (int)(q2 - q1) : 0;
                 rows_panel(x, wp, y, c0, c1, K, N, q0, (int)(q1 - q0), more);
             }
@@ -128,7 +128,7 @@ void gemm(const float *x, const float *wp, float *y, int64_t M, int64_t N, int64
 /* C[mr rows][np panels x 16] for one group of np adjacent panels; mr * 2 * np <= 12 accumulators.
  * While it computes, the tile also prefetches `lines` cache lines from `next` (weights this thread
  * reads next), spread evenly over its k loop, so that a decode step's cold weights stream in behind
- * the FMAs instead of stalling them (measured on a 30-layer step: 18 rows 69 -> 57 ms of matmul). */
+ * the FMAs instead of stalling them (docs/performance.md, "Design figures"). */
 static inline __attribute__((always_inline)) void tile(const float *x, int64_t ldx, const float *w, int64_t K,
                                                       float *y, int64_t ldy, const int mr, const int np,
                                                       const float *next, int64_t lines) {

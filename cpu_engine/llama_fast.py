@@ -79,7 +79,7 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def _no_cudnn_attention(method):
     """On a GPU, SDPA may pick any kernel but cuDNN's: cuDNN plans per shape, and decode shapes change
-    every step (measured on an H100: 2 ms of host time per call, two thirds of a decode step)."""
+    every step (its host time per call was most of a decode step on an H100: docs/performance.md)."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):

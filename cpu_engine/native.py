@@ -68,11 +68,9 @@ def retain_freed_memory(any_size: bool = False) -> bool:
     """Have glibc's malloc keep freed blocks of up to 32 MB (every size with `any_size`) for reuse instead
     of handing them back to the system (process-wide; glibc only). Why: a prefill allocates tens of MB
     of activations per layer, and each block handed back returns as fresh pages that the kernel must
-    fault in and zero. Measured on 64 MATH-500 prompts (4,820 tokens past the shared preamble):
-    10.5-12.3 s of prefill before, 8.4-10.5 s after (4 runs each). A training step also frees buffers of
-    hundreds of MB (the logits and their gradient, the embedding's gradient); on two batches of 8 `cgd`
-    rows (7,000 tokens each) keeping every size cut the minor page faults from 5.1 M to 1.9 M (the heap's
-    first touch) and the step time by 10-15 %. Returns whether the settings took."""
+    fault in and zero. A training step also frees buffers of hundreds of MB (the logits and their
+    gradient, the embedding's gradient). docs/performance.md ("Design figures") has what it saves in
+    both. Returns whether the settings took."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim, mmap, mmap_max = -1, -3, -4  # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX (malloc.h)

@@ -9,8 +9,8 @@ perf/generation.py reports how many stay identical.
   machine, it runs no faster than the native fp32 kernel (docs/performance.md).
 - "bf16": every linear layer, the vocabulary projection included, with bf16 weights and inputs and
   fp32 accumulation, through oneDNN's prepacked kernels (AMX tiles on CPUs that have them). Norms,
-  RoPE, attention and the KV cache stay fp32. Measured on a 2-core AMX CPU, the model's layer
-  shapes at 64 rows run 2.5-4.4x faster than fp32 `F.linear`.
+  RoPE, attention and the KV cache stay fp32. On AMX CPUs the layer shapes run several times faster
+  than fp32 `F.linear` (docs/performance.md, "Design figures").
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ import warnings
 
 import torch
 
-MODES = ("int8", "bf16")  # harness.backends.base.QUANTIZE_MODES names the same (tests/integration/test_backend_fast.py)
+MODES = (
+    "int8",
+    "bf16",
+)  # harness.backends.base.QUANTIZE_MODES names the same (tests/integration/test_backend_fast.py)
 
 
 class QuantLinear:
@@ -44,7 +47,7 @@ class Bf16Linear:
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         from cpu_engine.linear import _pack
 
-        # Prepacked once: F.linear on bf16 re-packs the weight every call, 1.2-1.9x slower at 8-64 rows.
+        # Prepacked once: F.linear on bf16 re-packs the weight every call (slower: docs/performance.md).
         self.packed = _pack(weight.to(torch.bfloat16))
         self.bias = bias
 

@@ -195,7 +195,7 @@ class HFBackend(LocalPrompts):
 
 
 def resolve_dtype(name: str | None, device: str, path) -> torch.dtype:
-    """auto: fp32 on CPU (no bf16 units here: bf16 measured 2-5x slower); on a GPU the checkpoint's own
+    """auto: fp32 on CPU (bf16 is slower there without bf16 units: docs/performance.md); on a GPU the checkpoint's own
     dtype, as lm-eval's and transformers' "auto" (the embedded model is stored in fp32), bf16 if unknown."""
     from harness.errors import HarnessError
 
