@@ -1,8 +1,7 @@
 /* y[M, N] = x[M, K] . W^T for the decoder's linear layers, for cpu_engine/native.py.
  *
- * Why not oneDNN: with this model's K = 576 and a few dozen rows, its packed kernel reaches 60-70 %
- * of this CPU's fp32 peak on warm weights and much less on a decode step's cold ones (measured
- * 65 GFLOP/s at 18 rows). Here W is packed once into panels of 16 output columns, [N/16][K][16];
+ * Why not oneDNN: with this model's K = 576 and a few dozen rows, its packed kernel falls well short
+ * of the CPU's fp32 peak on a decode step's cold weights (docs/performance.md). Here W is packed once into panels of 16 output columns, [N/16][K][16];
  * a micro-kernel keeps its accumulator vectors in registers while a panel streams past, and
  * panels are shared out between threads.
  *
