@@ -19,10 +19,8 @@ import warnings
 
 import torch
 
-MODES = (
-    "int8",
-    "bf16",
-)  # harness.backends.base.QUANTIZE_MODES names the same (tests/integration/test_backend_fast.py)
+# harness.backends.base.QUANTIZE_MODES names the same (tests/integration/test_backend_fast.py checks it).
+MODES = ("int8", "bf16")
 
 
 class QuantLinear:
