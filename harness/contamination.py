@@ -45,13 +45,6 @@ def fingerprints(text: str, n: int = NGRAM) -> set[int]:
     return {hash(gram) for gram in ngrams(text, n)}
 
 
-def item_texts(task: str, row: dict) -> list[str]:
-    """The texts of one test item that training data must not contain."""
-    from harness.registry import get
-
-    return get(task).contamination_texts(row)
-
-
 @dataclass
 class ItemIndex:
     """Hashes of every test item's n-grams -> the (benchmark, item id)s that contain them."""
@@ -83,10 +76,10 @@ def index_items(
     load = load or registry.load_rows
     index = ItemIndex(n)
     for task in tasks:
-        rows = load(task)
+        bench, rows = registry.get(task), load(task)
         index.sizes[task] = len(rows)
         for row in rows:
-            index.add(task, registry.item_id(row), item_texts(task, row))
+            index.add(task, registry.item_id(row), bench.contamination_texts(row))
     return index
 
 
