@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cgd.critique_style import CRITIQUE_STYLE
 from harness.findings import Hypothesis, RunShape, Test
 from harness.rundata import BASE, MATH_TASKS, RunData, is_general
 
@@ -36,7 +37,7 @@ HYPOTHESES = (
         "cft",
         BASE,
         _present(MATH_TASKS),
-        (Test("critique", "higher"), Test("parseable", "lower")),
+        (Test(CRITIQUE_STYLE.name, "higher"), Test("parseable", "lower")),
     ),
     Hypothesis(
         "H4", "CFT loses IFEval vs base", "cft", BASE, _present(("ifeval",)), (Test("score", "lower"),)

@@ -5,7 +5,7 @@ makes them (the CGD paper's: cgd/hypotheses.py); this module only tests what it 
 The verdict rule (docs/statistics.md), for a difference `delta` with a 95 % interval [low, high],
 a Holm- (or BH-) adjusted p and a margin M in points:
     better / worse        adjusted p < alpha (sign of delta); for quantities where "up" is not
-                          better (critique-style answers, length): higher / lower
+                          better (length; added drift measures unless they say otherwise): higher / lower
     too few items         otherwise, where the interval method's coverage is not near nominal at
                           this many independent units (harness/stats/coverage.py)
     equivalent            otherwise, and -M < low and high < M
@@ -29,9 +29,6 @@ from harness.errors import HarnessError
 from harness.rundata import BASE, RunData
 from harness.stats import DEFAULT_POWER, adjust, check_method, mde, mde_spread, min_units, trusted
 from harness.stats.multiplicity import METHODS
-
-# Quantities for which a rise is not an improvement: their verdicts say higher / lower.
-_NEUTRAL = frozenset({"critique", "length"})
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ def verdict(change: Change, cfg: AnalysisConfig) -> str:
     if result is None:
         return "not tested"
     if change.significant:
-        if change.quantity in _NEUTRAL:
+        if not drift.rise_is_better(change.quantity):  # a rise is no improvement: say which way
             return "higher" if change.delta > 0 else "lower"
         return "better" if change.delta > 0 else "worse"
     if not change.in_points:

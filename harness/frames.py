@@ -5,11 +5,13 @@
     summary = harness.summary_df("runs/compare-ci-a")
 
 The comparisons and findings test a study's hypotheses, so their frames live with the study's
-application (harness_app/frames.py). Columns and dtypes are fixed (ITEM_COLUMNS, SUMMARY_COLUMNS): a run that has not
-evaluated anything yet gives an empty frame with the same columns, so notebook code written against
-one run works on the next. Redacted benchmarks (GPQA) give ids, letters and verdicts only: their
-question, option and response texts never reach a frame. pandas is imported inside the functions, so
-`import harness` stays cheap. docs/analysis-api.md has worked examples.
+application (harness_app/frames.py). Columns and dtypes are fixed (`item_columns()`,
+SUMMARY_COLUMNS): a run that has not evaluated anything yet gives an empty frame with the same
+columns, so notebook code written against one run works on the next. The items have a boolean column
+per drift measure a study added (`harness.drift.add_measure`, before the frame is made). Redacted
+benchmarks (GPQA) give ids, letters and verdicts only: their question, option and response texts
+never reach a frame. pandas is imported inside the functions, so `import harness` stays cheap.
+docs/analysis-api.md has worked examples.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ ITEM_COLUMNS: dict[str, str] = {
     "verdict": "boolean",  # passed: the score as pass/fail (continuous scores at 0.5)
     "extracted": "string",  # the checker's extracted answer (JSON for non-text answers)
     "gold": "string",
-    "critique_style": "boolean",  # the drift detector's verdict; <NA> without response text
+    # here: a boolean column per drift measure a study added (item_columns); <NA> without response text
     "no_answer": "boolean",
     "thinking": "string",  # none | closed | unclosed (generative tasks)
     "prompt_tokens": "Int64",
@@ -50,6 +52,17 @@ ITEM_COLUMNS: dict[str, str] = {
     "prompt": "string",  # <NA> for redacted benchmarks
     "response": "string",  # <NA> for redacted benchmarks
 }
+
+
+def item_columns() -> dict[str, str]:
+    """ITEM_COLUMNS with the boolean column of each drift measure a study added, after `gold`."""
+    from harness.drift import added_measures
+
+    columns = list(ITEM_COLUMNS.items())
+    at = [name for name, _ in columns].index("gold") + 1
+    added = [(m.column, "boolean") for m in added_measures()]
+    return dict(columns[:at] + added + columns[at:])
+
 
 # One row per (run, model, benchmark, metric): the headline and each extra metric of the main table.
 SUMMARY_COLUMNS: dict[str, str] = {
@@ -239,7 +252,10 @@ def record_row(task: str, record: dict, metric: str) -> dict[str, Any]:
         "verdict": None if score is None else score >= 0.5,
         "extracted": _text(record.get("extracted")),
         "gold": _text(record.get("gold")),
-        "critique_style": None if response is None or redacted else drift.is_critique(response),
+        **{
+            m.column: None if response is None or redacted else m.detect(response)
+            for m in drift.added_measures()
+        },
         "no_answer": no_answer,
         "thinking": _text(record.get("thinking")),
         "prompt_tokens": _count(record.get("prompt_tokens")),
@@ -282,7 +298,7 @@ def items_df(runs: Any) -> pd.DataFrame:
     opened = [(run, _run_config(root, run)) for root, run in open_runs(runs)]
     config_dtypes = _config_columns([config for _, config in opened])
     rows = [{**row, **config} for run, config in opened if run is not None for row in _item_rows(run)]
-    return typed_frame(rows, ITEM_COLUMNS, config_dtypes)
+    return typed_frame(rows, item_columns(), config_dtypes)
 
 
 # ------------------------------------------------------------------------------ summaries ------
@@ -348,7 +364,7 @@ def samples_frame(task: str, records: Iterable[dict], metric: str) -> pd.DataFra
         for name in names:
             row[f"metrics.{name}"] = _number((rec.get("metrics") or {}).get(name))
     run_columns = ("run_id", "label", "method", "seed")
-    columns = {k: v for k, v in ITEM_COLUMNS.items() if k not in run_columns}
+    columns = {k: v for k, v in item_columns().items() if k not in run_columns}
     return typed_frame(rows, columns, {f"metrics.{name}": "Float64" for name in names})
 
 

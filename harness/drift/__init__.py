@@ -1,11 +1,11 @@
 """Format drift and forgetting: does a trained model still answer the way the benchmark expects?
 
 The risk measured is that a trained model stops answering in the benchmark's format (no final
-answer; for the CGD study, critique-style verdict lines instead: `critique.py`, study code), and that
-it loses ground on benchmarks outside its training domain. Everything here is per item, so each
-change against base can be tested on matched items. Modules: `detectors` (is there a final answer),
-`critique` (CGD study), `measures` (per-item measures and their levels), `changes` (tested changes,
-forgetting), `prose` (the report's paragraphs).
+answer, or a trait a study adds with `add_measure`), and that it loses ground on benchmarks outside
+its training domain. Everything here is per item, so each change against base can be tested on
+matched items. Modules: `detectors` (is there a final answer), `measures` (per-item measures, the
+ones a study adds, their levels), `changes` (tested changes, forgetting), `prose` (the report's
+paragraphs).
 """
 
 from harness.drift.changes import (
@@ -20,31 +20,35 @@ from harness.drift.changes import (
     score_change,
     score_changes,
 )
-from harness.drift.critique import CRITIQUE_PATTERNS, is_critique
 from harness.drift.detectors import NO_EXTRACTION, has_final_answer
 from harness.drift.measures import (
-    MEASURES,
     DriftRow,
     Measures,
+    ResponseMeasure,
+    add_measure,
+    added_measures,
     applicable_measures,
     format_drift,
     group_measures,
-    ifeval_format_pass,
     is_generative,
     item_measures,
+    measure_label,
+    measure_names,
     response_length,
+    rise_is_better,
     unclosed_share,
 )
 from harness.drift.prose import describe_change, format_p, paragraph, paragraphs
 
 __all__ = [
-    "CRITIQUE_PATTERNS",
     "DEFAULT_ALPHA",
-    "MEASURES",
     "NO_EXTRACTION",
     "Change",
     "DriftRow",
     "Measures",
+    "ResponseMeasure",
+    "add_measure",
+    "added_measures",
     "applicable_measures",
     "changes_vs_base",
     "compare_groups",
@@ -54,16 +58,17 @@ __all__ = [
     "format_p",
     "group_measures",
     "has_final_answer",
-    "ifeval_format_pass",
-    "is_critique",
     "is_generative",
     "item_measures",
     "label_measures",
     "measure_change",
     "measure_changes",
+    "measure_label",
+    "measure_names",
     "paragraph",
     "paragraphs",
     "response_length",
+    "rise_is_better",
     "score_change",
     "score_changes",
     "unclosed_share",

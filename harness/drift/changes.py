@@ -9,12 +9,12 @@ import numpy as np
 
 from harness.defaults import ALPHA
 from harness.drift.measures import (
-    MEASURE_NAMES,
-    MEASURES,
     Measures,
     applicable_measures,
     is_generative,
     item_measures,
+    measure_label,
+    measure_names,
 )
 from harness.rundata import BASE, RunData, is_general, metric_label, unit_cluster
 from harness.stats import ItemComparison, PairedTest, compare_items, hierarchical_bootstrap
@@ -60,7 +60,7 @@ class Change:
 
     @property
     def is_score(self) -> bool:
-        return self.quantity not in MEASURES
+        return self.quantity not in measure_names()
 
     @property
     def in_points(self) -> bool:
@@ -189,7 +189,7 @@ def _measure_change(
         method,
         task,
         measure,
-        f"{MEASURE_NAMES[measure]} on {task}",
+        f"{measure_label(measure)} on {task}",
         [m.values[measure] for m in base],
         [m.values[measure] for m in other],
         alpha,

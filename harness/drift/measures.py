@@ -1,27 +1,83 @@
-"""Per-item drift measures (parseable answers, critique style, length, a benchmark's own extras)
-and their levels per task and model."""
+"""Per-item drift measures and their levels per task and model.
+
+The library's own: parseable final answers, response length and a benchmark's extras (its drift
+hooks). A study adds per-item measures of its own with `add_measure` (a `ResponseMeasure`: a trait
+of one response text, reported as the share of responses that show it); from then on every drift
+table, comparison, finding, plan, tracker summary and items frame in the process carries it, in the
+order added, after `parseable`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from harness.benchmarks import BENCHMARKS
-from harness.benchmarks.ifeval import ifeval_format_pass  # noqa: F401  (re-exported: a drift measure)
-from harness.drift.critique import is_critique
 from harness.drift.detectors import NO_EXTRACTION, _answer_detector, has_final_answer
+from harness.errors import HarnessError
 from harness.rundata import RunData
 
-# The measures every generative task has, then the benchmarks' own (`Benchmark.drift_extras`; a new
-# one needs its name here too: `DriftRow` and the report's drift table have a column per measure).
-MEASURES = ("parseable", "critique", "length", "ifeval_format")
-MEASURE_NAMES = {
-    "parseable": "parseable final answers",
-    "critique": "critique-style answers",
-    "length": "mean response length",
-    **{name: label for bench in BENCHMARKS.values() for name, label in bench.drift_extras.items()},
-}
+# The benchmarks' own measures (`Benchmark.drift_extras`; a new one needs its name here too:
+# `DriftRow` and the report's drift table have a column per benchmark measure).
+BENCHMARK_MEASURES = ("ifeval_format",)
+_GENERIC_NAMES = {"parseable": "parseable final answers", "length": "mean response length"}
+
+
+@dataclass(frozen=True)
+class ResponseMeasure:
+    """A trait of one response a study measures: per item 1.0 or 0.0, per model the share."""
+
+    name: str  # the quantity: comparisons, hypotheses' tests, tracker tags, the drift CSV's `<name>_pct`
+    label: str  # in prose and findings ("<label> on <task>") and the measures plot ("<label> (%)")
+    heading: str  # the drift table's column, "<heading> %"
+    column: str  # the items frame's boolean column (harness.items_df, samples_<task>.parquet)
+    detect: Callable[[str], bool]  # on the response text
+    rise_is_better: bool = False  # False: a significant change reads "higher" / "lower"
+
+
+_ADDED: dict[str, ResponseMeasure] = {}
+
+
+def add_measure(measure: ResponseMeasure) -> ResponseMeasure:
+    """Add a study's measure to every drift analysis of this process (importing the study's module
+    twice adds it once); a name the library or another measure already uses is refused."""
+    if _ADDED.get(measure.name) == measure:
+        return measure
+    if measure.name in _ADDED or measure.name in _GENERIC_NAMES or measure.name in BENCHMARK_MEASURES:
+        raise HarnessError(f"drift measure {measure.name!r} exists already; give the new one another name")
+    _ADDED[measure.name] = measure
+    return measure
+
+
+def added_measures() -> tuple[ResponseMeasure, ...]:
+    """The measures studies added, in the order added."""
+    return tuple(_ADDED.values())
+
+
+def measure_names() -> tuple[str, ...]:
+    """Every drift measure in this process, in the order tables, comparisons and trackers list them."""
+    return ("parseable", *_ADDED, "length", *BENCHMARK_MEASURES)
+
+
+def measure_label(name: str) -> str:
+    """A measure's name in prose ("parseable final answers")."""
+    if name in _ADDED:
+        return _ADDED[name].label
+    extras = {n: label for bench in BENCHMARKS.values() for n, label in bench.drift_extras.items()}
+    label = _GENERIC_NAMES.get(name, extras.get(name))
+    if label is None:
+        raise HarnessError(f"unknown drift measure {name!r}; known: {', '.join(measure_names())}")
+    return label
+
+
+def rise_is_better(quantity: str) -> bool:
+    """Whether a rise in a score or drift measure is an improvement; False for length and for the
+    added measures that say so (their significant changes read "higher" / "lower")."""
+    if quantity in _ADDED:
+        return _ADDED[quantity].rise_is_better
+    return quantity != "length"
 
 
 def applicable_measures(task: str) -> tuple[str, ...]:
@@ -29,10 +85,10 @@ def applicable_measures(task: str) -> tuple[str, ...]:
     comparisons and the planner's family size (harness/findings.py) follow."""
     bench = BENCHMARKS.get(task)
     extras = bench.drift_extras if bench is not None else {}
-    skip = {m for m in MEASURES[3:] if m not in extras}
+    skip = {m for m in BENCHMARK_MEASURES if m not in extras}
     if _answer_detector(task) is None:
         skip.add("parseable")
-    return tuple(m for m in MEASURES if m not in skip)
+    return tuple(m for m in measure_names() if m not in skip)
 
 
 def response_length(record: dict) -> tuple[float, str] | None:
@@ -57,8 +113,9 @@ class Measures:
 
 def item_measures(records: list[dict], task: str) -> Measures:
     """Per-item values of every drift measure that applies to this task's records."""
-    values: dict[str, dict[str, float]] = {m: {} for m in MEASURES}
+    values: dict[str, dict[str, float]] = {m: {} for m in measure_names()}
     bench = BENCHMARKS.get(task)
+    added = added_measures()
     units = set()
     for rec in records:
         item = _item_id(rec)
@@ -67,7 +124,8 @@ def item_measures(records: list[dict], task: str) -> Measures:
         if parseable is not None:
             values["parseable"][item] = float(parseable)
         if response is not None:
-            values["critique"][item] = float(is_critique(response))
+            for measure in added:
+                values[measure.name][item] = float(measure.detect(response))
         length = response_length(rec)
         if length is not None:
             values["length"][item] = length[0]
@@ -89,7 +147,7 @@ def group_measures(run: RunData, group: str, task: str) -> Measures:
     """Drift measures for a method, averaged per item over its seeds."""
     per_label = [item_measures(run.samples(label, task), task) for label in run.groups[group]]
     merged = {}
-    for measure in MEASURES:
+    for measure in measure_names():
         maps = [m.values[measure] for m in per_label]
         shared = set.intersection(*(set(m) for m in maps))
         merged[measure] = {i: float(np.mean([m[i] for m in maps])) for i in sorted(shared)}
@@ -113,13 +171,13 @@ class DriftRow:
     model: str
     n: int
     parseable: float | None  # fraction of items
-    critique: float | None
     mean_length: float | None
     length_unit: str
     ifeval_format: float | None
     # Share of responses whose thinking opened and never closed (scored no_answer; eval.reasoning_end).
     # Descriptive only, not a compared measure: for a model that does not think it is 0 everywhere.
     unclosed_thinking: float | None = None
+    added: dict[str, float | None] = field(default_factory=dict)  # each added measure's share, by name
 
 
 def unclosed_share(records: list[dict]) -> float | None:
@@ -148,11 +206,11 @@ def format_drift(run: RunData) -> list[DriftRow]:
                     group,
                     n,
                     _mean(m.values["parseable"]),
-                    _mean(m.values["critique"]),
                     _mean(m.values["length"]),
                     m.length_unit,
                     _mean(m.values["ifeval_format"]),
                     unclosed_share(records),
+                    {a.name: _mean(m.values[a.name]) for a in added_measures()},
                 )
             )
     return rows

@@ -105,7 +105,7 @@ def _drift_plot(run: RunData, changes: list[drift.Change], margin: float):
 
 
 def _measures_plot(run: RunData, rows: list[drift.DriftRow]):
-    """Format drift levels per generative benchmark and model: parseable, critique-style, length."""
+    """Format drift levels per generative benchmark and model: parseable, each added measure, length."""
     if not rows:
         return None
     tasks = list(dict.fromkeys(r.task for r in rows))
@@ -118,7 +118,13 @@ def _measures_plot(run: RunData, rows: list[drift.DriftRow]):
     units = {r.length_unit for r in rows if r.length_unit}
     panels = [
         ("parseable final answer (%)", values(lambda r: None if r.parseable is None else 100 * r.parseable)),
-        ("critique-style answers (%)", values(lambda r: None if r.critique is None else 100 * r.critique)),
+        *(
+            (
+                f"{m.label} (%)",
+                values(lambda r, name=m.name: None if r.added.get(name) is None else 100 * r.added[name]),
+            )
+            for m in drift.added_measures()
+        ),
     ]
     if len(units) == 1:
         panels.append((f"mean length ({units.pop()})", values(lambda r: r.mean_length)))

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from harness.drift import Change, DriftRow, format_p
+from harness.drift import Change, DriftRow, added_measures, format_p
 from harness.io import to_csv
 from harness.rundata import BASE, RunData, metric_label
 from harness_app.report.claims import interval_text, mde_text
@@ -128,12 +128,14 @@ def _pct(value: float | None) -> str:
 
 
 def drift_table(rows: list[DriftRow]) -> Section:
+    """A column per drift measure: the library's and each one a study added (after parseable)."""
+    added = added_measures()
     columns = [
         "benchmark",
         "model",
         "n",
         "parseable %",
-        "critique-style %",
+        *(f"{m.heading} %" for m in added),
         "mean length",
         "IFEval format %",
         "unclosed thinking %",
@@ -144,7 +146,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
             r.model,
             str(r.n),
             _pct(r.parseable),
-            _pct(r.critique),
+            *(_pct(r.added.get(m.name)) for m in added),
             DASH if r.mean_length is None else f"{r.mean_length:.1f} {r.length_unit}",
             _pct(r.ifeval_format),
             _pct(r.unclosed_thinking),
@@ -157,7 +159,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
             r.model,
             r.n,
             _num(_times100(r.parseable)),
-            _num(_times100(r.critique)),
+            *(_num(_times100(r.added.get(m.name))) for m in added),
             _num(r.mean_length),
             r.length_unit,
             _num(_times100(r.ifeval_format)),
@@ -170,7 +172,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
         "model",
         "n",
         "parseable_pct",
-        "critique_pct",
+        *(f"{m.name}_pct" for m in added),
         "mean_length",
         "length_unit",
         "ifeval_format_pct",

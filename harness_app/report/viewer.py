@@ -2,8 +2,9 @@
 
 The page embeds this as one JSON blob and renders a page of items at a time (viewer.js), so a full
 run (9 benchmarks x 4 models, thousands of responses) costs one JSON.parse, not thousands of DOM
-nodes. Flags are computed here with the detectors the drift analysis uses, so "critique-style" and
-"no answer" in the viewer mean what they mean in the drift table.
+nodes. Flags are computed here with the detectors the drift analysis uses (the CGD study's
+critique-style measure, cgd/critique_style.py, and the library's final-answer detector), so
+"critique-style" and "no answer" in the viewer mean what they mean in the drift table.
 
 Shape (short keys: the blob is most of a large page's bytes):
     {"models": [label, ...],
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from cgd.critique_style import is_critique
 from harness import drift
 from harness.registry import BENCHMARKS
 from harness.rundata import MATH_TASKS, RunData, item_id, natural_key
@@ -66,7 +68,7 @@ def _entry(task: str, record: dict, metric: str) -> dict:
     response = record.get("response")
     if isinstance(response, str):
         entry["r"] = response
-        if drift.is_critique(response):
+        if is_critique(response):
             entry["c"] = 1
     if no_answer(task, record):
         entry["n"] = 1

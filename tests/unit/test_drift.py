@@ -1,4 +1,5 @@
-"""Format-drift detectors on labelled answers, per-item drift measures, forgetting and paragraphs."""
+"""Format-drift detectors on labelled answers (the library's final-answer detector, the CGD study's
+critique-style one), per-item drift measures, forgetting and paragraphs."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from pathlib import Path
 import pytest
 from test_report import make_run
 
+from cgd.critique_style import is_critique
+from harness.benchmarks.ifeval import ifeval_format_pass
 from harness.drift import (
     changes_vs_base,
     forgetting,
     has_final_answer,
-    ifeval_format_pass,
-    is_critique,
     item_measures,
     paragraphs,
     response_length,

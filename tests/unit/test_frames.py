@@ -40,7 +40,7 @@ def test_items_one_row_per_item_with_typed_columns_and_config(run: Path) -> None
     items = harness.items_df(run)
     assert len(items) == 4 * 3 * N_ITEMS  # base + 3 methods, 3 benchmarks
     dtypes = _dtypes(items)
-    assert {k: dtypes[k] for k in frames.ITEM_COLUMNS} == frames.ITEM_COLUMNS
+    assert {k: dtypes[k] for k in frames.item_columns()} == frames.item_columns()
     assert dtypes["config.profile"] == "string" and dtypes["config.git_revision"] == "string"
     assert set(items["config.profile"]) == {"test"}
     assert items.loc[items.label == "base", "seed"].isna().all()
@@ -76,7 +76,7 @@ def test_half_finished_run_gives_an_empty_typed_frame(tmp_path: Path) -> None:
     run = tmp_path / "half"
     atomic_write_json(run / "config.json", {"profile": "ci", "train": {"learning_rate": 1e-3}})
     for call, columns in (
-        (harness.items_df, frames.ITEM_COLUMNS),
+        (harness.items_df, frames.item_columns()),
         (harness.summary_df, frames.SUMMARY_COLUMNS),
         (harness_app.comparisons_df, study_frames.COMPARISON_COLUMNS),
         (harness_app.findings_df, study_frames.FINDING_COLUMNS),

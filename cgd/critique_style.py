@@ -1,12 +1,17 @@
-"""CGD STUDY CODE: the critique-style detector. Critique fine-tuning teaches a model to *review*
-solutions; the CGD paper's risk is that it keeps reviewing when asked to *solve* (verdict lines
-instead of a final answer). Specific to that study, not to evaluation in general: it moves to the
-study's package with `git mv` (harness.drift imports only `is_critique` from here).
+"""The CGD study's drift measure: critique-style answers. Critique fine-tuning teaches a model to
+*review* solutions; the CGD paper's risk is that it keeps reviewing when asked to *solve* (verdict
+lines instead of a final answer; hypothesis H3).
+
+Importing this module adds the measure to the evaluation library's drift analysis
+(`harness.drift.add_measure`), so every drift table, comparison, finding, plan, tracker summary and
+items frame of the process has it. `harness_app` imports it, so every command does.
 """
 
 from __future__ import annotations
 
 import re
+
+from harness.drift import ResponseMeasure, add_measure
 
 _VERDICT = r"(?:correct|incorrect|wrong|right|flawed|valid|invalid|accurate|inaccurate)"
 _REVIEWED = r"(?:solution|answer|response|reasoning|approach|proof|derivation|work)"
@@ -35,3 +40,14 @@ CRITIQUE_PATTERNS = tuple(
 def is_critique(text: str) -> bool:
     """True when the answer reviews a solution (verdict lines) instead of producing one."""
     return any(p.search(text) for p in CRITIQUE_PATTERNS)
+
+
+CRITIQUE_STYLE = add_measure(
+    ResponseMeasure(
+        name="critique",
+        label="critique-style answers",
+        heading="critique-style",
+        column="critique_style",
+        detect=is_critique,
+    )
+)
