@@ -91,6 +91,7 @@ class RunConfig:
             math_grader=self.eval.math_grader,
             reasoning_end=self.eval.reasoning_end,
             backend=self.backend,
+            backend_options=self.eval.backend_options(self.backend),
         )
 
     def uncertainty_wanted(self) -> bool:

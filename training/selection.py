@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import layout
@@ -33,9 +33,15 @@ class ValConfig:
     math_grader: str = "math-verify"
     reasoning_end: str = "</think>"
     backend: str = "hf"
+    # The engine options evaluation gives this backend (EvalConfig.backend_options: eval.vllm's section
+    # for vllm, the quantize mode for hf), so validation opens the engine as evaluation does.
+    backend_options: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.backend_options:  # runs from before the field existed keep their stage keys
+            out.pop("backend_options")
+        return out
 
 
 def check_rule(select: str, eval_every: int) -> None:
@@ -103,7 +109,7 @@ def score_checkpoint(path: str | Path, problems: list[dict], val: ValConfig) -> 
     from harness.registry import score_math
     from harness.stats import score_interval
 
-    with open_backend(str(path), val.backend) as backend:
+    with open_backend(str(path), val.backend, **val.backend_options) as backend:
         results = backend.generate([val_request(p["question"], val.max_new_tokens) for p in problems])
     correct = [
         score_math(

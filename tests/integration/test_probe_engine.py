@@ -68,3 +68,28 @@ def test_the_probe_stage_key_follows_the_engine_settings(tmp_path, data_dir):
     other = resolve("smoke", ["backend=vllm", "eval.vllm.dtype=bfloat16"]).build_config()
     assert student_options(plain) != student_options(other)
     assert student_options(resolve("smoke", ["eval.vllm.dtype=bfloat16"]).build_config()) == {}  # hf
+
+
+def test_checkpoint_validation_opens_vllm_with_the_runs_eval_vllm_settings(tiny_model, monkeypatch):
+    """train.select=best-val scores checkpoints on the validation split through the run's backend: with
+    backend vllm, eval.vllm's settings reach that engine too, and they are part of the train stage's key."""
+    import harness.backends.vllm as vllm_backend
+    from training.selection import score_checkpoint
+
+    seen = {}
+
+    def record(resolved, **kwargs):
+        seen.update(kwargs)
+        raise EngineOpened
+
+    monkeypatch.setattr(vllm_backend, "VLLMBackend", record)
+    val = resolve("smoke", ["backend=vllm", *ENGINE]).val_config()
+    with pytest.raises(EngineOpened):
+        score_checkpoint(tiny_model, [{"question": "1+1?", "answer": "2"}], val)
+    assert {k: seen[k] for k in val.backend_options} == resolve(
+        "smoke", ["backend=vllm", *ENGINE]
+    ).eval.backend_options("vllm")
+    assert seen["kv_cache_memory_bytes"] == 123456789
+    hf = resolve("smoke", []).val_config()
+    assert "backend_options" not in hf.as_dict()  # hf runs keep their train stage keys
+    assert val.as_dict()["backend_options"]["dtype"] == "bfloat16"
