@@ -73,10 +73,10 @@ def index_items(
     Benchmarks that share a data set (GPQA's two tasks, TruthfulQA's) are indexed under each name."""
     from harness import registry
 
-    load = load or registry.load_rows
     index = ItemIndex(n)
     for task in tasks:
-        bench, rows = registry.get(task), load(task)
+        bench = registry.get(task)
+        rows = load(task) if load else bench.load_rows()
         index.sizes[task] = len(rows)
         for row in rows:
             index.add(task, registry.item_id(row), bench.contamination_texts(row))

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import layout
+from harness.benchmarks.base import Score, kept_scores, score_key
+from harness.errors import HarnessError
 from harness.eval_config import EvalConfig, task_manager
 from harness.eval_files import throughput, write_eval_files
 from harness.provenance import provenance
-from harness.registry import BENCHMARKS, grader_verdicts, item_id, sample_fields
+from harness.registry import BENCHMARKS, grader_verdicts, item_id
 from harness.shards import Shard
 
 log = logging.getLogger(__name__)
@@ -58,37 +60,38 @@ def evaluate_model(
     }
     samples: dict[str, list] = {}
     wall: dict[str, float] = {}
-    for task in cfg.task_order():  # one task per call so wall time is attributable per benchmark
-        started = time.time()
-        selection = {"limit": cfg.limit}
-        if shard is not None:
-            docs = _shard_docs(manager, task, cfg.limit, shard)
-            if not docs:  # lm-eval reads an empty selection as "every doc"
-                samples[task], wall[task] = [], 0.0
-                continue
-            selection = {"limit": None, "samples": {task: docs}}
-        with _whole_evaluation():
-            out = simple_evaluate(
-                model=lm,
-                tasks=[task],
-                task_manager=manager,
-                apply_chat_template=BENCHMARKS[task].chat,
-                log_samples=True,
-                bootstrap_iters=cfg.bootstrap_iters,
-                random_seed=cfg.seed,
-                numpy_random_seed=cfg.seed,
-                torch_random_seed=cfg.seed,
-                fewshot_random_seed=cfg.seed,
-                confirm_run_unsafe_code=True,
-                **selection,
-            )
-        wall[task] = round(time.time() - started, 3)
-        for key in merged:
-            merged[key].update(out.get(key, {}))
-        samples[task] = out["samples"][task]
+    with kept_scores() as scores:  # the Scores process_results computed, for the records
+        for task in cfg.task_order():  # one task per call so wall time is attributable per benchmark
+            started = time.time()
+            selection = {"limit": cfg.limit}
+            if shard is not None:
+                docs = _shard_docs(manager, task, cfg.limit, shard)
+                if not docs:  # lm-eval reads an empty selection as "every doc"
+                    samples[task], wall[task] = [], 0.0
+                    continue
+                selection = {"limit": None, "samples": {task: docs}}
+            with _whole_evaluation():
+                out = simple_evaluate(
+                    model=lm,
+                    tasks=[task],
+                    task_manager=manager,
+                    apply_chat_template=BENCHMARKS[task].chat,
+                    log_samples=True,
+                    bootstrap_iters=cfg.bootstrap_iters,
+                    random_seed=cfg.seed,
+                    numpy_random_seed=cfg.seed,
+                    torch_random_seed=cfg.seed,
+                    fewshot_random_seed=cfg.seed,
+                    confirm_run_unsafe_code=True,
+                    **selection,
+                )
+            wall[task] = round(time.time() - started, 3)
+            for key in merged:
+                merged[key].update(out.get(key, {}))
+            samples[task] = out["samples"][task]
     records, timing = {}, {}
     for task, rows in samples.items():
-        records[task], timing[task] = _records(task, rows, lm)
+        records[task], timing[task] = _records(task, rows, lm, scores)
     payload = {
         **merged,
         "model": model_info,
@@ -122,19 +125,25 @@ def _whole_evaluation():
             os.environ["LOCAL_RANK"] = saved
 
 
-def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
+def _records(task: str, rows: list[dict], lm, scores: dict[tuple, Score]) -> tuple[list[dict], list[dict]]:
     """(per-sample records, per-sample timings). Timings live apart so that records are byte-identical
-    across runs with the same config and seed."""
+    across runs with the same config and seed. A generative record's answer is its kept Score's."""
     bench = BENCHMARKS[task]
     records, timings = [], []
     for row in sorted(rows, key=lambda r: r["doc_id"]):
         prompt = row["arguments"][0][0]
         response = row["resps"][0][0] if bench.output_type == "generate_until" else None
         gen = lm.generations.get(prompt) if response is not None else None
+        if response is None:
+            fields = bench.record_fields(row["doc"], row["filtered_resps"])
+        else:
+            fields = bench.record_fields(
+                row["doc"], response, _kept_score(scores, task, row["doc"], response)
+            )
         record = {
             "task": task,
             "doc_id": row["doc_id"],
-            **sample_fields(task, row["doc"], response if response is not None else row["filtered_resps"]),
+            **fields,
             "prompt": prompt,
             "response": response,
             "metrics": {m: row[m] for m in row["metrics"]},
@@ -156,6 +165,16 @@ def _records(task: str, rows: list[dict], lm) -> tuple[list[dict], list[dict]]:
                 }
             )
     return records, timings
+
+
+def _kept_score(scores: dict[tuple, Score], task: str, doc: dict, response: str) -> Score:
+    try:
+        return scores[score_key(task, doc, response)]
+    except KeyError:
+        raise HarnessError(
+            f"{task}: item {item_id(doc)} has no score: lm-eval did not score it with the task's "
+            "process_results (tasks/*/*.yaml must be what python -m harness.benchmarks.tasks writes)"
+        ) from None
 
 
 def _verdicts(row: dict) -> dict:

@@ -63,7 +63,9 @@ def plan(
     effect = effect_points / 100.0
     rows = []
     for task in planned_benchmarks(config):
-        n = registry.n_items(task, ev.get("limit"), str(ev.get("truthfulqa_version", "2021")))
+        n = registry.get(task).n_items(
+            ev.get("limit"), truthfulqa_version=str(ev.get("truthfulqa_version", "2021"))
+        )
         binary = registry.get(task).binary
         rows.append(
             PlanRow(

@@ -1,20 +1,19 @@
-"""The benchmark registry's lookups, and the names the evaluator, the probe and the analysis use.
+"""What spans the registered benchmarks: resolving an `eval.benchmarks` spec, the graders' verdicts
+of a math record, and the names the evaluator, the config, the probe and the analysis import.
 
 Each benchmark is one object in harness/benchmarks (metadata, data, prompt, extraction, scoring,
-drift hooks, lm-eval task); this module answers questions across them by name.
+drift hooks, lm-eval task); ask it directly (`get(task).load_rows()`, `.n_items(limit)`,
+`.record_fields(doc, response, score)`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.benchmarks import BENCHMARKS, Benchmark, get, item_id, register
-from harness.benchmarks.base import Score, answer_part
+from harness.benchmarks import BENCHMARKS, get, item_id
 from harness.benchmarks.math import (
     DEFAULT_MATH_GRADER,
     GRADER_METRICS,
-    GRADER_TIMEOUTS,
-    MATH_COUNTERS,
     MATH_GRADERS,
     MATH_PROMPT,
     check_math_grader,
@@ -28,32 +27,16 @@ __all__ = [
     "BENCHMARKS",
     "DEFAULT_MATH_GRADER",
     "DEFAULT_REASONING_END",
-    "GRADER_METRICS",
-    "GRADER_TIMEOUTS",
-    "MATH_COUNTERS",
     "MATH_GRADERS",
     "MATH_PROMPT",
-    "Benchmark",
-    "Score",
-    "answer_part",
     "check_math_grader",
     "get",
     "grader_verdicts",
     "item_id",
-    "load_rows",
     "math_prompt",
-    "n_items",
-    "register",
     "resolve_benchmarks",
-    "sample_fields",
     "score_math",
-    "task_dataset",
 ]
-
-
-def n_items(task: str, limit: int | None = None, truthfulqa_version: str = "2021") -> int:
-    """How many items an evaluation of `task` scores: the full set, or `limit` if smaller."""
-    return get(task).n_items(limit, truthfulqa_version=truthfulqa_version)
 
 
 def resolve_benchmarks(spec: str) -> list[str]:
@@ -64,26 +47,6 @@ def resolve_benchmarks(spec: str) -> list[str]:
     if "all" in names:
         return list(BENCHMARKS)
     return list(dict.fromkeys(get(name).name for name in names))
-
-
-def load_rows(task: str, **metadata: Any) -> list[dict]:
-    """A task's docs. Metadata knobs: truthfulqa_version ("2021"), gpqa_seed (0), and the scoring
-    options every doc of a generative task carries (lm-eval hands process_results the doc only):
-    reasoning_end ("</think>"), math_grader ("math-verify", math tasks). Others are ignored
-    (lm-eval passes its whole metadata, model arguments included)."""
-    return get(task).load_rows(**metadata)
-
-
-def task_dataset(task: str, **metadata: Any):
-    """lm-eval `custom_dataset` for a task: a DatasetDict with a "test" split."""
-    return get(task).dataset_dict(**metadata)
-
-
-def sample_fields(task: str, doc: dict, response: Any) -> dict[str, Any]:
-    """item_id, gold and extracted answer for one per-sample record (`Benchmark.record_fields`).
-
-    GPQA gives ids and letters only, never text."""
-    return get(task).record_fields(doc, response)
 
 
 def grader_verdicts(metrics: dict[str, Any]) -> dict[str, bool] | None:

@@ -16,7 +16,8 @@ differs from the run's is refused: no report shows numbers the run did not produ
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -32,16 +33,59 @@ from harness.run import check_recorded
 
 BASE = "base"
 
+
+class _TaskView(Mapping):
+    """task -> `fact(benchmark)` for the registered benchmarks `keep` selects, in registry order.
+
+    Read on every use, never copied at import: a benchmark registered later in the process
+    (`harness.benchmarks.register`) is seen by every reader of a run, including modules that
+    imported these names before it was registered."""
+
+    def __init__(self, fact: Callable[[Any], Any], keep: Callable[[Any], bool] = lambda bench: True):
+        self._fact, self._keep = fact, keep
+
+    def __getitem__(self, task: str) -> Any:
+        bench = BENCHMARKS.get(task)
+        if bench is None or not self._keep(bench):
+            raise KeyError(task)
+        return self._fact(bench)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, bench in BENCHMARKS.items() if self._keep(bench))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _TaskSet(AbstractSet):
+    """The registered tasks `keep` selects, read on every use (see _TaskView)."""
+
+    def __init__(self, keep: Callable[[Any], bool]):
+        self._view = _TaskView(lambda bench: True, keep)
+
+    def __contains__(self, task: object) -> bool:
+        return task in self._view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view)
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    @classmethod
+    def _from_iterable(cls, names) -> frozenset[str]:  # what `&`, `|` and `-` return
+        return frozenset(names)
+
+
 # Benchmark facts come from the registry; these are views of it for the readers of a run.
-HEADLINE_METRIC: dict[str, str] = {name: b.metric for name, b in BENCHMARKS.items()}
+HEADLINE_METRIC: Mapping[str, str] = _TaskView(lambda b: b.metric)
 # Reported as their own table columns next to the headline.
-EXTRA_METRICS: dict[str, tuple[str, ...]] = {
-    n: b.extra_metrics for n, b in BENCHMARKS.items() if b.extra_metrics
-}
-TASK_ORDER = tuple(BENCHMARKS)
-MATH_TASKS = frozenset(name for name, b in BENCHMARKS.items() if not b.general)
+EXTRA_METRICS: Mapping[str, tuple[str, ...]] = _TaskView(
+    lambda b: b.extra_metrics, lambda b: bool(b.extra_metrics)
+)
+MATH_TASKS: AbstractSet[str] = _TaskSet(lambda b: not b.general)
 # Scored by log-likelihood over fixed options: no generated text, so no format drift to measure.
-LOGLIKELIHOOD_TASKS = frozenset(name for name, b in BENCHMARKS.items() if b.output_type == "multiple_choice")
+LOGLIKELIHOOD_TASKS: AbstractSet[str] = _TaskSet(lambda b: b.output_type == "multiple_choice")
 
 # What to do about a recorded file that no longer matches its record.
 REGENERATE = "run the same harness compare again to regenerate it (or remove it and run again)"
@@ -308,7 +352,9 @@ class RunData:
 
 
 def task_sort_key(task: str) -> tuple[int, str]:
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+    """Registry order ("all"'s), then tasks the registry does not know, by name."""
+    order = list(BENCHMARKS)
+    return (order.index(task) if task in order else len(order), task)
 
 
 def item_id(record: dict) -> str:

@@ -69,12 +69,12 @@ def plan_lines(config: RunConfig, output: Path | None = None) -> list[str]:
 
 
 def _items(cfg) -> dict[str, int | None]:
-    from harness.registry import load_rows
+    from harness.registry import get
 
     counts: dict[str, int | None] = {}
     for task in cfg.benchmarks:
         try:
-            n = len(load_rows(task, **cfg.metadata()))
+            n = len(get(task).load_rows(**cfg.metadata()))
         except (HarnessError, OSError):  # not in HARNESS_DATA_DIR and no network: say so, do not guess
             counts[task] = None
             continue

@@ -10,7 +10,8 @@ that never scores (e.g. listing tasks) should not pay for them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -126,23 +127,30 @@ class Benchmark:
         raise NotImplementedError
 
     def process_results(self, doc: Row, results: Sequence[Any]) -> dict[str, Any]:
-        return self.score(doc, results[0]).value
+        """lm-eval's scorer: the Score's metrics; the Score itself goes to `kept_scores`' keeper."""
+        score = self.score(doc, results[0])
+        if _KEEPERS:
+            _KEEPERS[-1][score_key(self.name, doc, results[0])] = score
+        return score.value
 
-    def record_fields(self, doc: Row, response: Any) -> dict[str, Any]:
+    def record_fields(self, doc: Row, response: Any, score: Score | None = None) -> dict[str, Any]:
         """item_id, gold and extracted answer for one per-sample record.
 
         `response` is the generated text for generative tasks, and the per-choice results
         (loglikelihoods or lm-eval's (loglikelihood, is_greedy) pairs) for multiple-choice ones.
         Generative tasks also record `thinking`: how the response's thinking ended
-        (harness.checkers.reasoning); the extraction reads the answer part only, and an unclosed
-        thinking extracts nothing.
+        (harness.checkers.reasoning). Their answer is `score.answer`, the one the verdict came
+        from; without a score, `extract` on the answer part (an unclosed thinking extracts nothing).
         """
         fields: dict[str, Any] = {"item_id": item_id(doc), "gold": None, "extracted": None}
         if self.generative:
             part = answer_part(doc, response)
             fields["thinking"] = part.thinking
             fields["gold"] = self.gold(doc)
-            fields["extracted"] = None if part.text is None else self.extract(doc, part.text)
+            if score is not None:
+                fields["extracted"] = score.answer
+            elif part.text is not None:
+                fields["extracted"] = self.extract(doc, part.text)
         else:
             fields["gold"] = self.gold(doc)
             fields["extracted"] = self.choice_answer(doc, response or ())
@@ -224,6 +232,28 @@ def argmax(results: Sequence[Any]) -> int | None:
         return None
     lls = loglikelihoods(results)
     return max(range(len(lls)), key=lls.__getitem__)
+
+
+# ---------------------------------------------------------------- scores kept for the records
+
+# lm-eval hands process_results' metrics on and drops everything else, so the Score (and the answer
+# its verdict came from) reaches the records through the innermost `kept_scores`.
+_KEEPERS: list[dict[tuple[str, str, Any], Score]] = []
+
+
+@contextmanager
+def kept_scores() -> Iterator[dict[tuple[str, str, Any], Score]]:
+    """While open, every Score `process_results` computes, by `score_key`."""
+    scores: dict[tuple[str, str, Any], Score] = {}
+    _KEEPERS.append(scores)
+    try:
+        yield scores
+    finally:
+        _KEEPERS.remove(scores)
+
+
+def score_key(task: str, doc: Row, response: Any) -> tuple[str, str, Any]:
+    return (task, item_id(doc), response)
 
 
 # ---------------------------------------------------------------- the registry

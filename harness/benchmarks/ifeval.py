@@ -79,10 +79,10 @@ class IFEval(Benchmark):
             }
         )
 
-    def record_fields(self, doc: Row, response: Any) -> dict[str, Any]:
+    def record_fields(self, doc: Row, response: Any, score: Score | None = None) -> dict[str, Any]:
         # The drift analysis splits IFEval's per-instruction verdicts into format and content ones.
         return {
-            **super().record_fields(doc, response),
+            **super().record_fields(doc, response, score),
             "instruction_id_list": list(doc["instruction_id_list"]),
         }
 

@@ -75,10 +75,29 @@ class MathBenchmark(Benchmark):
 
     def score(self, doc: Row, response: str | None) -> Score:
         text = answer_part(doc, response).text
-        return Score(self.metrics(doc, text), None if text is None else self.extract(doc, text))
+        scores, headline = self._grade(doc, text)
+        return Score(scores, None if text is None else self._answer(doc, text, headline))
+
+    def _answer(self, doc: Row, text: str, verdict: Any) -> str | None:
+        """The records' answer: the headline grader's own reading of `text` where it is what
+        `extract` gives (tests/unit/test_benchmark_math_answer.py pins where), else `extract`.
+
+        They differ where the grader read nothing or something else: a timeout, an unparsable gold,
+        an empty box ("" here, no reading there), math-verify's reading of an unboxed text (None
+        here), Qwen's answer that normalises to nothing, and a reading cut to PRED_MAX_CHARS."""
+        from harness.checkers.math import OK, PRED_MAX_CHARS
+
+        usable = verdict.status == OK and verdict.pred is not None and len(verdict.pred) < PRED_MAX_CHARS
+        if usable and (verdict.boxed or doc.get("math_grader") == "qwen"):
+            return verdict.pred
+        return self.extract(doc, text)
 
     def metrics(self, doc: Row, text: str | None) -> dict[str, float]:
         """The graders' verdicts on the answer part `text` (None: no answer part)."""
+        return self._grade(doc, text)[0]
+
+    def _grade(self, doc: Row, text: str | None) -> tuple[dict[str, float], Any]:
+        """(the metrics, the headline grader's MathVerdict)."""
         from harness.checkers.math import NO_ANSWER, MathVerdict, check_math
 
         choice = doc.get("math_grader") or DEFAULT_MATH_GRADER
@@ -98,7 +117,7 @@ class MathBenchmark(Benchmark):
             for grader, verdict in verdicts.items():
                 scores[GRADER_METRICS[grader]] = flag(verdict.correct)
                 scores[GRADER_TIMEOUTS[grader]] = flag(verdict.status == "timeout")
-        return scores
+        return scores, headline
 
     def metric_list(self) -> list[dict[str, Any]]:
         both = [*GRADER_METRICS.values(), *GRADER_TIMEOUTS.values()]

@@ -39,6 +39,7 @@ from sympy import FiniteSet
 from harness.checkers.math_common import (  # noqa: F401  (re-exported: the checker's public names)
     NO_ANSWER,
     OK,
+    PRED_MAX_CHARS,
     STATUSES,
     TIMEOUT,
     UNPARSABLE_GOLD,
@@ -60,8 +61,6 @@ _LATEX_OR_EXPR = (LatexExtractionConfig(), ExprExtractionConfig())
 
 # Batches this small are not worth starting processes for, when every item is tame.
 _IN_PROCESS_BATCH = 16
-# Verdicts end up in sample files; a runaway "answer" must not bloat them.
-_PRED_MAX_CHARS = 1000
 
 
 # A plain number followed only by words, e.g. "5 dollars": math-verify strips a fixed list of
@@ -98,8 +97,8 @@ def _lists_several(gold_parsed: list) -> bool:
     return isinstance(gold_parsed[0], FiniteSet) and len(gold_parsed[0]) > 1
 
 
-def _extract_prediction(response: str, several: bool) -> tuple[str | None, list]:
-    """(the answer text as extracted, math-verify's parse of it).
+def _extract_prediction(response: str, several: bool) -> tuple[str | None, list, bool]:
+    """(the answer text as extracted, math-verify's parse of it, whether it is the boxed answer).
 
     With `several`, the boxes joined to the last one (`extract_boxed_run`) form the answer, as
     math-verify joins them; otherwise the last box alone is the answer, so that a second box
@@ -108,15 +107,15 @@ def _extract_prediction(response: str, several: bool) -> tuple[str | None, list]
     answer = _boxed_answer(extract_boxed_run(response), several)
     if answer is not None:
         if not answer:
-            return None, []
+            return None, [], True
         latex = ", ".join(_clean_boxed(box) for box in answer)
         parsed = parse(f"\\boxed{{{latex}}}", _LATEX_ONLY, parsing_timeout=None)
-        return ", ".join(answer), parsed
+        return ", ".join(answer), parsed, True
     parsed = parse(response, _LATEX_OR_EXPR, parsing_timeout=None)
     if not parsed:
-        return None, []
+        return None, [], False
     as_text = [p for p in parsed if isinstance(p, str)]
-    return (as_text[-1] if as_text else str(parsed[0])), parsed
+    return (as_text[-1] if as_text else str(parsed[0])), parsed, False
 
 
 def _boxed_answer(boxes: list[str], several: bool) -> list[str] | None:
@@ -154,14 +153,14 @@ def _score(gold: Any, response: str | None) -> MathVerdict:
     gold_parsed = _gold_parsed(gold)
     if not gold_parsed:
         return MathVerdict(False, UNPARSABLE_GOLD, None)
-    pred_text, pred_parsed = _extract_prediction(response or "", _lists_several(gold_parsed))
+    pred_text, pred_parsed, boxed = _extract_prediction(response or "", _lists_several(gold_parsed))
     if pred_text is None:
         return MathVerdict(False, NO_ANSWER, None)
     # allow_set_relation_comp: `0 < x \le 1` answers the gold `(0, 1]` as well as the interval does.
     correct = bool(pred_parsed) and verify(
         gold_parsed, pred_parsed, allow_set_relation_comp=True, timeout_seconds=None
     )
-    return MathVerdict(correct, OK, pred_text[:_PRED_MAX_CHARS])
+    return MathVerdict(correct, OK, pred_text[:PRED_MAX_CHARS], boxed)
 
 
 class _DeadlineExceeded(BaseException):
@@ -307,4 +306,4 @@ def _score_in_workers(
 def _worker_score(gold: Any, response: str | None, grader: str, timeout_s: float) -> tuple:
     """In a worker: the verdict as plain data."""
     verdict = _score_with_deadline(gold, response, timeout_s, grader)
-    return verdict.correct, verdict.status, verdict.pred
+    return verdict.correct, verdict.status, verdict.pred, verdict.boxed

@@ -13,13 +13,18 @@ NO_ANSWER = "no_answer"
 UNPARSABLE_GOLD = "unparsable_gold"
 TIMEOUT = "timeout"
 STATUSES = (OK, NO_ANSWER, UNPARSABLE_GOLD, TIMEOUT)
+# A runaway "answer" must not bloat a verdict (critique prompts quote it, workers pipe it back).
+PRED_MAX_CHARS = 1000
 
 
 @dataclass(frozen=True)
 class MathVerdict:
     correct: bool
     status: str
-    pred: str | None = None
+    pred: str | None = None  # the answer the grader read, cut to its first PRED_MAX_CHARS
+    # math-verify: `pred` is the response's boxed answer (the last box and the boxes joined to it),
+    # not its fallback reading of an unboxed text. Always False from the Qwen grader.
+    boxed: bool = False
 
 
 # ---------------------------------------------------------------- extraction

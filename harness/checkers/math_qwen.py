@@ -37,6 +37,7 @@ from typing import Any
 from harness.checkers.math_common import (
     NO_ANSWER,
     OK,
+    PRED_MAX_CHARS,
     UNPARSABLE_GOLD,
     MathVerdict,
     extract_boxed,
@@ -46,7 +47,6 @@ from harness.checkers.math_common import (
 _REL_TOL = 1e-4
 _MATRIX_DECIMALS = 3
 _CHOICES = ("A", "B", "C", "D", "E")
-_PRED_MAX_CHARS = 1000
 
 # ---------------------------------------------------------------- extraction
 
@@ -336,4 +336,4 @@ def score_qwen(gold: Any, response: str | None) -> MathVerdict:
     pred = normalize_answer(raw) if raw else ""
     if not pred:
         return MathVerdict(False, NO_ANSWER, None)
-    return MathVerdict(qwen_equal(pred, gold_text), OK, raw[:_PRED_MAX_CHARS])
+    return MathVerdict(qwen_equal(pred, gold_text), OK, raw[:PRED_MAX_CHARS])

@@ -9,11 +9,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from harness import drift, registry
+from harness import drift, registry, rundata
 from harness.benchmarks import BENCHMARKS, MathBenchmark, register
 from harness.benchmarks.tasks import task_yaml, write_tasks
 from harness.data import load_math_jsonl
 from harness.paths import tasks_dir
+from harness.plan import planned_shape
 
 
 def test_every_task_yaml_is_what_its_object_writes():
@@ -76,13 +77,47 @@ def tiny_math(tmp_path):
         BENCHMARKS.pop("tiny_math")
 
 
+def test_the_run_readers_see_a_benchmark_registered_later(tiny_math):
+    # harness.rundata was imported (with everything above) before tiny_math existed.
+    assert "tiny_math" in rundata.MATH_TASKS and "tiny_math" not in rundata.LOGLIKELIHOOD_TASKS
+    assert rundata.HEADLINE_METRIC["tiny_math"] == "exact_match" and "tiny_math" not in rundata.EXTRA_METRICS
+    assert rundata.headline_metric("tiny_math", ["acc", "exact_match"]) == "exact_match"
+    assert rundata.metric_label("tiny_math", "exact_match") == "tiny_math"
+    assert list(rundata.HEADLINE_METRIC)[-1] == "tiny_math" and len(rundata.MATH_TASKS) == 4
+    # Registry order, ahead of tasks the registry does not know.
+    assert sorted(["aaa_unknown", "tiny_math", "amc23"], key=rundata.task_sort_key) == [
+        "amc23",
+        "tiny_math",
+        "aaa_unknown",
+    ]
+    shape = planned_shape({"eval": {"benchmarks": "amc23,tiny_math"}, "methods": ["sft"]})
+    assert shape.columns == [("amc23", "exact_match"), ("tiny_math", "exact_match")]
+
+
+def test_a_benchmark_removed_again_leaves_the_run_readers(tiny_math):
+    BENCHMARKS.pop("tiny_math")
+    try:
+        assert "tiny_math" not in rundata.MATH_TASKS and "tiny_math" not in rundata.HEADLINE_METRIC
+        assert rundata.MATH_TASKS == {"amc23", "aime24", "math500"}
+    finally:
+        register(tiny_math)
+
+
 def test_a_new_benchmark_runs_through_harness_eval(tiny_math, tiny_model, tmp_path, monkeypatch):
     from harness_app.cli import app
+
+    extracted = []  # every extraction harness eval makes, through the benchmark's extract
+    extract = MathBenchmark.extract
+    monkeypatch.setattr(
+        MathBenchmark, "extract", lambda self, doc, text: extracted.append(text) or extract(self, doc, text)
+    )
 
     # Its lm-eval task is written from the object, like every checked-in one.
     write_tasks(tmp_path / "tasks", ["tiny_math"])
     monkeypatch.setenv("HARNESS_TASKS_DIR", str(tmp_path / "tasks"))
-    assert registry.resolve_benchmarks("tiny_math") == ["tiny_math"] and registry.n_items("tiny_math") == 3
+    assert (
+        registry.resolve_benchmarks("tiny_math") == ["tiny_math"] and registry.get("tiny_math").n_items() == 3
+    )
     assert drift.applicable_measures("tiny_math") == ("parseable", "critique", "length")
     assert drift.has_final_answer("tiny_math", "so \\boxed{2}") is True
     assert drift.has_final_answer("tiny_math", "no box here") is False
@@ -99,3 +134,9 @@ def test_a_new_benchmark_runs_through_harness_eval(tiny_math, tiny_model, tmp_pa
     records = [json.loads(line) for line in (out / "eval" / "tiny" / "samples_tiny_math.jsonl").open()]
     assert [(r["item_id"], r["gold"]) for r in records] == [("t1", "2"), ("t2", "6"), ("t3", "3")]
     assert all(r["prompt"] and "\\boxed{}" in r["prompt"] and "exact_match" in r["metrics"] for r in records)
+    # At most one extraction per response: the records carry the answer their Score gave.
+    assert len(extracted) <= len(records)
+    docs = {d["id"]: d for d in tiny_math.load_rows()}
+    assert [r["extracted"] for r in records] == [
+        tiny_math.score(docs[r["item_id"]], r["response"]).answer for r in records
+    ]

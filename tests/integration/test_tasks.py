@@ -235,9 +235,9 @@ def test_metadata_selects_truthfulqa_version_and_gpqa_seed(tasks):
 
 def test_sample_fields(tasks):
     gpqa = tasks["gpqa_diamond"].test_docs()[0]
-    fields = registry.sample_fields("gpqa_diamond", gpqa, _lls(4, 2))
+    fields = registry.get("gpqa_diamond").record_fields(gpqa, _lls(4, 2))
     assert fields == {"item_id": gpqa["id"], "gold": gpqa["gold_letter"], "extracted": "C"}
-    fields = registry.sample_fields("gpqa_diamond_cot", gpqa, "The answer is (D)")
+    fields = registry.get("gpqa_diamond_cot").record_fields(gpqa, "The answer is (D)")
     assert fields == {
         "item_id": gpqa["id"],
         "gold": gpqa["gold_letter"],
@@ -246,18 +246,18 @@ def test_sample_fields(tasks):
     }
 
     amc = tasks["amc23"].test_docs()[0]
-    fields = registry.sample_fields("amc23", amc, "\\boxed{12}")
+    fields = registry.get("amc23").record_fields(amc, "\\boxed{12}")
     assert fields == {"item_id": str(amc["id"]), "gold": amc["gold"], "extracted": "12", "thinking": "none"}
 
     tqa = tasks["truthfulqa_mc2"].test_docs()[0]
-    fields = registry.sample_fields("truthfulqa_mc2", tqa, [-3.0, -1.0, -2.0])
+    fields = registry.get("truthfulqa_mc2").record_fields(tqa, [-3.0, -1.0, -2.0])
     assert fields["extracted"] == 1 and fields["gold"] == [
         i for i, label in enumerate(tqa["mc2_targets"]["labels"]) if label
     ]
-    assert registry.sample_fields("truthfulqa_mc1", tqa, [(-1.0, True)])["gold"] == 0
+    assert registry.get("truthfulqa_mc1").record_fields(tqa, [(-1.0, True)])["gold"] == 0
 
     ifeval = tasks["ifeval"].test_docs()[0]
-    assert registry.sample_fields("ifeval", ifeval, "text") == {
+    assert registry.get("ifeval").record_fields(ifeval, "text") == {
         "item_id": str(ifeval["key"]),
         "gold": None,
         "extracted": None,
@@ -266,18 +266,18 @@ def test_sample_fields(tasks):
     }
 
     he = tasks["humaneval"].test_docs()[0]
-    fields = registry.sample_fields("humaneval", he, f"```python\n{he['prompt']}    pass\n```")
+    fields = registry.get("humaneval").record_fields(he, f"```python\n{he['prompt']}    pass\n```")
     assert fields["item_id"] == "HumanEval/0" and "def " in fields["extracted"]
 
 
 def test_sample_fields_read_the_answer_after_the_thinking(tasks):
     amc = tasks["amc23"].test_docs()[0]
-    fields = registry.sample_fields("amc23", amc, "<think>maybe \\boxed{3}</think> so \\boxed{12}")
+    fields = registry.get("amc23").record_fields(amc, "<think>maybe \\boxed{3}</think> so \\boxed{12}")
     assert (fields["extracted"], fields["thinking"]) == ("12", "closed")
-    fields = registry.sample_fields("amc23", amc, "<think>maybe \\boxed{3}, still thinking")
+    fields = registry.get("amc23").record_fields(amc, "<think>maybe \\boxed{3}, still thinking")
     assert (fields["extracted"], fields["thinking"]) == (None, "unclosed")
     # The Qwen grader's own extraction: no box, so the text after "the answer is".
-    fields = registry.sample_fields("amc23", {**amc, "math_grader": "qwen"}, "So the answer is 12")
+    fields = registry.get("amc23").record_fields({**amc, "math_grader": "qwen"}, "So the answer is 12")
     assert fields["extracted"] == "12"
 
 
@@ -329,11 +329,11 @@ def test_math_grader_both_scores_each_grader(tasks):
 
 
 def test_math_grader_reaches_the_docs():
-    rows = registry.load_rows("aime24", math_grader="qwen", reasoning_end="")
+    rows = registry.get("aime24").load_rows(math_grader="qwen", reasoning_end="")
     assert {(r["math_grader"], r["reasoning_end"]) for r in rows} == {("qwen", "")}
-    assert "math_grader" not in registry.load_rows("ifeval")[0]
+    assert "math_grader" not in registry.get("ifeval").load_rows()[0]
     with pytest.raises(HarnessError, match="math_grader"):
-        registry.load_rows("aime24", math_grader="sympy")
+        registry.get("aime24").load_rows(math_grader="sympy")
 
 
 # ---------------------------------------------------------------- helpers -----------------------

@@ -21,7 +21,7 @@ def definitions(data_dir):
     from lm_eval.tasks import TaskManager, get_task_dict
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    rows = registry.load_rows("truthfulqa_mc1", truthfulqa_version="2021")
+    rows = registry.get("truthfulqa_mc1").load_rows(truthfulqa_version="2021")
     reference = {}
     for name in TASKS:
         config = load_yaml(Path(lm_eval.tasks.__file__).parent / "truthfulqa" / f"{name}.yaml")

@@ -151,7 +151,7 @@ def test_overdue_worker_is_killed_and_replaced(monkeypatch):
     monkeypatch.setattr(workers._Worker, "__init__", counting_init)
     items = [("5", r"\boxed{9^{9^{9^{9^{9}}}}}"), ("7", r"\boxed{7}")]
     verdicts = check_many(items, timeout_s=6.0, workers=1)
-    assert verdicts == [MathVerdict(False, "timeout", None), MathVerdict(True, "ok", "7")]
+    assert verdicts == [MathVerdict(False, "timeout", None), MathVerdict(True, "ok", "7", boxed=True)]
     assert len(started) == 2
 
 
@@ -160,7 +160,7 @@ def test_check_math_off_the_main_thread_uses_a_worker():
     thread = threading.Thread(target=lambda: verdicts.append(check_math("0.5", r"\boxed{\frac12}")))
     thread.start()
     thread.join()
-    assert verdicts == [MathVerdict(True, "ok", r"\frac12")]
+    assert verdicts == [MathVerdict(True, "ok", r"\frac12", boxed=True)]
 
 
 def test_check_math_restores_the_callers_alarm():

@@ -110,7 +110,7 @@ def test_decontaminate_drops_the_overlapping_training_problems() -> None:
 
 
 def test_data_decontaminate_against_the_real_test_sets(tmp_path: Path, data_dir: Path) -> None:
-    math500 = registry.load_rows("math500")
+    math500 = registry.get("math500").load_rows()
     long = next(r for r in math500 if len(r["problem"].split()) > 30)
     source = tmp_path / "problems.jsonl"
     rows = [
@@ -131,9 +131,9 @@ def test_data_decontaminate_against_the_real_test_sets(tmp_path: Path, data_dir:
 
 def test_report_has_the_table_and_never_gpqa_text(tmp_path: Path, data_dir: Path) -> None:
     run = make_run(tmp_path)  # evaluates math500, truthfulqa_mc2 and gpqa_diamond
-    gpqa = registry.load_rows("gpqa_diamond")
+    gpqa = registry.get("gpqa_diamond").load_rows()
     question = next(r for r in gpqa if len(r["question"].split()) > 30)
-    math = next(r for r in registry.load_rows("math500") if len(r["problem"].split()) > 30)
+    math = next(r for r in registry.get("math500").load_rows() if len(r["problem"].split()) > 30)
     atomic_write_jsonl(
         run / layout.TRAIN_PROBLEMS,
         [
