@@ -7,17 +7,19 @@ import torch
 import torch.nn.functional as F
 
 from cpu_engine import native
+from cpu_engine.features import GEMM_MAX_ROWS
 
 
 class Linear:
-    """y = x W^T + b with the weight pre-packed once: the native matmul (gemm.c) where it is built,
-    else oneDNN.
+    """y = x W^T + b with the weight pre-packed once: the native matmul (gemm.c) where it is built, on
+    calls of up to GEMM_MAX_ROWS rows (decode steps), torch's F.linear on larger ones (prefill); oneDNN's
+    packed kernel where the native matmul is not built.
 
-    Measured on this 2-core CPU: oneDNN's packed kernel runs 1.2-2.4x MKL sgemm (F.linear, which
-    re-packs the weight on every call) at 34-64 rows, and the native one 1.2-1.5x oneDNN on a decode
-    step's cold weights at 1-100 rows. Still fp32 with fp32 accumulation; only the summation order
-    differs. With the native matmul each output row is bitwise the same whatever the other rows of
-    the call are (oneDNN: from 16 rows up).
+    Why each (docs/performance.md has the figures): oneDNN's packed kernel beats MKL's sgemm
+    (F.linear re-packs the weight on every call) on decode-sized calls, the native one beats both
+    there, and on prefill-sized calls none beats F.linear by the margin rule's 10 %. All fp32 with
+    fp32 accumulation; only the summation order differs. So a row's bits can depend on the size of its
+    call: a prompt prefilled alone or beside others may differ in the last bits.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, packed: bool = True):
@@ -27,6 +29,8 @@ class Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.panels is not None:
+            if x.numel() > GEMM_MAX_ROWS * x.shape[-1]:  # a prefill: torch.compile's matmul is as fast
+                return F.linear(x, self.weight, self.bias)
             y = native.gemm(x, self.panels)
             return y if self.bias is None else y.add_(self.bias)
         if self.packed is None:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from cpu_engine import native
+from cpu_engine.features import GEMM_MAX_ROWS
 from cpu_engine.linear import Linear, _bias, _fuse
 from cpu_engine.slots import Step
 
@@ -151,7 +152,7 @@ class FastForward:
         march = os.environ.get(native.MARCH_VARIABLE, "").strip()  # a narrower build rounds differently
         return (
             (":attn-native2:elementwise-native" if self.attend is not None else "")
-            + (":gemm-native" if self.lm_head.panels is not None else "")
+            + (f":gemm-native{GEMM_MAX_ROWS}" if self.lm_head.panels is not None else "")
             + (f":march-{march}" if march and self.attend is not None else "")
         )
 

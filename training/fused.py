@@ -1,5 +1,5 @@
-"""The training step's fused CPU kernels (training/train_kernels.c: RMSNorm, RoPE, the SiLU gate, the token
-loss; training/train_attention.c: causal attention within each packed row) as autograd functions, an LM head
+"""The training step's fused CPU kernels (training/train_kernels.c: RoPE and the token loss;
+training/train_attention.c: causal attention within each packed row) as autograd functions, an LM head
 whose weight gradient sums in place, and the switch that puts them into a Llama-architecture model for
 one forward.
 
@@ -33,19 +33,11 @@ def library():
         return None
     ptr, size = ctypes.c_void_p, ctypes.c_int64
     lib.token_loss.argtypes = [ptr] * 6 + [size] * 2
-    lib.rms_norm.argtypes = [ptr] * 4 + [size] * 2 + [ctypes.c_float]
-    lib.rms_norm_backward.argtypes = [ptr] * 6 + [size] * 2
-    lib.swiglu.argtypes = [ptr] * 3 + [size]
-    lib.swiglu_backward.argtypes = [ptr] * 5 + [size]
     lib.rope.argtypes = [ptr] * 4 + [size] * 3 + [ctypes.c_int]
     lib.attention_forward.argtypes = [ptr] * 6 + [size] * 3 + [ctypes.c_float]
     lib.attention_backward.argtypes = [ptr] * 10 + [size] * 3 + [ctypes.c_float]
     for fn in (
         lib.token_loss,
-        lib.rms_norm,
-        lib.rms_norm_backward,
-        lib.swiglu,
-        lib.swiglu_backward,
         lib.rope,
         lib.attention_forward,
         lib.attention_backward,
@@ -102,54 +94,6 @@ class _TokenLoss(torch.autograd.Function):
             raise RuntimeError("token_loss: backward through the graph a second time")
         grad, ctx.grad = ctx.grad, None  # scaled in place: the buffer is this function's own
         return grad.mul_(grad_loss), None
-
-
-class _RMSNorm(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, eps):
-        dim = x.shape[-1]
-        flat = x.reshape(-1, dim).contiguous()
-        y, inv = torch.empty_like(flat), torch.empty(flat.shape[0])
-        library().rms_norm(flat.data_ptr(), weight.data_ptr(), y.data_ptr(), inv.data_ptr(), *flat.shape, eps)
-        ctx.save_for_backward(flat, weight, inv)
-        ctx.shape = x.shape
-        return y.view(x.shape)
-
-    @staticmethod
-    def backward(ctx, dy):
-        flat, weight, inv = ctx.saved_tensors
-        dy = dy.reshape(flat.shape).contiguous()
-        dx, dw = torch.empty_like(flat), torch.empty_like(weight)
-        library().rms_norm_backward(
-            dy.data_ptr(),
-            flat.data_ptr(),
-            weight.data_ptr(),
-            inv.data_ptr(),
-            dx.data_ptr(),
-            dw.data_ptr(),
-            *flat.shape,
-        )
-        return dx.view(ctx.shape), dw, None
-
-
-class _SwiGLU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, gate, up):
-        gate, up = gate.contiguous(), up.contiguous()
-        h = torch.empty_like(gate)
-        library().swiglu(gate.data_ptr(), up.data_ptr(), h.data_ptr(), gate.numel())
-        ctx.save_for_backward(gate, up)
-        return h
-
-    @staticmethod
-    def backward(ctx, dh):
-        gate, up = ctx.saved_tensors
-        dh = dh.contiguous()
-        dg, du = torch.empty_like(gate), torch.empty_like(up)
-        library().swiglu_backward(
-            dh.data_ptr(), gate.data_ptr(), up.data_ptr(), dg.data_ptr(), du.data_ptr(), gate.numel()
-        )
-        return dg, du
 
 
 class _Rope(torch.autograd.Function):
@@ -244,19 +188,6 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: int
     return out.transpose(1, 2)
 
 
-def _norm_forward(self, hidden_states):
-    if not _cpu_fp32(hidden_states, self.weight):
-        return type(self).forward(self, hidden_states)
-    return _RMSNorm.apply(hidden_states, self.weight, self.variance_epsilon)
-
-
-def _mlp_forward(self, x):
-    gate, up = self.gate_proj(x), self.up_proj(x)
-    if not _cpu_fp32(gate, up):
-        return self.down_proj(self.act_fn(gate) * up)
-    return self.down_proj(_SwiGLU.apply(gate, up))
-
-
 def _head_forward(self, x):
     if not _cpu_fp32(x, self.weight):
         return type(self).forward(self, x)
@@ -270,9 +201,10 @@ def _apply_rope(q, k, cos, sin, unsqueeze_dim=1):
 
 
 def fusable(modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
-    """The modules of a model (all of them, in one walk) whose forward the fused kernels replace: its
-    Llama RMSNorms, SiLU-gated MLPs and plain (bias-free nn.Linear) LM head; [] where the kernels
-    cannot load."""
+    """The modules of a model (all of them, in one walk) that the fused kernels change: its plain
+    (bias-free nn.Linear) LM head, whose forward `fused` replaces, and its Llama attention layers, whose
+    RoPE it replaces; [] where the kernels cannot load. RMSNorm and the SiLU gate keep the model's own
+    forwards: their kernels lost to torch.compile (docs/performance.md, the margin rule) and were removed."""
     if library() is None:
         return []
     heads = {
@@ -282,31 +214,22 @@ def fusable(modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
         and type(m.lm_head) is torch.nn.Linear
         and m.lm_head.bias is None
     }
-    return [
-        m
-        for m in modules
-        if type(m) is modeling_llama.LlamaRMSNorm
-        or (type(m) is modeling_llama.LlamaMLP and m.config.hidden_act == "silu")
-        or id(m) in heads
-    ]
+    return [m for m in modules if id(m) in heads or type(m) is modeling_llama.LlamaAttention]
 
 
 @contextlib.contextmanager
 def fused(modules: list[torch.nn.Module]):
-    """The fused kernels in these modules (from `fusable`) and in Llama's RoPE for the duration of one
-    forward; the autograd graph it builds keeps them for the backward. The model's own forwards after."""
-    if not modules:
-        yield
-        return
-    for m in modules:
-        fn = {modeling_llama.LlamaRMSNorm: _norm_forward, modeling_llama.LlamaMLP: _mlp_forward}.get(
-            type(m), _head_forward
-        )
-        m.forward = fn.__get__(m)
-    modeling_llama.apply_rotary_pos_emb = _apply_rope
+    """The fused kernels in these modules (from `fusable`) for the duration of one forward; the autograd
+    graph it builds keeps them for the backward. The model's own forwards after."""
+    heads = [m for m in modules if type(m) is not modeling_llama.LlamaAttention]
+    rope = len(heads) < len(modules)
+    for m in heads:
+        m.forward = _head_forward.__get__(m)
+    if rope:
+        modeling_llama.apply_rotary_pos_emb = _apply_rope
     try:
         yield
     finally:
         modeling_llama.apply_rotary_pos_emb = _STOCK_ROPE
-        for m in modules:
+        for m in heads:
             del m.forward

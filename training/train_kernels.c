@@ -1,6 +1,6 @@
 /* The training step's elementwise work, fused, for training/fused.py: the token loss over the vocabulary
- * (with its gradient and the logged entropy and top-1), RMSNorm, the SiLU gate and RoPE, each with its
- * backward.
+ * (with its gradient and the logged entropy and top-1) and RoPE, each with its backward. (RMSNorm and
+ * the SiLU gate were here too, until perf/kernels.py found them slower than torch.compile.)
  *
  * Why by hand: in torch each of these is a chain of small ops, each a pass over memory with its own
  * allocation; autograd's backward of the chain is longer still. On a 2-core CPU the chains took about
@@ -13,8 +13,6 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "../cpu_engine/simd.h"
 
@@ -104,114 +102,6 @@ void token_loss(const float *logits, const int64_t *target, float *grad, float *
             float *g = grad + r * vocab;
             softmax_row(x, vocab, m, (float)(1.0 / s), g);
             g[target[r]] -= 1.0f;
-        }
-    }
-}
-
-/* --- RMSNorm: y = w * (x * inv), inv = 1 / sqrt(mean(x^2) + eps), as HF's LlamaRMSNorm ----------- */
-
-static double row_dot(const float *a, const float *b, int64_t n) {
-    double total = 0.0;
-    for (int64_t k = 0; k < n; k += BLOCK) {
-        const int64_t e = k + BLOCK < n ? k + BLOCK : n;
-        int64_t j = k;
-        float part = 0.0f;
-#if VEC
-        __m256 acc = _mm256_setzero_ps();
-        for (; j + 8 <= e; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), acc);
-        part = lanes_sum(acc);
-#endif
-        for (; j < e; j++) part += a[j] * b[j];
-        total += part;
-    }
-    return total;
-}
-
-void rms_norm(const float *x, const float *w, float *y, float *inv, int64_t rows, int64_t dim, float eps) {
-#pragma omp parallel for if (rows * dim > BIG) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * dim;
-        float *yr = y + r * dim;
-        const float i = (float)(1.0 / sqrt(row_dot(xr, xr, dim) / dim + eps));
-        inv[r] = i;
-        for (int64_t j = 0; j < dim; j++) yr[j] = w[j] * (xr[j] * i);
-    }
-}
-
-/* dx = inv * (dy * w - xhat * mean(dy * w * xhat)) with xhat = x * inv; dw = sum over rows of dy * xhat
- * (each thread sums its rows, then the threads' sums are added in thread order). */
-void rms_norm_backward(const float *dy, const float *x, const float *w, const float *inv, float *dx, float *dw,
-                       int64_t rows, int64_t dim) {
-    const int threads = rows * dim > BIG ? omp_get_max_threads() : 1;
-    float *partial = calloc((size_t)threads * dim, sizeof(float));
-#pragma omp parallel num_threads(threads)
-    {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        float *acc = partial + (int64_t)t * dim;
-        float *scaled = malloc(dim * sizeof(float));
-        for (int64_t r = rows * t / n; r < rows * (t + 1) / n; r++) {
-            const float *g = dy + r * dim, *xr = x + r * dim;
-            float *o = dx + r * dim;
-            const float i = inv[r];
-            for (int64_t j = 0; j < dim; j++) {
-                scaled[j] = g[j] * w[j];
-                acc[j] += g[j] * (xr[j] * i);
-            }
-            const float c = (float)(row_dot(scaled, xr, dim) * i / dim);
-            for (int64_t j = 0; j < dim; j++) o[j] = i * (scaled[j] - xr[j] * i * c);
-        }
-        free(scaled);
-    }
-    memset(dw, 0, dim * sizeof(float));
-    for (int t = 0; t < threads; t++)
-        for (int64_t j = 0; j < dim; j++) dw[j] += partial[(int64_t)t * dim + j];
-    free(partial);
-}
-
-/* --- SiLU gate: h = silu(g) * u ------------------------------------------------------------------ */
-
-#if VEC
-static inline __m256 sigmoid8(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-#endif
-
-void swiglu(const float *g, const float *u, float *h, int64_t n) {
-#pragma omp parallel for if (n > BIG) schedule(static)
-    for (int64_t b = 0; b < n; b += BLOCK) {
-        const int64_t e = b + BLOCK < n ? b + BLOCK : n;
-        int64_t j = b;
-#if VEC
-        for (; j + 8 <= e; j += 8) {
-            __m256 x = _mm256_loadu_ps(g + j);
-            _mm256_storeu_ps(h + j, _mm256_mul_ps(_mm256_mul_ps(x, sigmoid8(x)), _mm256_loadu_ps(u + j)));
-        }
-#endif
-        for (; j < e; j++) h[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
-    }
-}
-
-/* dg = dh * u * s * (1 + g * (1 - s)), du = dh * g * s, with s = sigmoid(g) */
-void swiglu_backward(const float *dh, const float *g, const float *u, float *dg, float *du, int64_t n) {
-#pragma omp parallel for if (n > BIG) schedule(static)
-    for (int64_t b = 0; b < n; b += BLOCK) {
-        const int64_t e = b + BLOCK < n ? b + BLOCK : n;
-        int64_t j = b;
-#if VEC
-        const __m256 one = _mm256_set1_ps(1.0f);
-        for (; j + 8 <= e; j += 8) {
-            __m256 x = _mm256_loadu_ps(g + j), s = sigmoid8(x), d = _mm256_loadu_ps(dh + j);
-            __m256 silu = _mm256_mul_ps(x, s);
-            _mm256_storeu_ps(du + j, _mm256_mul_ps(d, silu));
-            __m256 slope = _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one));
-            _mm256_storeu_ps(dg + j, _mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(u + j)), slope));
-        }
-#endif
-        for (; j < e; j++) {
-            const float s = 1.0f / (1.0f + expf(-g[j]));
-            du[j] = dh[j] * g[j] * s;
-            dg[j] = dh[j] * u[j] * (s * (1.0f + g[j] * (1.0f - s)));
         }
     }
 }

@@ -137,6 +137,21 @@ def test_gemm_rows_do_not_depend_on_their_call():
 
 
 @needs_gemm
+def test_linear_runs_the_native_matmul_on_decode_calls_and_torchs_on_prefill_calls():
+    from cpu_engine.linear import Linear
+
+    g = torch.Generator().manual_seed(2)
+    w, b = torch.randn(96, 576, generator=g), torch.randn(96, generator=g)
+    linear, panels = Linear(w, b), native.pack_panels(w)
+    limit = features.GEMM_MAX_ROWS
+    for rows in (1, limit):
+        x = torch.randn(rows, 576, generator=g)
+        assert torch.equal(linear(x), native.gemm(x, panels) + b)
+    for x in (torch.randn(limit + 1, 576, generator=g), torch.randn(2, limit, 576, generator=g)):
+        assert torch.equal(linear(x), F.linear(x, w, b))  # rows counted across the leading dimensions
+
+
+@needs_gemm
 @pytest.mark.skipif("avx512f" not in native._cpu_flags().split(), reason="no AVX-512: one build only")
 def test_gemm_avx512_build_gives_the_avx2_builds_bits(tmp_path):
     # The AVX-512 micro-kernel tiles rows and panels differently, but each output is still one FMA

@@ -33,28 +33,6 @@ def _close(runs, tol=1e-5):
 
 
 @needs_kernels
-@pytest.mark.parametrize("dim", [576, 13])  # vector lanes and the scalar tail
-def test_rms_norm_matches_llamas(dim):
-    torch.manual_seed(0)
-    norm = modeling_llama.LlamaRMSNorm(dim, eps=1e-5)
-    norm.weight.data = torch.randn(dim)
-    x = torch.randn(2, 37, dim) * 3
-
-    def ref(x, w):  # the module's own forward with w as its weight
-        return torch.func.functional_call(norm, {"weight": w}, (x,))
-
-    _close(_both(lambda x, w: fused._RMSNorm.apply(x, w, 1e-5), ref, x, norm.weight.data))
-
-
-@needs_kernels
-@pytest.mark.parametrize("width", [1536, 11])
-def test_swiglu_matches_silu_times_up(width):
-    torch.manual_seed(0)
-    gate, up = torch.randn(3, 50, width) * 4, torch.randn(3, 50, width)
-    _close(_both(fused._SwiGLU.apply, lambda g, u: F.silu(g) * u, gate, up))
-
-
-@needs_kernels
 @pytest.mark.parametrize("batch,cos_batch,d", [(1, 1, 64), (2, 1, 16), (2, 2, 6)])
 def test_rope_matches_llamas(batch, cos_batch, d):
     torch.manual_seed(0)
@@ -132,8 +110,8 @@ def test_fused_model_gives_the_stock_loss_and_gradients_and_is_undone():
     for switch in (True, False):
         model.zero_grad()
         modules = fused.fusable(list(model.modules())) if switch else []
-        # two norms and an MLP per layer, the final norm, the LM head
-        assert not switch or len(modules) == 2 * 3 + 1 + 1
+        # each layer's attention (its RoPE) and the LM head
+        assert not switch or len(modules) == 2 + 1
         with fused.fused(modules):
             logits = model(input_ids=ids).logits
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, 300), ids[:, 1:].reshape(-1))
@@ -209,12 +187,16 @@ def test_row_attention_leaves_other_head_sizes_to_sdpa():
 
 
 @needs_kernels
-def test_fusable_skips_other_activations():
+def test_fusable_leaves_norms_and_mlps_to_the_model_and_a_biased_head_too():
     model = _tiny_llama()
-    for layer in model.model.layers:
-        layer.mlp.config.hidden_act = "gelu"
     kinds = {type(m) for m in fused.fusable(list(model.modules()))}
-    assert kinds == {modeling_llama.LlamaRMSNorm, torch.nn.Linear}  # the norms and the LM head, no MLP
+    assert kinds == {modeling_llama.LlamaAttention, torch.nn.Linear}  # RoPE and the LM head only
+    model.lm_head.bias = torch.nn.Parameter(torch.zeros(300))
+    modules = fused.fusable(list(model.modules()))
+    assert {type(m) for m in modules} == {modeling_llama.LlamaAttention}
+    with fused.fused(modules):  # no plain head: RoPE is still the kernel's
+        assert modeling_llama.apply_rotary_pos_emb is fused._apply_rope
+    assert modeling_llama.apply_rotary_pos_emb is fused._STOCK_ROPE
 
 
 @needs_kernels
