@@ -5,8 +5,9 @@ The scalars, all from the run directory's own files (fractions in [0, 1], as res
     eval/<task>/<metric>                     every table column: each headline and extra metric
     eval/<task>/<metric>_ci_low, _ci_high    its 95 % interval, the one the report's table shows
     eval/<task>/n                            items scored on the headline metric
-    eval/<task>/drift/<measure>              generated benchmarks: parseable, the study's critique
-                                             (cgd/critique_style.py), ifeval_format (shares) and
+    eval/<task>/drift/<measure>              generated benchmarks: parseable, each study's measure
+                                             (CGD's critique, cgd/critique_style.py) and the
+                                             benchmark's own (Benchmark.drift_extras), as shares;
                                              length_tokens or length_chars (a mean)
 
 at the step of the trained model that was evaluated (its selected checkpoint; the last step unless

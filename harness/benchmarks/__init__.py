@@ -5,7 +5,7 @@ or a new subclass of `Benchmark`) and `register` it; `python -m harness.benchmar
 writes its lm-eval task (tasks/<name>/<name>.yaml). See docs/architecture.md.
 """
 
-from harness.benchmarks.base import BENCHMARKS, Benchmark, Score, get, item_id, register
+from harness.benchmarks.base import BENCHMARKS, Benchmark, DriftExtra, Score, get, item_id, register
 from harness.benchmarks.choice import GPQA_DIAMOND, GPQA_DIAMOND_COT, TRUTHFULQA_MC1, TRUTHFULQA_MC2
 from harness.benchmarks.code import HUMANEVAL
 from harness.benchmarks.ifeval import IFEVAL
@@ -24,4 +24,4 @@ for _bench in (
 ):
     register(_bench)
 
-__all__ = ["BENCHMARKS", "Benchmark", "MathBenchmark", "Score", "get", "item_id", "register"]
+__all__ = ["BENCHMARKS", "Benchmark", "DriftExtra", "MathBenchmark", "Score", "get", "item_id", "register"]

@@ -42,6 +42,17 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class DriftExtra:
+    """A benchmark's own drift measure (harness.drift): per record a share in [0, 1], given by
+    `Benchmark.drift_measures`; per model its mean, compared against base like the library's."""
+
+    name: str  # the quantity: comparisons, tracker tags, the drift CSV's `<name>_pct`
+    label: str  # in prose and findings ("<label> on <task>")
+    heading: str  # the drift table's column, "<heading> %"
+    rise_is_better: bool = True  # False: a significant change reads "higher" / "lower"
+
+
+@dataclass(frozen=True)
 class Benchmark:
     name: str  # the lm-eval task name (tasks/<name>/<name>.yaml)
     output_type: str  # "generate_until" | "multiple_choice"
@@ -62,10 +73,11 @@ class Benchmark:
 
     # Drift hooks (harness.drift). The pattern that finds a final answer in a response (None: the
     # task has no answer format); whether the checker's own extraction says "parseable" (HumanEval's
-    # runs any text as a program, so its pattern decides); extra measures (name -> label).
+    # runs any text as a program, so its pattern decides); its own measures, whose values per
+    # record `drift_measures` gives.
     answer_pattern: ClassVar[re.Pattern | None] = None
     extraction_decides_parseable: ClassVar[bool] = True
-    drift_extras: ClassVar[dict[str, str]] = {}
+    drift_extras: ClassVar[tuple[DriftExtra, ...]] = ()
     # The task YAML's header comment.
     about: ClassVar[str] = ""
 
@@ -165,7 +177,7 @@ class Benchmark:
     # ------------------------------------------------------------ drift
 
     def drift_measures(self, record: dict) -> dict[str, float]:
-        """Values of this task's extra drift measures (`drift_extras`) for one record."""
+        """Values of this task's own drift measures (`drift_extras`, by name) for one record."""
         return {}
 
     # ------------------------------------------------------------ lm-eval task

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.benchmarks.base import Benchmark, Hook, Row, Score, answer_part, metric
+from harness.benchmarks.base import Benchmark, DriftExtra, Hook, Row, Score, answer_part, metric
 
 # Instructions about the answer's form, not its content: the drift analysis follows them apart.
 IFEVAL_FORMAT_PREFIXES = ("detectable_format:", "startend:", "change_case:", "punctuation:")
@@ -30,6 +30,10 @@ def ifeval_format_pass(record: dict) -> float | None:
     return float(np.mean(chosen)) if chosen else None
 
 
+# IFEval's own drift measure: the share of format instructions a response follows.
+IFEVAL_FORMAT = DriftExtra("ifeval_format", "IFEval format instructions", "IFEval format")
+
+
 @dataclass(frozen=True)
 class IFEval(Benchmark):
     def contamination_texts(self, row: Row) -> list[str]:
@@ -46,7 +50,7 @@ class IFEval(Benchmark):
     size: int = 541
     extra_metrics: tuple[str, ...] = ("inst_level_strict_acc",)
 
-    drift_extras: ClassVar[dict[str, str]] = {"ifeval_format": "IFEval format instructions"}
+    drift_extras: ClassVar[tuple[DriftExtra, ...]] = (IFEVAL_FORMAT,)
     about: ClassVar[str] = (
         "IFEval with lm-eval's four metric names and aggregations; the prompt is given verbatim."
     )
@@ -88,7 +92,7 @@ class IFEval(Benchmark):
 
     def drift_measures(self, record: dict) -> dict[str, float]:
         value = ifeval_format_pass(record)
-        return {} if value is None else {"ifeval_format": value}
+        return {} if value is None else {IFEVAL_FORMAT.name: value}
 
     def task_config(self) -> dict[str, Any]:
         config = super().task_config()

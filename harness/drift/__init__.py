@@ -1,11 +1,11 @@
 """Format drift and forgetting: does a trained model still answer the way the benchmark expects?
 
 The risk measured is that a trained model stops answering in the benchmark's format (no final
-answer, or a trait a study adds with `add_measure`), and that it loses ground on benchmarks outside
-its training domain. Everything here is per item, so each change against base can be tested on
-matched items. Modules: `detectors` (is there a final answer), `measures` (per-item measures, the
-ones a study adds, their levels), `changes` (tested changes, forgetting), `prose` (the report's
-paragraphs).
+answer, a trait a study adds with `add_measure`, or a benchmark's own measure, its `drift_extras`),
+and that it loses ground on benchmarks outside its training domain. Everything here is per item, so
+each change against base can be tested on matched items. Modules: `detectors` (is there a final
+answer), `measures` (per-item measures, the ones a study or a benchmark adds, their levels),
+`changes` (tested changes, forgetting), `prose` (the report's paragraphs).
 """
 
 from harness.drift.changes import (
@@ -28,6 +28,7 @@ from harness.drift.measures import (
     add_measure,
     added_measures,
     applicable_measures,
+    benchmark_extras,
     format_drift,
     group_measures,
     is_generative,
@@ -49,6 +50,7 @@ __all__ = [
     "add_measure",
     "added_measures",
     "applicable_measures",
+    "benchmark_extras",
     "changes_vs_base",
     "compare_groups",
     "describe_change",

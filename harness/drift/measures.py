@@ -1,10 +1,11 @@
 """Per-item drift measures and their levels per task and model.
 
-The library's own: parseable final answers, response length and a benchmark's extras (its drift
-hooks). A study adds per-item measures of its own with `add_measure` (a `ResponseMeasure`: a trait
-of one response text, reported as the share of responses that show it); from then on every drift
-table, comparison, finding, plan, tracker summary and items frame in the process carries it, in the
-order added, after `parseable`.
+The library's own: parseable final answers and response length. A benchmark brings its own
+(`Benchmark.drift_extras`, read from the registry on use, so one registered later is seen). A study
+adds per-item measures of its own with `add_measure` (a `ResponseMeasure`: a trait of one response
+text, reported as the share of responses that show it); from then on every drift table, comparison,
+finding, plan, tracker summary and items frame in the process carries it, in the order added, after
+`parseable`; the benchmarks' measures come after `length`, in registry order.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.benchmarks import BENCHMARKS
+from harness.benchmarks import BENCHMARKS, DriftExtra
 from harness.drift.detectors import NO_EXTRACTION, _answer_detector, has_final_answer
 from harness.errors import HarnessError
 from harness.rundata import RunData
 
-# The benchmarks' own measures (`Benchmark.drift_extras`; a new one needs its name here too:
-# `DriftRow` and the report's drift table have a column per benchmark measure).
-BENCHMARK_MEASURES = ("ifeval_format",)
 _GENERIC_NAMES = {"parseable": "parseable final answers", "length": "mean response length"}
 
 
@@ -45,7 +43,7 @@ def add_measure(measure: ResponseMeasure) -> ResponseMeasure:
     twice adds it once); a name the library or another measure already uses is refused."""
     if _ADDED.get(measure.name) == measure:
         return measure
-    if measure.name in _ADDED or measure.name in _GENERIC_NAMES or measure.name in BENCHMARK_MEASURES:
+    if measure.name in _ADDED or measure.name in _GENERIC_NAMES or measure.name in benchmark_extras():
         raise HarnessError(f"drift measure {measure.name!r} exists already; give the new one another name")
     _ADDED[measure.name] = measure
     return measure
@@ -56,17 +54,32 @@ def added_measures() -> tuple[ResponseMeasure, ...]:
     return tuple(_ADDED.values())
 
 
+def benchmark_extras() -> dict[str, DriftExtra]:
+    """The registered benchmarks' own measures, by name, in registry order. Two benchmarks may share
+    a measure (the same `DriftExtra`); a name that means two things is refused."""
+    extras: dict[str, DriftExtra] = {}
+    for bench in BENCHMARKS.values():
+        for extra in bench.drift_extras:
+            if extras.get(extra.name, extra) != extra or extra.name in _ADDED or extra.name in _GENERIC_NAMES:
+                raise HarnessError(
+                    f"benchmark {bench.name!r}: drift measure {extra.name!r} exists already; "
+                    "give the benchmark's measure another name"
+                )
+            extras[extra.name] = extra
+    return extras
+
+
 def measure_names() -> tuple[str, ...]:
     """Every drift measure in this process, in the order tables, comparisons and trackers list them."""
-    return ("parseable", *_ADDED, "length", *BENCHMARK_MEASURES)
+    return ("parseable", *_ADDED, "length", *benchmark_extras())
 
 
 def measure_label(name: str) -> str:
     """A measure's name in prose ("parseable final answers")."""
     if name in _ADDED:
         return _ADDED[name].label
-    extras = {n: label for bench in BENCHMARKS.values() for n, label in bench.drift_extras.items()}
-    label = _GENERIC_NAMES.get(name, extras.get(name))
+    extras = benchmark_extras()
+    label = extras[name].label if name in extras else _GENERIC_NAMES.get(name)
     if label is None:
         raise HarnessError(f"unknown drift measure {name!r}; known: {', '.join(measure_names())}")
     return label
@@ -74,9 +87,12 @@ def measure_label(name: str) -> str:
 
 def rise_is_better(quantity: str) -> bool:
     """Whether a rise in a score or drift measure is an improvement; False for length and for the
-    added measures that say so (their significant changes read "higher" / "lower")."""
+    added and benchmark measures that say so (their significant changes read "higher" / "lower")."""
     if quantity in _ADDED:
         return _ADDED[quantity].rise_is_better
+    extras = benchmark_extras()
+    if quantity in extras:
+        return extras[quantity].rise_is_better
     return quantity != "length"
 
 
@@ -84,8 +100,8 @@ def applicable_measures(task: str) -> tuple[str, ...]:
     """The drift measures a generative task's records carry: the one rule that both the report's
     comparisons and the planner's family size (harness/findings.py) follow."""
     bench = BENCHMARKS.get(task)
-    extras = bench.drift_extras if bench is not None else {}
-    skip = {m for m in BENCHMARK_MEASURES if m not in extras}
+    own = {e.name for e in bench.drift_extras} if bench is not None else set()
+    skip = {m for m in benchmark_extras() if m not in own}
     if _answer_detector(task) is None:
         skip.add("parseable")
     return tuple(m for m in measure_names() if m not in skip)
@@ -173,11 +189,11 @@ class DriftRow:
     parseable: float | None  # fraction of items
     mean_length: float | None
     length_unit: str
-    ifeval_format: float | None
     # Share of responses whose thinking opened and never closed (scored no_answer; eval.reasoning_end).
     # Descriptive only, not a compared measure: for a model that does not think it is 0 everywhere.
     unclosed_thinking: float | None = None
     added: dict[str, float | None] = field(default_factory=dict)  # each added measure's share, by name
+    extras: dict[str, float | None] = field(default_factory=dict)  # each benchmark measure's, by name
 
 
 def unclosed_share(records: list[dict]) -> float | None:
@@ -208,9 +224,9 @@ def format_drift(run: RunData) -> list[DriftRow]:
                     _mean(m.values["parseable"]),
                     _mean(m.values["length"]),
                     m.length_unit,
-                    _mean(m.values["ifeval_format"]),
                     unclosed_share(records),
                     {a.name: _mean(m.values[a.name]) for a in added_measures()},
+                    {name: _mean(m.values[name]) for name in benchmark_extras()},
                 )
             )
     return rows

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from harness.drift import Change, DriftRow, added_measures, format_p
+from harness.drift import Change, DriftRow, added_measures, benchmark_extras, format_p
 from harness.io import to_csv
 from harness.rundata import BASE, RunData, metric_label
 from harness_app.report.claims import interval_text, mde_text
@@ -128,8 +128,9 @@ def _pct(value: float | None) -> str:
 
 
 def drift_table(rows: list[DriftRow]) -> Section:
-    """A column per drift measure: the library's and each one a study added (after parseable)."""
-    added = added_measures()
+    """A column per drift measure: the library's, each one a study added (after parseable) and each
+    benchmark's own (after length)."""
+    added, extras = added_measures(), tuple(benchmark_extras().values())
     columns = [
         "benchmark",
         "model",
@@ -137,7 +138,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
         "parseable %",
         *(f"{m.heading} %" for m in added),
         "mean length",
-        "IFEval format %",
+        *(f"{e.heading} %" for e in extras),
         "unclosed thinking %",
     ]
     cells = [
@@ -148,7 +149,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
             _pct(r.parseable),
             *(_pct(r.added.get(m.name)) for m in added),
             DASH if r.mean_length is None else f"{r.mean_length:.1f} {r.length_unit}",
-            _pct(r.ifeval_format),
+            *(_pct(r.extras.get(e.name)) for e in extras),
             _pct(r.unclosed_thinking),
         ]
         for r in rows
@@ -162,7 +163,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
             *(_num(_times100(r.added.get(m.name))) for m in added),
             _num(r.mean_length),
             r.length_unit,
-            _num(_times100(r.ifeval_format)),
+            *(_num(_times100(r.extras.get(e.name))) for e in extras),
             _num(_times100(r.unclosed_thinking)),
         ]
         for r in rows
@@ -175,7 +176,7 @@ def drift_table(rows: list[DriftRow]) -> Section:
         *(f"{m.name}_pct" for m in added),
         "mean_length",
         "length_unit",
-        "ifeval_format_pct",
+        *(f"{e.name}_pct" for e in extras),
         "unclosed_thinking_pct",
     ]
     caption = (

@@ -1,20 +1,28 @@
 """A benchmark is one object: the checked-in task YAMLs are what the objects write, the scorer gives
 the verdict and the extracted answer together, and a new benchmark registered in one call runs
-through `harness eval` on the tiny model."""
+through `harness eval` on the tiny model; its own drift measures reach every drift reader."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 from typer.testing import CliRunner
 
 from harness import drift, registry, rundata
-from harness.benchmarks import BENCHMARKS, MathBenchmark, register
+from harness.benchmarks import BENCHMARKS, DriftExtra, MathBenchmark, register
 from harness.benchmarks.tasks import task_yaml, write_tasks
 from harness.data import load_math_jsonl
+from harness.errors import HarnessError
+from harness.io import atomic_write_json, atomic_write_jsonl
 from harness.paths import tasks_dir
 from harness.plan import planned_shape
+from harness.rundata import RunData
+from harness_app.report.sections import drift_table
 
 
 def test_every_task_yaml_is_what_its_object_writes():
@@ -118,7 +126,9 @@ def test_a_new_benchmark_runs_through_harness_eval(tiny_math, tiny_model, tmp_pa
     assert (
         registry.resolve_benchmarks("tiny_math") == ["tiny_math"] and registry.get("tiny_math").n_items() == 3
     )
-    assert drift.applicable_measures("tiny_math") == ("parseable", "critique", "length")
+    # A math benchmark's answer format, every measure a study added, and no benchmark's own (IFEval's).
+    added = tuple(m.name for m in drift.added_measures())
+    assert drift.applicable_measures("tiny_math") == ("parseable", *added, "length")
     assert drift.has_final_answer("tiny_math", "so \\boxed{2}") is True
     assert drift.has_final_answer("tiny_math", "no box here") is False
 
@@ -140,3 +150,93 @@ def test_a_new_benchmark_runs_through_harness_eval(tiny_math, tiny_model, tmp_pa
     assert [r["extracted"] for r in records] == [
         tiny_math.score(docs[r["item_id"]], r["response"]).answer for r in records
     ]
+
+
+# A benchmark's own drift measure: how many responses box exactly one answer; a fall is the better way.
+BOXED_ONCE = DriftExtra("boxed_once", "answers boxed once", "boxed once", rise_is_better=False)
+
+
+@dataclass(frozen=True)
+class BoxedOnceMath(MathBenchmark):
+    drift_extras: ClassVar[tuple[DriftExtra, ...]] = (BOXED_ONCE,)
+
+    def drift_measures(self, record: dict) -> dict[str, float]:
+        response = record.get("response")
+        return {BOXED_ONCE.name: float(response.count("\\boxed{") == 1)} if isinstance(response, str) else {}
+
+
+def _boxed_record(i: int, boxes: int) -> dict:
+    return {
+        "item_id": f"b{i}",
+        "response": "So " + " or ".join(["\\boxed{2}"] * boxes),
+        "extracted": "2",
+        "gold": "2",
+        "metrics": {"exact_match": 1.0},
+        "completion_tokens": 10,
+    }
+
+
+def _boxed_run(root, n: int = 12, sft_twice: int = 10):
+    """base boxes every answer once; sft boxes `sft_twice` of its `n` answers twice."""
+    for label, twice in (("base", 0), ("sft", sft_twice)):
+        records = [_boxed_record(i, 2 if i < twice else 1) for i in range(n)]
+        atomic_write_jsonl(root / "eval" / label / "samples_tiny_boxed.jsonl", records)
+        atomic_write_json(
+            root / "eval" / label / "results.json",
+            {
+                "results": {"tiny_boxed": {"exact_match,none": 1.0}},
+                "n-samples": {"tiny_boxed": {"original": n, "effective": n}},
+                "versions": {"tiny_boxed": "1.0"},
+                "model": {"name": label, "fingerprint": f"fp-{label}"},
+            },
+        )
+    atomic_write_json(root / "config.json", {"methods": ["sft"], "seeds": [0], "benchmarks": ["tiny_boxed"]})
+    return RunData(root)
+
+
+@pytest.fixture
+def tiny_boxed(tmp_path):
+    bench = register(BoxedOnceMath("tiny_boxed", max_new_tokens=16, size=12, loader=lambda: []))
+    try:
+        yield bench
+    finally:
+        BENCHMARKS.pop("tiny_boxed")
+
+
+def test_a_benchmark_registered_later_brings_its_own_drift_measure(tiny_boxed, tmp_path):
+    # harness.drift and the report were imported before tiny_boxed existed.
+    assert drift.measure_names()[-2:] == ("ifeval_format", "boxed_once")
+    assert drift.applicable_measures("tiny_boxed")[-2:] == ("length", "boxed_once")
+    assert "boxed_once" not in drift.applicable_measures("math500")
+    assert drift.rise_is_better("boxed_once") is False and drift.rise_is_better("ifeval_format") is True
+
+    run = _boxed_run(tmp_path / "run")
+    rows = {r.model: r for r in drift.format_drift(run)}
+    assert rows["base"].extras["boxed_once"] == 1.0
+    assert rows["sft"].extras["boxed_once"] == pytest.approx(2 / 12)
+    assert rows["sft"].extras["ifeval_format"] is None
+
+    section = drift_table(list(rows.values()))
+    at = section.table.columns.index("mean length")
+    assert section.table.columns[at + 1 : at + 3] == ["IFEval format %", "boxed once %"]
+    assert [r[at + 2] for r in section.table.rows] == ["100.0", "16.7"]
+    table = {r["model"]: r for r in csv.DictReader(io.StringIO(section.csv))}
+    assert (table["base"]["boxed_once_pct"], table["sft"]["boxed_once_pct"]) == ("100.00", "16.67")
+
+    change = next(c for c in drift.changes_vs_base(run) if c.quantity == "boxed_once")
+    assert change.label == "answers boxed once on tiny_boxed" and not change.is_score
+    assert change.delta == pytest.approx(-10 / 12)
+
+
+def test_a_benchmark_measure_whose_name_is_taken_is_refused():
+    @dataclass(frozen=True)
+    class LengthClash(MathBenchmark):
+        drift_extras: ClassVar[tuple[DriftExtra, ...]] = (DriftExtra("length", "x", "x"),)
+
+    register(LengthClash("tiny_clash", size=1, loader=lambda: []))
+    try:
+        with pytest.raises(HarnessError, match="'tiny_clash': drift measure 'length' exists already"):
+            drift.measure_names()
+    finally:
+        BENCHMARKS.pop("tiny_clash")
+    assert "length" in drift.measure_names()
