@@ -131,6 +131,7 @@ def item_measures(records: list[dict], task: str) -> Measures:
     """Per-item values of every drift measure that applies to this task's records."""
     values: dict[str, dict[str, float]] = {m: {} for m in measure_names()}
     bench = BENCHMARKS.get(task)
+    own = {e.name for e in bench.drift_extras} if bench is not None else set()
     added = added_measures()
     units = set()
     for rec in records:
@@ -148,6 +149,10 @@ def item_measures(records: list[dict], task: str) -> Measures:
             units.add(length[1])
         if bench is not None:
             for name, value in bench.drift_measures(rec).items():
+                if name not in own:
+                    raise HarnessError(
+                        f"benchmark {task!r} measures {name!r}, which its drift_extras do not name"
+                    )
                 values[name][item] = value
     return _drop_mixed_lengths(values, units)
 

@@ -240,3 +240,18 @@ def test_a_benchmark_measure_whose_name_is_taken_is_refused():
     finally:
         BENCHMARKS.pop("tiny_clash")
     assert "length" in drift.measure_names()
+
+
+def test_a_benchmark_measure_it_does_not_declare_is_refused():
+    @dataclass(frozen=True)
+    class Undeclared(BoxedOnceMath):
+        drift_extras: ClassVar[tuple[DriftExtra, ...]] = ()
+
+    register(Undeclared("tiny_undeclared", size=1, loader=lambda: []))
+    try:
+        with pytest.raises(
+            HarnessError, match="'tiny_undeclared' measures 'boxed_once', which its drift_extras"
+        ):
+            drift.item_measures([_boxed_record(0, 1)], "tiny_undeclared")
+    finally:
+        BENCHMARKS.pop("tiny_undeclared")
