@@ -22,13 +22,13 @@ FAMILIES = {
     "attention": AVX2,  # attend.c: simd.h's VEC (AVX2 + FMA); other head sizes than multiples of 8 go scalar
     "elementwise": AVX2,  # elementwise.c: simd.h's VEC
     "gemm": AVX2,  # gemm.c: the AVX2/FMA and AVX-512 micro-kernels
-    "train": AVX2,  # training/train_kernels.c (token loss, RoPE): simd.h's VEC
+    "train": AVX2,  # training/train_kernels.c (the token loss): simd.h's VEC
     "train_attention": AVX512,  # training/train_attention.c: AVX-512 only
 }
 # The native matmul runs on calls of at most this many rows (decode steps); larger calls (prefill) go to
 # torch's F.linear. perf/kernels.py measures each row count against torch.compile and prints the limit
 # the margin rule gives (docs/performance.md).
-GEMM_MAX_ROWS = 64
+GEMM_MAX_ROWS = 128
 _LEVEL_FLAGS = ((AVX512, {"avx512f", "avx2", "fma"}), (AVX2, {"avx2", "fma"}))
 _TORCH_LEVELS = {"AVX512": AVX512, "AVX2": AVX2}  # torch.backends.cpu.get_cpu_capability() names
 

@@ -167,7 +167,6 @@ def train_cases():
     from training import fused
 
     g = torch.Generator().manual_seed(3)
-    tokens = 2048  # one packed training row of the cgd method's length
 
     def loss_torch(logits, target):
         logp = logits.log_softmax(-1)
@@ -191,24 +190,6 @@ def train_cases():
         (lambda: loss_native(logits, target)),
         (lambda: compiled_loss(logits, target)),
     )
-
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
-    q = torch.randn(1, HEADS, tokens, HEAD_DIM, generator=g).requires_grad_()
-    k = torch.randn(1, KV_HEADS, tokens, HEAD_DIM, generator=g).requires_grad_()
-    angles = torch.rand(1, tokens, HEAD_DIM // 2, generator=g) * 6.28
-    cos, sin = (torch.cat([f(angles)] * 2, -1) for f in (torch.cos, torch.sin))
-
-    def rope_torch(q, k):  # Llama's own RoPE, what the step runs without the kernel
-        qr, kr = apply_rotary_pos_emb(q, k, cos, sin)
-        (qr.sum() + kr.sum()).backward()
-
-    def rope_native(q, k):
-        qr, kr = fused._apply_rope(q, k, cos, sin)
-        (qr.sum() + kr.sum()).backward()
-
-    compiled_rope = _compile(rope_torch)
-    yield f"rope fwd+bwd {tokens} tokens, q+k", (lambda: rope_native(q, k)), (lambda: compiled_rope(q, k))
 
 
 def train_attention_cases():

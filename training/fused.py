@@ -1,5 +1,5 @@
-"""The training step's fused CPU kernels (training/train_kernels.c: RoPE and the token loss;
-training/train_attention.c: causal attention within each packed row) as autograd functions, an LM head
+"""The training step's fused CPU kernels (training/train_kernels.c: the token loss; training/train_attention.c:
+causal attention within each packed row) as autograd functions, an LM head
 whose weight gradient sums in place, and the switch that puts them into a Llama-architecture model for
 one forward.
 
@@ -22,7 +22,6 @@ from transformers.models.llama import modeling_llama
 import cpu_engine
 
 SOURCES = [Path(__file__).with_name(name) for name in ("train_kernels.c", "train_attention.c")]
-_STOCK_ROPE = modeling_llama.apply_rotary_pos_emb  # what `fused` puts back
 
 
 @lru_cache(maxsize=1)
@@ -33,12 +32,10 @@ def library():
         return None
     ptr, size = ctypes.c_void_p, ctypes.c_int64
     lib.token_loss.argtypes = [ptr] * 6 + [size] * 2
-    lib.rope.argtypes = [ptr] * 4 + [size] * 3 + [ctypes.c_int]
     lib.attention_forward.argtypes = [ptr] * 6 + [size] * 3 + [ctypes.c_float]
     lib.attention_backward.argtypes = [ptr] * 10 + [size] * 3 + [ctypes.c_float]
     for fn in (
         lib.token_loss,
-        lib.rope,
         lib.attention_forward,
         lib.attention_backward,
     ):
@@ -94,23 +91,6 @@ class _TokenLoss(torch.autograd.Function):
             raise RuntimeError("token_loss: backward through the graph a second time")
         grad, ctx.grad = ctx.grad, None  # scaled in place: the buffer is this function's own
         return grad.mul_(grad_loss), None
-
-
-class _Rope(torch.autograd.Function):
-    """x [batch, heads, tokens, d] rotated by cos, sin [batch or 1, tokens, d]; the kernel works on the
-    [batch, tokens, heads, d] layout the projections produce, so a transposed view costs no copy."""
-
-    @staticmethod
-    def forward(ctx, x, cos, sin):
-        b, _, t, d = x.shape
-        cos, sin = (c.expand(b, t, d).contiguous() for c in (cos, sin))
-        ctx.save_for_backward(cos, sin)
-        return _rotate(x, cos, sin, backward=0)
-
-    @staticmethod
-    def backward(ctx, grad):
-        cos, sin = ctx.saved_tensors
-        return _rotate(grad, cos, sin, backward=1), None, None
 
 
 def row_attention(query, key, value, lengths: list[int], scale: float) -> torch.Tensor | None:
@@ -180,31 +160,17 @@ class _Head(torch.autograd.Function):
         return dx, dw
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: int) -> torch.Tensor:
-    b, heads, t, d = x.shape
-    rows = x.transpose(1, 2).contiguous()
-    out = torch.empty_like(rows)
-    library().rope(rows.data_ptr(), cos.data_ptr(), sin.data_ptr(), out.data_ptr(), b * t, heads, d, backward)
-    return out.transpose(1, 2)
-
-
 def _head_forward(self, x):
     if not _cpu_fp32(x, self.weight):
         return type(self).forward(self, x)
     return _Head.apply(x, self.weight)
 
 
-def _apply_rope(q, k, cos, sin, unsqueeze_dim=1):
-    if unsqueeze_dim != 1 or not _cpu_fp32(q, k, cos, sin):
-        return _STOCK_ROPE(q, k, cos, sin, unsqueeze_dim)
-    return _Rope.apply(q, cos, sin), _Rope.apply(k, cos, sin)
-
-
 def fusable(modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
-    """The modules of a model (all of them, in one walk) that the fused kernels change: its plain
-    (bias-free nn.Linear) LM head, whose forward `fused` replaces, and its Llama attention layers, whose
-    RoPE it replaces; [] where the kernels cannot load. RMSNorm and the SiLU gate keep the model's own
-    forwards: their kernels lost to torch.compile (docs/performance.md, the margin rule) and were removed."""
+    """The modules of a model (all of them, in one walk) whose forward `fused` replaces: its plain
+    (bias-free nn.Linear) LM head; [] where the kernels cannot load. RMSNorm, the SiLU gate and RoPE keep
+    the model's own forwards: their kernels lost to torch.compile (docs/performance.md, the margin rule)
+    and were removed."""
     if library() is None:
         return []
     heads = {
@@ -214,22 +180,17 @@ def fusable(modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
         and type(m.lm_head) is torch.nn.Linear
         and m.lm_head.bias is None
     }
-    return [m for m in modules if id(m) in heads or type(m) is modeling_llama.LlamaAttention]
+    return [m for m in modules if id(m) in heads]
 
 
 @contextlib.contextmanager
 def fused(modules: list[torch.nn.Module]):
-    """The fused kernels in these modules (from `fusable`) for the duration of one forward; the autograd
-    graph it builds keeps them for the backward. The model's own forwards after."""
-    heads = [m for m in modules if type(m) is not modeling_llama.LlamaAttention]
-    rope = len(heads) < len(modules)
-    for m in heads:
+    """The LM head's forward (from `fusable`) for the duration of one forward; the autograd graph it builds
+    keeps it for the backward. The model's own forwards after."""
+    for m in modules:
         m.forward = _head_forward.__get__(m)
-    if rope:
-        modeling_llama.apply_rotary_pos_emb = _apply_rope
     try:
         yield
     finally:
-        modeling_llama.apply_rotary_pos_emb = _STOCK_ROPE
-        for m in heads:
+        for m in modules:
             del m.forward

@@ -1,6 +1,6 @@
-/* The training step's elementwise work, fused, for training/fused.py: the token loss over the vocabulary
- * (with its gradient and the logged entropy and top-1) and RoPE, each with its backward. (RMSNorm and
- * the SiLU gate were here too, until perf/kernels.py found them slower than torch.compile.)
+/* The training step's token loss, fused, for training/fused.py: the loss over the vocabulary with its
+ * gradient and the logged entropy and top-1, in two passes. (RMSNorm, the SiLU gate and RoPE were here
+ * too, until perf/kernels.py found them slower than torch.compile: the model's own torch ops run them.)
  *
  * Why by hand: in torch each of these is a chain of small ops, each a pass over memory with its own
  * allocation; autograd's backward of the chain is longer still. On a 2-core CPU the chains took about
@@ -102,32 +102,6 @@ void token_loss(const float *logits, const int64_t *target, float *grad, float *
             float *g = grad + r * vocab;
             softmax_row(x, vocab, m, (float)(1.0 / s), g);
             g[target[r]] -= 1.0f;
-        }
-    }
-}
-
-/* --- RoPE: x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1] ---------------------------- */
-
-/* x, out [tokens][heads][d]; cos, sin [tokens][d]. backward: the transposed rotation, which maps the
- * gradient of the output to the gradient of x: [g1 c1 + g2 s2, g2 c2 - g1 s1]. */
-void rope(const float *x, const float *cos, const float *sin, float *out, int64_t tokens, int64_t heads, int64_t d,
-          int backward) {
-    const int64_t half = d / 2;
-#pragma omp parallel for if (tokens * heads * d > BIG) schedule(static)
-    for (int64_t t = 0; t < tokens; t++) {
-        const float *c = cos + t * d, *s = sin + t * d;
-        for (int64_t h = 0; h < heads; h++) {
-            const float *a = x + (t * heads + h) * d, *b = a + half;
-            float *o = out + (t * heads + h) * d;
-            for (int64_t i = 0; i < half; i++) {
-                if (backward) {
-                    o[i] = a[i] * c[i] + b[i] * s[half + i];
-                    o[half + i] = b[i] * c[half + i] - a[i] * s[i];
-                } else {
-                    o[i] = a[i] * c[i] - b[i] * s[i];
-                    o[half + i] = b[i] * c[half + i] + a[i] * s[half + i];
-                }
-            }
         }
     }
 }

@@ -33,24 +33,6 @@ def _close(runs, tol=1e-5):
 
 
 @needs_kernels
-@pytest.mark.parametrize("batch,cos_batch,d", [(1, 1, 64), (2, 1, 16), (2, 2, 6)])
-def test_rope_matches_llamas(batch, cos_batch, d):
-    torch.manual_seed(0)
-    # The projections' layout: [batch, tokens, heads, d] seen as [batch, heads, tokens, d].
-    q = torch.randn(batch, 9, 4, d).transpose(1, 2)
-    k = torch.randn(batch, 9, 2, d).transpose(1, 2)
-    angles = torch.randn(cos_batch, 9, d // 2)
-    cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
-    runs = _both(
-        lambda q, k: fused._apply_rope(q, k, cos, sin),
-        lambda q, k: modeling_llama.apply_rotary_pos_emb(q, k, cos, sin),
-        q,
-        k,
-    )
-    _close(runs, tol=1e-6)
-
-
-@needs_kernels
 @pytest.mark.parametrize("vocab", [49152, 1001])
 def test_token_loss_matches_cross_entropy_and_the_logged_statistics(vocab):
     torch.manual_seed(0)
@@ -110,8 +92,7 @@ def test_fused_model_gives_the_stock_loss_and_gradients_and_is_undone():
     for switch in (True, False):
         model.zero_grad()
         modules = fused.fusable(list(model.modules())) if switch else []
-        # each layer's attention (its RoPE) and the LM head
-        assert not switch or len(modules) == 2 + 1
+        assert not switch or modules == [model.lm_head]
         with fused.fused(modules):
             logits = model(input_ids=ids).logits
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, 300), ids[:, 1:].reshape(-1))
@@ -121,9 +102,8 @@ def test_fused_model_gives_the_stock_loss_and_gradients_and_is_undone():
     torch.testing.assert_close(fused_loss, stock_loss, rtol=1e-6, atol=0)
     for name, g in stock_grads.items():
         torch.testing.assert_close(fused_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
-    # Undone: the modules' own forwards and the module's own RoPE again.
+    # Undone: the modules' own forwards again.
     assert all("forward" not in vars(m) for m in model.modules())
-    assert modeling_llama.apply_rotary_pos_emb is fused._STOCK_ROPE
 
 
 def _rows_by_sdpa(q, k, v, lengths, scale):
@@ -187,16 +167,11 @@ def test_row_attention_leaves_other_head_sizes_to_sdpa():
 
 
 @needs_kernels
-def test_fusable_leaves_norms_and_mlps_to_the_model_and_a_biased_head_too():
+def test_fusable_takes_the_plain_lm_head_only():
     model = _tiny_llama()
-    kinds = {type(m) for m in fused.fusable(list(model.modules()))}
-    assert kinds == {modeling_llama.LlamaAttention, torch.nn.Linear}  # RoPE and the LM head only
+    assert fused.fusable(list(model.modules())) == [model.lm_head]  # norms, MLPs and RoPE stay the model's
     model.lm_head.bias = torch.nn.Parameter(torch.zeros(300))
-    modules = fused.fusable(list(model.modules()))
-    assert {type(m) for m in modules} == {modeling_llama.LlamaAttention}
-    with fused.fused(modules):  # no plain head: RoPE is still the kernel's
-        assert modeling_llama.apply_rotary_pos_emb is fused._apply_rope
-    assert modeling_llama.apply_rotary_pos_emb is fused._STOCK_ROPE
+    assert fused.fusable(list(model.modules())) == []
 
 
 @needs_kernels
