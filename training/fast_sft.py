@@ -10,8 +10,8 @@ most `pack_tokens` tokens: the linear layers see every packed token at once, as 
 batch but without the pad tokens, while attention runs row by row through a registered attention
 function, causal within each row (positions restart at 0 for each row, as they would alone). Only
 the positions with a label go through the LM head, and each pack's backward runs before the next
-pack's forward. On fp32 CPU Llama models RoPE, the loss with its logged entropy and accuracy, and the
-per-row attention run as fused kernels
+pack's forward. On fp32 CPU Llama models the loss with its logged entropy and accuracy and the per-row
+attention run as fused kernels
 (training/fused.py); freed memory stays in the process for the next pack, and AdamW's moments are
 allocated before the first forward. Gradients accumulate exactly as across a padded batch: the
 summed token loss is divided by the same `num_items_in_batch`. The batches, the order, the optimizer
