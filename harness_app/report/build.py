@@ -104,10 +104,9 @@ def _drift_plot(run: RunData, changes: list[drift.Change], margin: float):
     )
 
 
-def _measures_plot(run: RunData, rows: list[drift.DriftRow]):
-    """Format drift levels per generative benchmark and model: parseable, each added measure, length."""
-    if not rows:
-        return None
+def _measure_panels(rows: list[drift.DriftRow]) -> list[tuple[str, dict[str, list[float | None]]]]:
+    """One panel per drift measure with a level somewhere: parseable, each measure a study adds,
+    each benchmark's own (bars only on its benchmark's row), then mean length."""
     tasks = list(dict.fromkeys(r.task for r in rows))
     models = list(dict.fromkeys(r.model for r in rows))
     by_key = {(r.task, r.model): r for r in rows}
@@ -115,20 +114,34 @@ def _measures_plot(run: RunData, rows: list[drift.DriftRow]):
     def values(get) -> dict[str, list[float | None]]:
         return {m: [get(by_key[t, m]) if (t, m) in by_key else None for t in tasks] for m in models}
 
-    units = {r.length_unit for r in rows if r.length_unit}
-    panels = [
-        ("parseable final answer (%)", values(lambda r: None if r.parseable is None else 100 * r.parseable)),
-        *(
-            (
-                f"{m.label} (%)",
-                values(lambda r, name=m.name: None if r.added.get(name) is None else 100 * r.added[name]),
-            )
-            for m in drift.added_measures()
-        ),
+    def share(get) -> dict[str, list[float | None]]:
+        return values(lambda r: None if get(r) is None else 100 * get(r))
+
+    panels = [("parseable final answer (%)", share(lambda r: r.parseable))]
+    panels += [(f"{m.label} (%)", share(lambda r, n=m.name: r.added.get(n))) for m in drift.added_measures()]
+    panels += [
+        (f"{e.heading} (%)", share(lambda r, n=e.name: r.extras.get(n)))
+        for e in drift.benchmark_extras().values()
+        if any(r.extras.get(e.name) is not None for r in rows)
     ]
+    units = {r.length_unit for r in rows if r.length_unit}
     if len(units) == 1:
         panels.append((f"mean length ({units.pop()})", values(lambda r: r.mean_length)))
-    return plots.measure_panels(tasks, panels, _colors(run))
+    return panels
+
+
+def _measures_plot(run: RunData, rows: list[drift.DriftRow]):
+    """Format drift levels per generative benchmark and model, a panel per measure."""
+    if not rows:
+        return None
+    return plots.measure_panels(
+        list(dict.fromkeys(r.task for r in rows)), _measure_panels(rows), _colors(run)
+    )
+
+
+def _measures_caption(rows: list[drift.DriftRow]) -> str:
+    titles = [title.removesuffix(" (%)") for title, _ in _measure_panels(rows)] if rows else []
+    return "Format drift per generative benchmark and model: " + "; ".join(titles) + "."
 
 
 def _points(rows: list[dict], key: str) -> tuple[list[float], list[float]] | None:
@@ -272,8 +285,7 @@ def report_files(
         "with several seeds).",
         "deltas.png": f"Each method's change vs base on matched items; dashed: the -{cfg.margin:g}-point "
         "non-inferiority margin (analysis.margin).",
-        "measures.png": "Format drift: share of answers with a parseable final answer, share written as "
-        "critiques, and mean response length.",
+        "measures.png": _measures_caption(drift_levels),
         "loss.png": "Training loss per optimizer step (train/<label>/log.jsonl).",
     }
     # drift.png repeats the general benchmarks' rows of deltas.png: a file for papers, not the page.

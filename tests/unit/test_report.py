@@ -460,3 +460,19 @@ def test_plots_are_readable_without_overlapping_labels(kind: str) -> None:
     assert not clashes
     # Shown at DISPLAY_DPI, the figure fits a laptop's page column.
     assert plots.display_width(plots.png(fig)) <= 1100
+
+
+def test_measures_plot_draws_each_benchmarks_own_measure_on_its_benchmark() -> None:
+    from harness.drift import DriftRow
+    from harness_app.report.build import _measure_panels, _measures_caption
+
+    rows = [
+        DriftRow("ifeval", "base", 10, 0.9, 50.0, "tokens", extras={"ifeval_format": 0.8}),
+        DriftRow("math500", "base", 10, 0.7, 60.0, "tokens", extras={"ifeval_format": None}),
+    ]
+    panels = dict(_measure_panels(rows))
+    assert panels["IFEval format (%)"] == {"base": [80.0, None]}
+    assert list(panels)[0] == "parseable final answer (%)" and list(panels)[-1] == "mean length (tokens)"
+    assert "IFEval format" in _measures_caption(rows)
+    # A measure no row has a level for gets no empty panel.
+    assert "IFEval format (%)" not in dict(_measure_panels(rows[1:]))
