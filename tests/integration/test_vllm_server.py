@@ -63,7 +63,8 @@ def teach_two_problems(run_root, spec: str) -> tuple[list[dict], dict]:
     cfg = BuildConfig(
         methods=["cgd"],
         teacher=spec,
-        teacher_options={"max_new_tokens": MAX_NEW_TOKENS},
+        # A 135M teacher can loop past the cap on one critique: that problem is dropped, not the run.
+        teacher_options={"max_new_tokens": MAX_NEW_TOKENS, "max_dropped_fraction": 0.5},
         problems=ProblemsConfig(n_problems=2, n_val=0, seed=0),
     )
     problems_stage(run, cfg)
@@ -79,9 +80,14 @@ def test_openai_teacher_critiques_and_refines_then_answers_from_the_cache(
     spec, data_dir, tmp_path, http_posts
 ):
     rows, meta = teach_two_problems(tmp_path / "first", spec)
-    # 2 probe answers, 2 critiques, 2 refinements: one request each, none retried.
-    assert sorted(u.rsplit("/v1/", 1)[1] for u in http_posts) == ["chat/completions"] * 6
-    assert len(rows) == 2
+    failures = meta["stats"].get("failures", {})
+    # Greedy: a truncated answer is dropped, never asked again (it would repeat).
+    assert "retried" not in failures
+    dropped = sum(failures.values())
+    critiques_failed = sum(n for cause, n in failures.items() if cause.startswith("critique_"))
+    assert len(rows) == 2 - dropped >= 1
+    # 2 probe answers, 2 critiques, a refinement per usable critique: one request each.
+    assert sorted(u.rsplit("/v1/", 1)[1] for u in http_posts) == ["chat/completions"] * (6 - critiques_failed)
     for row in rows:
         assert row["attempt"].strip() and row["critique"].strip() and row["refined"].strip()
         assert row["critique_tokens"] > 0 and row["refined_tokens"] > 0  # the server's usage counts
@@ -92,13 +98,17 @@ def test_openai_teacher_critiques_and_refines_then_answers_from_the_cache(
     assert meta["teacher"] == spec and meta["fingerprint"] == spec  # the backend's fingerprint is its spec
     assert meta["stats"]["teacher_tokens"] == sum(r["critique_tokens"] + r["refined_tokens"] for r in rows)
 
-    # A fresh run directory with the same problems: every answer comes from the generation cache.
+    # A fresh run directory with the same problems: every usable answer comes from the generation
+    # cache; only a dropped answer, which the cache never keeps, is asked for again.
     http_posts.clear()
     again, _ = teach_two_problems(tmp_path / "second", spec)
-    assert http_posts == []
-    assert [(r["attempt"], r["critique"], r["refined"]) for r in again] == [
-        (r["attempt"], r["critique"], r["refined"]) for r in rows
-    ]
+    # (Asked alone rather than beside another request, a dropped critique may now finish and be
+    # followed by its refinement.)
+    assert dropped <= len(http_posts) <= 2 * dropped
+    again_by_id = {r["id"]: (r["attempt"], r["critique"], r["refined"]) for r in again}
+    assert {r["id"]: again_by_id.get(r["id"]) for r in rows} == {
+        r["id"]: (r["attempt"], r["critique"], r["refined"]) for r in rows
+    }
 
 
 def test_harness_eval_on_the_served_model_writes_results(spec, data_dir, tmp_path):
