@@ -104,7 +104,11 @@ def _drift_plot(run: RunData, changes: list[drift.Change], margin: float):
     )
 
 
-def _measure_panels(rows: list[drift.DriftRow]) -> list[tuple[str, dict[str, list[float | None]]]]:
+# A drift panel: its title, and per model one level per task (None: no bar).
+Panels = list[tuple[str, dict[str, list[float | None]]]]
+
+
+def _measure_panels(rows: list[drift.DriftRow]) -> Panels:
     """One panel per drift measure with a level somewhere: parseable, each measure a study adds,
     each benchmark's own (bars only on its benchmark's row), then mean length."""
     tasks = list(dict.fromkeys(r.task for r in rows))
@@ -115,7 +119,7 @@ def _measure_panels(rows: list[drift.DriftRow]) -> list[tuple[str, dict[str, lis
         return {m: [get(by_key[t, m]) if (t, m) in by_key else None for t in tasks] for m in models}
 
     def share(get) -> dict[str, list[float | None]]:
-        return values(lambda r: None if get(r) is None else 100 * get(r))
+        return values(lambda r: None if (v := get(r)) is None else 100 * v)
 
     panels = [("parseable final answer (%)", share(lambda r: r.parseable))]
     panels += [(f"{m.label} (%)", share(lambda r, n=m.name: r.added.get(n))) for m in drift.added_measures()]
@@ -130,17 +134,15 @@ def _measure_panels(rows: list[drift.DriftRow]) -> list[tuple[str, dict[str, lis
     return panels
 
 
-def _measures_plot(run: RunData, rows: list[drift.DriftRow]):
+def _measures_plot(run: RunData, rows: list[drift.DriftRow], panels: Panels):
     """Format drift levels per generative benchmark and model, a panel per measure."""
     if not rows:
         return None
-    return plots.measure_panels(
-        list(dict.fromkeys(r.task for r in rows)), _measure_panels(rows), _colors(run)
-    )
+    return plots.measure_panels(list(dict.fromkeys(r.task for r in rows)), panels, _colors(run))
 
 
-def _measures_caption(rows: list[drift.DriftRow]) -> str:
-    titles = [title.removesuffix(" (%)") for title, _ in _measure_panels(rows)] if rows else []
+def _measures_caption(panels: Panels) -> str:
+    titles = [title.removesuffix(" (%)") for title, _ in panels]
     return "Format drift per generative benchmark and model: " + "; ".join(titles) + "."
 
 
@@ -221,6 +223,7 @@ def report_files(
     main = sections.main_table(run, [c for c in changes if c.is_score])
     drift_levels = drift.format_drift(run)
     drift_rows = sections.drift_table(drift_levels)
+    measure_panels = _measure_panels(drift_levels)
     forgetting = drift.forgetting(run, cfg.alpha, changes)
     forget = sections.forgetting_table(forgetting)
     compute = sections.compute_table(run)
@@ -267,7 +270,7 @@ def report_files(
         "scores.png": _png(_score_plot(run)),
         "deltas.png": _png(_deltas_plot(run, changes, cfg.margin)),
         "drift.png": _png(_drift_plot(run, forgetting, cfg.margin)),
-        "measures.png": _png(_measures_plot(run, drift_levels)),
+        "measures.png": _png(_measures_plot(run, drift_levels, measure_panels)),
         "loss.png": _png(_loss_plot(run)),
         "uncertainty.md": _markdown(run, "Refinement uncertainty", unc.parts) if unc else None,
         "uncertainty.csv": unc.csv if unc else None,
@@ -285,7 +288,7 @@ def report_files(
         "with several seeds).",
         "deltas.png": f"Each method's change vs base on matched items; dashed: the -{cfg.margin:g}-point "
         "non-inferiority margin (analysis.margin).",
-        "measures.png": _measures_caption(drift_levels),
+        "measures.png": _measures_caption(measure_panels),
         "loss.png": "Training loss per optimizer step (train/<label>/log.jsonl).",
     }
     # drift.png repeats the general benchmarks' rows of deltas.png: a file for papers, not the page.

@@ -470,9 +470,10 @@ def test_measures_plot_draws_each_benchmarks_own_measure_on_its_benchmark() -> N
         DriftRow("ifeval", "base", 10, 0.9, 50.0, "tokens", extras={"ifeval_format": 0.8}),
         DriftRow("math500", "base", 10, 0.7, 60.0, "tokens", extras={"ifeval_format": None}),
     ]
-    panels = dict(_measure_panels(rows))
+    panel_list = _measure_panels(rows)
+    panels = dict(panel_list)
     assert panels["IFEval format (%)"] == {"base": [80.0, None]}
     assert list(panels)[0] == "parseable final answer (%)" and list(panels)[-1] == "mean length (tokens)"
-    assert "IFEval format" in _measures_caption(rows)
+    assert "IFEval format" in _measures_caption(panel_list)
     # A measure no row has a level for gets no empty panel.
     assert "IFEval format (%)" not in dict(_measure_panels(rows[1:]))
