@@ -50,7 +50,10 @@ def test_an_edited_training_set_is_rebuilt_and_cgd_is_not_retrained_on_it(compar
     assert "data/cgd.jsonl changed since stage build:cgd wrote it" in warning and "again" in warning
     assert data.read_bytes() == original
     after = _stages(root)
-    assert {k for k in after if after[k] != before[k]} == {"build:cgd"}  # train:cgd and the rest reused
+    # build:cgd ran again; its entry may be byte-identical (same outputs, and a millisecond wall time
+    # that can repeat), so the log says it ran; train:cgd and the rest kept their entries.
+    assert "stage build:cgd: up to date, skipped" not in proc.stderr
+    assert {k for k in after if after[k] != before[k]} <= {"build:cgd"}
 
 
 def test_an_edited_or_truncated_samples_file_is_refused_by_the_report_and_redone_by_compare(
